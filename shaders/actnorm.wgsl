@@ -1,0 +1,82 @@
+// actnorm.wgsl — ActNorm(Q): u_i = (y_i − β_i) / (exp(a_i) + γ), γ = 1e-6,
+// log|det| = −Σ_i log(exp(a_i) + γ) added to every row's logdet.
+//
+// Entry points:
+//   actnorm_forward — thread per element of (N, Q); thread (row, 0) also adds the log-det.
+//   actnorm_inverse — y_i = u_i (exp(a_i) + γ) + β_i.
+//   actnorm_init    — data-dependent initialisation, thread per dimension: β = mean,
+//                     exp(a) = population std of the batch; a = 0 where std < 1e-6.
+// Bindings: 0 uniform ActNorm; 1 params (β at beta_off, a at a_off); 2 input (N, Q);
+//           3 output (N, Q); 4 logdet (N) (forward only).
+// Dispatch: 1-D grid of 64-wide workgroups, folded into y past 65535 (see grid_index).
+// Twin: src/reference/actnorm.rs
+
+struct ActNorm {
+    n: u32, q: u32, beta_off: u32, a_off: u32,
+}
+
+const GAMMA: f32 = 1e-6;
+
+@group(0) @binding(0) var<uniform> p: ActNorm;
+// read_write because actnorm_init writes β and a; the other entry points only read.
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> x_in: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> logdet: array<f32>;
+
+fn grid_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
+fn scale(i: u32) -> f32 {
+    return exp(params[p.a_off + i]) + GAMMA;
+}
+
+@compute @workgroup_size(64)
+fn actnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = grid_index(gid, nwg);
+    if (e >= p.n * p.q) {
+        return;
+    }
+    let i = e % p.q;
+    x_out[e] = (x_in[e] - params[p.beta_off + i]) / scale(i);
+    if (i == 0u) {
+        var ld = 0.0;
+        for (var j = 0u; j < p.q; j++) {
+            ld -= log(scale(j));
+        }
+        logdet[e / p.q] += ld;
+    }
+}
+
+@compute @workgroup_size(64)
+fn actnorm_inverse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = grid_index(gid, nwg);
+    if (e >= p.n * p.q) {
+        return;
+    }
+    let i = e % p.q;
+    x_out[e] = x_in[e] * scale(i) + params[p.beta_off + i];
+}
+
+@compute @workgroup_size(64)
+fn actnorm_init(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= p.q) {
+        return;
+    }
+    // Two passes (mean, then squared deviations) keep f32 variance accurate.
+    var mean = 0.0;
+    for (var r = 0u; r < p.n; r++) {
+        mean += x_in[r * p.q + i];
+    }
+    mean /= f32(p.n);
+    var var_ = 0.0;
+    for (var r = 0u; r < p.n; r++) {
+        let d = x_in[r * p.q + i] - mean;
+        var_ += d * d;
+    }
+    let sd = sqrt(var_ / f32(p.n));
+    params[p.beta_off + i] = mean;
+    params[p.a_off + i] = select(0.0, log(sd), sd >= 1e-6);
+}

@@ -1,0 +1,27 @@
+// permute.wgsl — a fixed permutation of the Q columns as a gather: out[row, i] = x[row, idx[i]].
+// Reverse uses idx = (Q−1, …, 0); Shuffle uses its stored π; an inverse uses π⁻¹.
+// log|det| = 0, so nothing is added to logdet.
+//
+// Entry point: permute_gather — thread per element of (N, Q).
+// Bindings: 0 uniform Permute; 1 idx (Q) u32; 2 x_in (N, Q); 3 x_out (N, Q).
+// Twin: src/reference/permute.rs
+
+struct Permute {
+    n: u32, q: u32, _p0: u32, _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Permute;
+@group(0) @binding(1) var<storage, read> idx: array<u32>;
+@group(0) @binding(2) var<storage, read> x_in: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn permute_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = gid.x + gid.y * nwg.x * 64u;
+    if (e >= p.n * p.q) {
+        return;
+    }
+    let row = e / p.q;
+    let i = e % p.q;
+    x_out[e] = x_in[row * p.q + idx[i]];
+}

@@ -1,0 +1,9 @@
+//! The only code that writes wgpu descriptors: device, buffers, kernels and dispatches.
+
+pub mod buffer;
+pub mod context;
+pub mod kernel;
+
+pub use buffer::{read_back, storage, storage_init, uniform};
+pub use context::{AdapterChoice, Gpu};
+pub use kernel::{grid, Dispatch, Kernel};

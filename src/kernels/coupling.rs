@@ -1,0 +1,38 @@
+//! Wrapper of shaders/coupling.wgsl (the affine part; the conditioner is GEMMs).
+//! Twin: src/reference/coupling.rs.
+
+use crate::gpu::{grid, uniform, Dispatch, Gpu};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CouplingUniform {
+    pub n: u32,
+    pub q: u32,
+    pub h: u32,
+    pub _pad: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Coupling {
+    pub n: usize,
+    pub q: usize,
+}
+
+impl Coupling {
+    fn uniform(&self, gpu: &Gpu, label: &str) -> wgpu::Buffer {
+        let u = CouplingUniform { n: self.n as u32, q: self.q as u32, h: (self.q / 2) as u32, _pad: 0 };
+        uniform(gpu, label, &u)
+    }
+
+    /// u_b = y_b ⊙ exp(s) + m; logdet += Σ s.
+    pub fn forward(&self, gpu: &Gpu, y: &wgpu::Buffer, rm: &wgpu::Buffer, u: &wgpu::Buffer, logdet: &wgpu::Buffer) -> Dispatch {
+        let un = self.uniform(gpu, "coupling_forward");
+        gpu.kernels().coupling_forward.bind(gpu, &un, &[y, rm, u, logdet], grid(self.n * self.q, 64))
+    }
+
+    /// y_b = (u_b − m) ⊙ exp(−s).
+    pub fn inverse(&self, gpu: &Gpu, u: &wgpu::Buffer, rm: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
+        let un = self.uniform(gpu, "coupling_inverse");
+        gpu.kernels().coupling_inverse.bind(gpu, &un, &[u, rm, y], grid(self.n * self.q, 64))
+    }
+}

@@ -1,0 +1,142 @@
+//! Wrapper of shaders/gemm.wgsl: C = A·B (+ bias) (→ ReLU) over strided views.
+//! Twin: src/reference/gemm.rs.
+
+use crate::gpu::{uniform, Dispatch, Gpu};
+
+/// A strided matrix view into a flat buffer: element (i, j) at `off + i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub off: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// Row-major with `cols` columns starting at element `off`.
+    pub fn rows(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
+        Self { buf, off, rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
+        Self { buf, off, rs: 1, cs: cols }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GemmUniform {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub a_off: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub b_off: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub c_off: u32,
+    pub c_rs: u32,
+    pub bias_off: u32,
+    pub _pad: [u32; 3],
+}
+
+pub const BIAS: u32 = 1;
+pub const RELU: u32 = 2;
+pub const ACCUM: u32 = 4;
+
+/// Which entry point of gemm.wgsl runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Register-blocked, no workgroup memory: fastest on CPU adapters (lavapipe).
+    Reg,
+    /// Workgroup-memory tiling: for real GPUs.
+    Tiled,
+}
+
+impl Variant {
+    pub fn for_adapter(gpu: &Gpu) -> Self {
+        if gpu.is_cpu() {
+            Variant::Reg
+        } else {
+            Variant::Tiled
+        }
+    }
+    fn tile(self) -> usize {
+        match self {
+            Variant::Reg => 32,
+            Variant::Tiled => 64,
+        }
+    }
+}
+
+/// The GEMM's shape, epilogue and output. C must be row-major (`cs = 1`).
+pub struct Gemm<'a> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: View<'a>,
+    pub b: View<'a>,
+    /// Bias buffer and offset; added per column.
+    pub bias: Option<(&'a wgpu::Buffer, usize)>,
+    pub c: View<'a>,
+    pub relu: bool,
+    pub accumulate: bool,
+}
+
+fn u32_of(x: usize, what: &str) -> u32 {
+    u32::try_from(x).unwrap_or_else(|_| panic!("gemm {what} = {x} does not fit in u32"))
+}
+
+impl Gemm<'_> {
+    pub fn uniform(&self) -> GemmUniform {
+        assert_eq!(self.c.cs, 1, "gemm writes row-major C");
+        let mut flags = 0;
+        if self.bias.is_some() {
+            flags |= BIAS;
+        }
+        if self.relu {
+            flags |= RELU;
+        }
+        if self.accumulate {
+            flags |= ACCUM;
+        }
+        GemmUniform {
+            m: u32_of(self.m, "m"),
+            n: u32_of(self.n, "n"),
+            k: u32_of(self.k, "k"),
+            flags,
+            a_off: u32_of(self.a.off, "a_off"),
+            a_rs: u32_of(self.a.rs, "a_rs"),
+            a_cs: u32_of(self.a.cs, "a_cs"),
+            b_off: u32_of(self.b.off, "b_off"),
+            b_rs: u32_of(self.b.rs, "b_rs"),
+            b_cs: u32_of(self.b.cs, "b_cs"),
+            c_off: u32_of(self.c.off, "c_off"),
+            c_rs: u32_of(self.c.rs, "c_rs"),
+            bias_off: self.bias.map_or(0, |(_, o)| u32_of(o, "bias_off")),
+            _pad: [0; 3],
+        }
+    }
+
+    /// Builds the dispatch (uniform and bind group created now, once).
+    pub fn dispatch(&self, gpu: &Gpu, variant: Variant, label: &str) -> Dispatch {
+        let u = uniform(gpu, label, &self.uniform());
+        let kernels = gpu.kernels();
+        let kernel = match variant {
+            Variant::Reg => &kernels.gemm_reg,
+            Variant::Tiled => &kernels.gemm_tiled,
+        };
+        // The bias binding must exist even when unused; A stands in for it.
+        let bias = self.bias.map_or(self.a.buf, |(b, _)| b);
+        let t = variant.tile();
+        let groups = if self.m == 0 || self.n == 0 {
+            [0, 0, 0]
+        } else {
+            [self.n.div_ceil(t) as u32, self.m.div_ceil(t) as u32, 1]
+        };
+        assert!(groups[1] <= 65535 && groups[0] <= 65535, "gemm {}x{} exceeds the dispatch grid", self.m, self.n);
+        kernel.bind(gpu, &u, &[self.a.buf, self.b.buf, bias, self.c.buf], groups)
+    }
+}

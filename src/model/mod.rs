@@ -1,0 +1,221 @@
+//! The MODEL.md architecture: configuration, layer list, flat parameter layout and
+//! initialisation. The model knows layers and parameter offsets, never GPU buffers.
+
+use anyhow::{bail, Result};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// `(D, B, L, depth, H, seed)`: everything that fixes a flow's shape and its initialisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowConfig {
+    /// Data dimensions D.
+    pub d: usize,
+    /// Auxiliary dimensions B.
+    pub b: usize,
+    /// Blocks L (2L couplings).
+    pub blocks: usize,
+    /// Hidden layers per conditioner.
+    pub depth: usize,
+    /// Hidden width H.
+    pub hidden: usize,
+    pub seed: u64,
+}
+
+impl FlowConfig {
+    /// Flow width Q = D + B.
+    pub fn q(&self) -> usize {
+        self.d + self.b
+    }
+    /// h = ⌊Q/2⌋, the coupling's conditioning half.
+    pub fn h(&self) -> usize {
+        self.q() / 2
+    }
+    pub fn validate(&self) -> Result<()> {
+        if self.q() < 2 {
+            bail!("flow width Q = D + B = {} must be at least 2 (a coupling needs two halves)", self.q());
+        }
+        if self.blocks < 1 {
+            bail!("the flow needs at least one block (L = {})", self.blocks);
+        }
+        if self.hidden < 1 {
+            bail!("hidden width H must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// A linear layer of a conditioner: `out = in · W + b`, W stored `[in][out]` at `w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear {
+    pub w: usize,
+    pub b: usize,
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+/// One layer in the data → latent direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layer {
+    ActNorm { index: usize, beta: usize, a: usize },
+    Coupling { index: usize, linears: Vec<Linear> },
+    Reverse,
+    /// `u_i = y_{perm[i]}`.
+    Shuffle { index: usize, perm: Vec<u32> },
+}
+
+impl Layer {
+    /// The gather indices of a permutation layer (Reverse or Shuffle).
+    pub fn gather_indices(&self, q: usize) -> Option<Vec<u32>> {
+        match self {
+            Layer::Reverse => Some((0..q as u32).rev().collect()),
+            Layer::Shuffle { perm, .. } => Some(perm.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The inverse permutation of a gather: if u_i = y_{p_i} then y_j = u_{inv_j}.
+pub fn invert_perm(p: &[u32]) -> Vec<u32> {
+    let mut inv = vec![0u32; p.len()];
+    for (i, &pi) in p.iter().enumerate() {
+        inv[pi as usize] = i as u32;
+    }
+    inv
+}
+
+/// A named slice of the flat parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A marginalizing flow: layers, parameter layout and the parameters themselves.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub config: FlowConfig,
+    pub layers: Vec<Layer>,
+    pub tensors: Vec<Tensor>,
+    pub params: Vec<f32>,
+    /// Whether the ActNorms have had their data-dependent initialisation.
+    pub actnorm_initialized: bool,
+}
+
+struct Builder {
+    tensors: Vec<Tensor>,
+    len: usize,
+}
+
+impl Builder {
+    fn add(&mut self, name: String, shape: Vec<usize>) -> usize {
+        let offset = self.len;
+        self.len += shape.iter().product::<usize>();
+        self.tensors.push(Tensor { name, shape, offset });
+        offset
+    }
+}
+
+impl Flow {
+    /// Builds the flow and initialises it as MODEL.md says: He-uniform hidden weights, zero
+    /// biases and output layers (each coupling starts as the identity), identity ActNorms
+    /// awaiting data-dependent initialisation, shuffles drawn from the seed.
+    pub fn new(config: FlowConfig) -> Result<Self> {
+        config.validate()?;
+        let q = config.q();
+        let h = config.h();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+        let mut b = Builder { tensors: Vec::new(), len: 0 };
+        let mut layers = Vec::new();
+        let (mut n_an, mut n_cp, mut n_sh) = (0, 0, 0);
+        let mut actnorm = |b: &mut Builder, layers: &mut Vec<Layer>| {
+            let beta = b.add(format!("an{n_an}.beta"), vec![q]);
+            let a = b.add(format!("an{n_an}.a"), vec![q]);
+            layers.push(Layer::ActNorm { index: n_an, beta, a });
+            n_an += 1;
+        };
+        let mut coupling = |b: &mut Builder, layers: &mut Vec<Layer>| {
+            let mut linears = Vec::new();
+            let mut fan_in = h;
+            for k in 0..=config.depth {
+                let fan_out = if k == config.depth { 2 * (q - h) } else { config.hidden };
+                let w = b.add(format!("cp{n_cp}.W{k}"), vec![fan_in, fan_out]);
+                let bias = b.add(format!("cp{n_cp}.b{k}"), vec![fan_out]);
+                linears.push(Linear { w, b: bias, fan_in, fan_out });
+                fan_in = fan_out;
+            }
+            layers.push(Layer::Coupling { index: n_cp, linears });
+            n_cp += 1;
+        };
+        actnorm(&mut b, &mut layers);
+        for block in 0..config.blocks {
+            coupling(&mut b, &mut layers);
+            layers.push(Layer::Reverse);
+            coupling(&mut b, &mut layers);
+            if block + 1 < config.blocks {
+                let mut perm: Vec<u32> = (0..q as u32).collect();
+                // Fisher–Yates, drawn in layer order so the seed fixes every permutation.
+                for i in (1..q).rev() {
+                    let j = rng.random_range(0..=i);
+                    perm.swap(i, j);
+                }
+                layers.push(Layer::Shuffle { index: n_sh, perm });
+                n_sh += 1;
+                actnorm(&mut b, &mut layers);
+            }
+        }
+        let mut params = vec![0f32; b.len];
+        for layer in &layers {
+            if let Layer::Coupling { linears, .. } = layer {
+                for lin in &linears[..linears.len() - 1] {
+                    let bound = (6.0 / lin.fan_in as f64).sqrt();
+                    for p in &mut params[lin.w..lin.w + lin.fan_in * lin.fan_out] {
+                        *p = rng.random_range(-bound..bound) as f32;
+                    }
+                }
+            }
+        }
+        Ok(Self { config, layers, tensors: b.tensors, params, actnorm_initialized: false })
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// The number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// The widest conditioner activation (for sizing workspaces).
+    pub fn max_linear_width(&self) -> usize {
+        self.config.hidden.max(2 * (self.config.q() - self.config.h()))
+    }
+
+    /// Parameters as f64 for the reference.
+    pub fn params_f64(&self) -> Vec<f64> {
+        self.params.iter().map(|&p| p as f64).collect()
+    }
+
+    /// Sets every parameter uniformly in ±scale, weights in ±scale/√fan_in so activations
+    /// keep their size (tests: a non-identity flow whose log-det is far from zero).
+    pub fn randomize(&mut self, seed: u64, scale: f64) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for t in &self.tensors {
+            let s = if t.shape.len() == 2 { scale / (t.shape[0] as f64).sqrt() } else { scale };
+            for p in &mut self.params[t.offset..t.offset + t.len()] {
+                *p = (rng.random_range(-1.0..1.0) * s) as f32;
+            }
+        }
+        self.actnorm_initialized = true;
+    }
+}

@@ -1,0 +1,44 @@
+//! Twin of shaders/coupling.wgsl: the affine part of a coupling given the conditioner
+//! output rm = (r, m) (n, 2(q−h)); s = bound(r) = tanh(r) everywhere.
+
+/// s = tanh(r), clamped as the shader does (tanh(±15) is ±1 in f32).
+pub fn bound(r: f64) -> f64 {
+    r.clamp(-15.0, 15.0).tanh()
+}
+
+/// u_a = y_a, u_b = y_b ⊙ exp(s) + m; logdet += Σ s.
+pub fn forward(y: &[f64], rm: &[f64], u: &mut [f64], logdet: &mut [f64], n: usize, q: usize) {
+    let h = q / 2;
+    let nb = q - h;
+    for row in 0..n {
+        let rm0 = row * 2 * nb;
+        for i in 0..q {
+            let e = row * q + i;
+            u[e] = if i < h {
+                y[e]
+            } else {
+                let j = i - h;
+                y[e] * bound(rm[rm0 + j]).exp() + rm[rm0 + nb + j]
+            };
+        }
+        logdet[row] += (0..nb).map(|j| bound(rm[rm0 + j])).sum::<f64>();
+    }
+}
+
+/// y_a = u_a, y_b = (u_b − m) ⊙ exp(−s).
+pub fn inverse(u: &[f64], rm: &[f64], y: &mut [f64], n: usize, q: usize) {
+    let h = q / 2;
+    let nb = q - h;
+    for row in 0..n {
+        let rm0 = row * 2 * nb;
+        for i in 0..q {
+            let e = row * q + i;
+            y[e] = if i < h {
+                u[e]
+            } else {
+                let j = i - h;
+                (u[e] - rm[rm0 + nb + j]) * (-bound(rm[rm0 + j])).exp()
+            };
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The f64 twins of every kernel, loop for loop like the shaders (same stems), plus the
+//! whole flow. Straightforward on purpose: this is the oracle every GPU test compares to.
+
+pub mod actnorm;
+pub mod coupling;
+pub mod flow;
+pub mod gemm;
+pub mod loss;
+pub mod permute;
+
+#[cfg(test)]
+mod jacobian_tests;

@@ -1,0 +1,56 @@
+//! Shared by every GPU test binary: one device (tests run in parallel threads and share
+//! it), seeded inputs, and a closeness check that names the worst element.
+#![allow(dead_code)]
+
+use mflow::gpu::{AdapterChoice, Gpu};
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new(&AdapterChoice::from_cli(None)) {
+        Ok(g) => g,
+        // A missing adapter is a failure, not a skip: CI installs lavapipe.
+        Err(e) => panic!("GPU tests need an adapter: {e:#}"),
+    })
+}
+
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// `len` values uniform in ±scale.
+pub fn uniform(seed: u64, len: usize, scale: f64) -> Vec<f32> {
+    let mut r = rng(seed);
+    (0..len).map(|_| (r.random_range(-1.0..1.0) * scale) as f32).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Asserts |got − want| ≤ abs + rel·|want| elementwise, reporting the worst offender.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], abs: f64, rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let g = g as f64;
+        let excess = (g - w).abs() - (abs + rel * w.abs());
+        if !g.is_finite() || excess > 0.0 {
+            let e = if g.is_finite() { excess } else { f64::INFINITY };
+            if worst.is_none_or(|(_, we)| e > we) {
+                worst = Some((i, e));
+            }
+        }
+    }
+    if let Some((i, _)) = worst {
+        panic!("{what}: element {i} is {} but the reference says {} (abs {abs}, rel {rel})", got[i], want[i]);
+    }
+}
+
+/// Relative error ‖got − want‖∞ / max(‖want‖∞, floor).
+pub fn rel_err(got: &[f32], want: &[f64], floor: f64) -> f64 {
+    let num = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0, f64::max);
+    let den = want.iter().map(|w| w.abs()).fold(floor, f64::max);
+    num / den
+}
