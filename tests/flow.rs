@@ -46,3 +46,32 @@ fn flow_matches_reference_tiled_gemm() {
         check_flow(d, b, n, Variant::Tiled);
     }
 }
+
+#[test]
+fn data_dependent_actnorm_init_matches_reference() {
+    let gpu = gpu();
+    let (d, b, n) = (3, 2, 50);
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 16, seed: 4 }).unwrap();
+    // Non-zero output layers so every ActNorm after the first sees a transformed input.
+    flow.randomize(9, 0.5);
+    flow.actnorm_initialized = false;
+    let q = flow.config.q();
+    let y: Vec<f32> = uniform(3, n * q, 1.0).iter().enumerate().map(|(i, v)| v * (1 + i % q) as f32 + i as f32 % 3.0).collect();
+    let g = GpuFlow::new(gpu, &flow, n);
+    let out = g.init_and_forward(gpu, &y);
+    let mut p = flow.params_f64();
+    rf::init_actnorms(&flow, &mut p, &to_f64(&y), n);
+    assert_close("params after init", &g.download_params(gpu), &p, 1e-4, 1e-4);
+    let lp = rf::log_prob(&flow, &p, &to_f64(&y), n);
+    assert_close("log p_T after init", &out.logp, &lp, 1e-4, 1e-4);
+    // The first ActNorm standardises its input: u after it has mean 0 and std 1 per dim.
+    let (u0, _) = {
+        let mut ld = vec![0.0; n];
+        (mflow::reference::flow::layer_forward(&flow.layers[0], &p, &to_f64(&y), &mut ld, n, q), ld)
+    };
+    for i in 0..q {
+        let m: f64 = (0..n).map(|r| u0[r * q + i]).sum::<f64>() / n as f64;
+        let v: f64 = (0..n).map(|r| (u0[r * q + i] - m).powi(2)).sum::<f64>() / n as f64;
+        assert!(m.abs() < 1e-6 && (v - 1.0).abs() < 1e-4, "dim {i}: mean {m}, var {v}");
+    }
+}

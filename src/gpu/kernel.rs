@@ -83,3 +83,10 @@ pub fn record_all<'a>(encoder: &mut wgpu::CommandEncoder, label: &str, dispatche
         d.record(&mut pass);
     }
 }
+
+/// Records `dispatches` into one encoder and submits it (tests, one-off work).
+pub fn submit(gpu: &Gpu, label: &str, dispatches: &[&Dispatch]) {
+    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    record_all(&mut enc, label, dispatches.iter().copied());
+    gpu.queue.submit([enc.finish()]);
+}

@@ -6,4 +6,4 @@ pub mod kernel;
 
 pub use buffer::{read_back, storage, storage_init, uniform};
 pub use context::{AdapterChoice, Gpu};
-pub use kernel::{grid, Dispatch, Kernel};
+pub use kernel::{grid, submit, Dispatch, Kernel};

@@ -219,3 +219,46 @@ impl Flow {
         self.actnorm_initialized = true;
     }
 }
+
+impl Flow {
+    /// Overwrites the tensor `name` (row-major, its declared shape).
+    pub fn set_tensor(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        let Some(t) = self.tensor(name).cloned() else { bail!("the flow has no tensor {name:?}") };
+        if values.len() != t.len() {
+            bail!("tensor {name:?} has {} values, got {}", t.len(), values.len());
+        }
+        self.params[t.offset..t.offset + t.len()].copy_from_slice(values);
+        Ok(())
+    }
+
+    /// Replaces the permutation of Shuffle `index`.
+    pub fn set_perm(&mut self, index: usize, perm: &[u32]) -> Result<()> {
+        let q = self.config.q();
+        let mut seen = vec![false; q];
+        if perm.len() != q || perm.iter().any(|&p| (p as usize) >= q || std::mem::replace(&mut seen[p as usize], true)) {
+            bail!("perm{index} is not a permutation of 0..{q}: {perm:?}");
+        }
+        for layer in &mut self.layers {
+            if let Layer::Shuffle { index: i, perm: p } = layer {
+                if *i == index {
+                    *p = perm.to_vec();
+                    return Ok(());
+                }
+            }
+        }
+        bail!("the flow has no shuffle {index}")
+    }
+
+    /// The layer sequence as `(kind, index)` names, as MODEL.md's fixtures write it.
+    pub fn arch(&self) -> Vec<(&'static str, Option<usize>)> {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Layer::ActNorm { index, .. } => ("actnorm", Some(*index)),
+                Layer::Coupling { index, .. } => ("coupling", Some(*index)),
+                Layer::Reverse => ("reverse", None),
+                Layer::Shuffle { index, .. } => ("shuffle", Some(*index)),
+            })
+            .collect()
+    }
+}

@@ -111,3 +111,41 @@ pub fn init_actnorms(flow: &Flow, params: &mut [f64], y: &[f64], n: usize) {
         x = layer_forward(layer, params, &x, &mut logdet, n, q);
     }
 }
+
+/// log N(ε; 0, I) for a vector.
+pub fn log_normal(e: &[f64]) -> f64 {
+    -0.5 * e.iter().map(|v| v * v).sum::<f64>() - e.len() as f64 * loss::HALF_LOG_2PI
+}
+
+/// logsumexp of a slice, stable (max subtracted first).
+pub fn logsumexp(v: &[f64]) -> f64 {
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// Thesis eq. 8: log p(x) ≈ logsumexp_s [log p_T(x, ε_s) − log N(ε_s)] − log S, for each of
+/// the n rows of x (n, D), with ε given as (n, S, B).
+pub fn marginal_log_likelihood(flow: &Flow, params: &[f64], x: &[f64], eps: &[f64], n: usize, s: usize) -> Vec<f64> {
+    let (d, b) = (flow.config.d, flow.config.b);
+    let q = d + b;
+    let mut y = vec![0.0; n * s * q];
+    for row in 0..n {
+        for k in 0..s {
+            let r = (row * s + k) * q;
+            y[r..r + d].copy_from_slice(&x[row * d..row * d + d]);
+            y[r + d..r + q].copy_from_slice(&eps[(row * s + k) * b..(row * s + k + 1) * b]);
+        }
+    }
+    let lp = log_prob(flow, params, &y, n * s);
+    (0..n)
+        .map(|row| {
+            let terms: Vec<f64> = (0..s)
+                .map(|k| lp[row * s + k] - log_normal(&eps[(row * s + k) * b..(row * s + k + 1) * b]))
+                .collect();
+            logsumexp(&terms) - (s as f64).ln()
+        })
+        .collect()
+}
