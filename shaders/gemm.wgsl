@@ -5,14 +5,17 @@
 // kernel with other strides, and a column block (the coupling's y_a) is a view too.
 // flags: BIAS adds bias[bias_off + j]; RELU clamps at 0; ACCUM adds into C (C += A·B).
 //
-// Entry points (same bindings):
-//   gemm_reg   — 8×8 threads, each a 4×4 register block over rows row0 + r·8 and columns
-//                col0 + c·8 (neighbouring threads touch neighbouring columns, so loads
-//                coalesce on GPUs and vectorise across lanes on llvmpipe). No workgroup
-//                memory: the fast variant on CPU adapters, where tiling only adds copies.
-//   gemm_tiled — 16×16 threads, 64×64 tile, K staged through workgroup memory in slabs
-//                of 16 (8 KiB): the variant for real GPUs.
-// Dispatch: (⌈N/32⌉, ⌈M/32⌉) for gemm_reg, (⌈N/64⌉, ⌈M/64⌉) for gemm_tiled.
+// Entry points (same bindings; the host picks one per GEMM, see Variant in src/kernels/gemm.rs):
+//   gemm_reg   — any strides. 8×8 threads, each a 4×4 register block over rows row0 + r·8
+//                and columns col0 + c·8 (neighbouring threads touch neighbouring columns).
+//                No workgroup memory. The fallback on CPU adapters.
+//   gemm_tiled — any strides. 16×16 threads, 64×64 tile, K staged through workgroup memory
+//                in slabs of 16 (8 KiB): the variant for real GPUs.
+//   gemm_nn4, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
+//                blocks, no workgroup memory: the fast paths on CPU adapters (lavapipe),
+//                when shapes and strides are multiples of 4 (see their headers below).
+// Dispatch: (⌈N/TN⌉, ⌈M/TM⌉) with the tile TM×TN of the entry point: 32×32 gemm_reg,
+// 64×64 gemm_tiled and gemm_nt4, 64×128 gemm_nn4 and gemm_tn4.
 // Bindings: 0 uniform Gemm; 1 a; 2 b; 3 bias; 4 c (read_write).
 // Twin: src/reference/gemm.rs
 
@@ -141,4 +144,383 @@ fn gemm_tiled(
         workgroupBarrier();
     }
     store_block(row_base + lid.y, col_base + lid.x, TT, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+}
+
+// ---- vec4 fast paths ------------------------------------------------------------------
+// llvmpipe turns each invocation's vec4 load of contiguous memory into one 16-byte load per
+// lane, where scalar strided loads cost one gather element each: on lavapipe these run
+// 2–3× faster than gemm_reg. Each needs its operands contiguous along the vectorised
+// dimension and 16-byte aligned (see Variant::pick in src/kernels/gemm.rs); otherwise the
+// host falls back to gemm_reg. Same uniform and bindings, A and B seen as vec4 arrays.
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    _ = bias[0];
+    store(row, col, v.x);
+    store(row, col + 1u, v.y);
+    store(row, col + 2u, v.z);
+    store(row, col + 3u, v.w);
+}
+
+// gemm_nn4 — A contiguous along k, B contiguous along n (C = X·W). Thread: 8 rows × 16
+// columns (4 vec4); workgroup 8×8 → 64×128 tile. Needs k, n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4.
+@compute @workgroup_size(8, 8)
+fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k4 = g.k / 4u;
+    let n4 = g.n / 4u;
+    let row0 = gid.y * 8u;
+    let c0 = gid.x * 4u;
+    if (row0 >= g.m || c0 >= n4) {
+        return;
+    }
+    let ar0 = (g.a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (g.a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (g.a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (g.a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let ar4 = (g.a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
+    let ar5 = (g.a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
+    let ar6 = (g.a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
+    let ar7 = (g.a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
+    let bc0 = g.b_off / 4u + min(c0 + 0u, n4 - 1u);
+    let bc1 = g.b_off / 4u + min(c0 + 1u, n4 - 1u);
+    let bc2 = g.b_off / 4u + min(c0 + 2u, n4 - 1u);
+    let bc3 = g.b_off / 4u + min(c0 + 3u, n4 - 1u);
+    var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0); var acc0_2 = vec4<f32>(0.0); var acc0_3 = vec4<f32>(0.0);
+    var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0); var acc1_2 = vec4<f32>(0.0); var acc1_3 = vec4<f32>(0.0);
+    var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0); var acc2_2 = vec4<f32>(0.0); var acc2_3 = vec4<f32>(0.0);
+    var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0); var acc3_2 = vec4<f32>(0.0); var acc3_3 = vec4<f32>(0.0);
+    var acc4_0 = vec4<f32>(0.0); var acc4_1 = vec4<f32>(0.0); var acc4_2 = vec4<f32>(0.0); var acc4_3 = vec4<f32>(0.0);
+    var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0); var acc5_2 = vec4<f32>(0.0); var acc5_3 = vec4<f32>(0.0);
+    var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0); var acc6_2 = vec4<f32>(0.0); var acc6_3 = vec4<f32>(0.0);
+    var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0); var acc7_2 = vec4<f32>(0.0); var acc7_3 = vec4<f32>(0.0);
+    let b_rs4 = g.b_rs / 4u;
+    for (var kk = 0u; kk < k4; kk++) {
+        let kb = kk * 4u * b_rs4;
+        let av0 = a4[ar0 + kk];
+        let av1 = a4[ar1 + kk];
+        let av2 = a4[ar2 + kk];
+        let av3 = a4[ar3 + kk];
+        let av4 = a4[ar4 + kk];
+        let av5 = a4[ar5 + kk];
+        let av6 = a4[ar6 + kk];
+        let av7 = a4[ar7 + kk];
+        let bv0_0 = b4[bc0 + kb + 0u * b_rs4];
+        let bv1_0 = b4[bc0 + kb + 1u * b_rs4];
+        let bv2_0 = b4[bc0 + kb + 2u * b_rs4];
+        let bv3_0 = b4[bc0 + kb + 3u * b_rs4];
+        let bv0_1 = b4[bc1 + kb + 0u * b_rs4];
+        let bv1_1 = b4[bc1 + kb + 1u * b_rs4];
+        let bv2_1 = b4[bc1 + kb + 2u * b_rs4];
+        let bv3_1 = b4[bc1 + kb + 3u * b_rs4];
+        let bv0_2 = b4[bc2 + kb + 0u * b_rs4];
+        let bv1_2 = b4[bc2 + kb + 1u * b_rs4];
+        let bv2_2 = b4[bc2 + kb + 2u * b_rs4];
+        let bv3_2 = b4[bc2 + kb + 3u * b_rs4];
+        let bv0_3 = b4[bc3 + kb + 0u * b_rs4];
+        let bv1_3 = b4[bc3 + kb + 1u * b_rs4];
+        let bv2_3 = b4[bc3 + kb + 2u * b_rs4];
+        let bv3_3 = b4[bc3 + kb + 3u * b_rs4];
+        acc0_0 += av0.x * bv0_0 + av0.y * bv1_0 + av0.z * bv2_0 + av0.w * bv3_0;
+        acc0_1 += av0.x * bv0_1 + av0.y * bv1_1 + av0.z * bv2_1 + av0.w * bv3_1;
+        acc0_2 += av0.x * bv0_2 + av0.y * bv1_2 + av0.z * bv2_2 + av0.w * bv3_2;
+        acc0_3 += av0.x * bv0_3 + av0.y * bv1_3 + av0.z * bv2_3 + av0.w * bv3_3;
+        acc1_0 += av1.x * bv0_0 + av1.y * bv1_0 + av1.z * bv2_0 + av1.w * bv3_0;
+        acc1_1 += av1.x * bv0_1 + av1.y * bv1_1 + av1.z * bv2_1 + av1.w * bv3_1;
+        acc1_2 += av1.x * bv0_2 + av1.y * bv1_2 + av1.z * bv2_2 + av1.w * bv3_2;
+        acc1_3 += av1.x * bv0_3 + av1.y * bv1_3 + av1.z * bv2_3 + av1.w * bv3_3;
+        acc2_0 += av2.x * bv0_0 + av2.y * bv1_0 + av2.z * bv2_0 + av2.w * bv3_0;
+        acc2_1 += av2.x * bv0_1 + av2.y * bv1_1 + av2.z * bv2_1 + av2.w * bv3_1;
+        acc2_2 += av2.x * bv0_2 + av2.y * bv1_2 + av2.z * bv2_2 + av2.w * bv3_2;
+        acc2_3 += av2.x * bv0_3 + av2.y * bv1_3 + av2.z * bv2_3 + av2.w * bv3_3;
+        acc3_0 += av3.x * bv0_0 + av3.y * bv1_0 + av3.z * bv2_0 + av3.w * bv3_0;
+        acc3_1 += av3.x * bv0_1 + av3.y * bv1_1 + av3.z * bv2_1 + av3.w * bv3_1;
+        acc3_2 += av3.x * bv0_2 + av3.y * bv1_2 + av3.z * bv2_2 + av3.w * bv3_2;
+        acc3_3 += av3.x * bv0_3 + av3.y * bv1_3 + av3.z * bv2_3 + av3.w * bv3_3;
+        acc4_0 += av4.x * bv0_0 + av4.y * bv1_0 + av4.z * bv2_0 + av4.w * bv3_0;
+        acc4_1 += av4.x * bv0_1 + av4.y * bv1_1 + av4.z * bv2_1 + av4.w * bv3_1;
+        acc4_2 += av4.x * bv0_2 + av4.y * bv1_2 + av4.z * bv2_2 + av4.w * bv3_2;
+        acc4_3 += av4.x * bv0_3 + av4.y * bv1_3 + av4.z * bv2_3 + av4.w * bv3_3;
+        acc5_0 += av5.x * bv0_0 + av5.y * bv1_0 + av5.z * bv2_0 + av5.w * bv3_0;
+        acc5_1 += av5.x * bv0_1 + av5.y * bv1_1 + av5.z * bv2_1 + av5.w * bv3_1;
+        acc5_2 += av5.x * bv0_2 + av5.y * bv1_2 + av5.z * bv2_2 + av5.w * bv3_2;
+        acc5_3 += av5.x * bv0_3 + av5.y * bv1_3 + av5.z * bv2_3 + av5.w * bv3_3;
+        acc6_0 += av6.x * bv0_0 + av6.y * bv1_0 + av6.z * bv2_0 + av6.w * bv3_0;
+        acc6_1 += av6.x * bv0_1 + av6.y * bv1_1 + av6.z * bv2_1 + av6.w * bv3_1;
+        acc6_2 += av6.x * bv0_2 + av6.y * bv1_2 + av6.z * bv2_2 + av6.w * bv3_2;
+        acc6_3 += av6.x * bv0_3 + av6.y * bv1_3 + av6.z * bv2_3 + av6.w * bv3_3;
+        acc7_0 += av7.x * bv0_0 + av7.y * bv1_0 + av7.z * bv2_0 + av7.w * bv3_0;
+        acc7_1 += av7.x * bv0_1 + av7.y * bv1_1 + av7.z * bv2_1 + av7.w * bv3_1;
+        acc7_2 += av7.x * bv0_2 + av7.y * bv1_2 + av7.z * bv2_2 + av7.w * bv3_2;
+        acc7_3 += av7.x * bv0_3 + av7.y * bv1_3 + av7.z * bv2_3 + av7.w * bv3_3;
+    }
+    store4(row0 + 0u, (c0 + 0u) * 4u, acc0_0);
+    store4(row0 + 0u, (c0 + 1u) * 4u, acc0_1);
+    store4(row0 + 0u, (c0 + 2u) * 4u, acc0_2);
+    store4(row0 + 0u, (c0 + 3u) * 4u, acc0_3);
+    store4(row0 + 1u, (c0 + 0u) * 4u, acc1_0);
+    store4(row0 + 1u, (c0 + 1u) * 4u, acc1_1);
+    store4(row0 + 1u, (c0 + 2u) * 4u, acc1_2);
+    store4(row0 + 1u, (c0 + 3u) * 4u, acc1_3);
+    store4(row0 + 2u, (c0 + 0u) * 4u, acc2_0);
+    store4(row0 + 2u, (c0 + 1u) * 4u, acc2_1);
+    store4(row0 + 2u, (c0 + 2u) * 4u, acc2_2);
+    store4(row0 + 2u, (c0 + 3u) * 4u, acc2_3);
+    store4(row0 + 3u, (c0 + 0u) * 4u, acc3_0);
+    store4(row0 + 3u, (c0 + 1u) * 4u, acc3_1);
+    store4(row0 + 3u, (c0 + 2u) * 4u, acc3_2);
+    store4(row0 + 3u, (c0 + 3u) * 4u, acc3_3);
+    store4(row0 + 4u, (c0 + 0u) * 4u, acc4_0);
+    store4(row0 + 4u, (c0 + 1u) * 4u, acc4_1);
+    store4(row0 + 4u, (c0 + 2u) * 4u, acc4_2);
+    store4(row0 + 4u, (c0 + 3u) * 4u, acc4_3);
+    store4(row0 + 5u, (c0 + 0u) * 4u, acc5_0);
+    store4(row0 + 5u, (c0 + 1u) * 4u, acc5_1);
+    store4(row0 + 5u, (c0 + 2u) * 4u, acc5_2);
+    store4(row0 + 5u, (c0 + 3u) * 4u, acc5_3);
+    store4(row0 + 6u, (c0 + 0u) * 4u, acc6_0);
+    store4(row0 + 6u, (c0 + 1u) * 4u, acc6_1);
+    store4(row0 + 6u, (c0 + 2u) * 4u, acc6_2);
+    store4(row0 + 6u, (c0 + 3u) * 4u, acc6_3);
+    store4(row0 + 7u, (c0 + 0u) * 4u, acc7_0);
+    store4(row0 + 7u, (c0 + 1u) * 4u, acc7_1);
+    store4(row0 + 7u, (c0 + 2u) * 4u, acc7_2);
+    store4(row0 + 7u, (c0 + 3u) * 4u, acc7_3);
+}
+
+// gemm_nt4 — A and B both contiguous along k (C = dY·Wᵀ). Thread: 8 rows × 8 columns, each a
+// running dot product over vec4s of k; workgroup 8×8 → 64×64 tile.
+// Needs k, a_rs, b_cs, a_off, b_off ≡ 0 mod 4.
+@compute @workgroup_size(8, 8)
+fn gemm_nt4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k4 = g.k / 4u;
+    let row0 = gid.y * 8u;
+    let col0 = gid.x * 8u;
+    if (row0 >= g.m || col0 >= g.n) {
+        return;
+    }
+    let ar0 = (g.a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (g.a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (g.a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (g.a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let ar4 = (g.a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
+    let ar5 = (g.a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
+    let ar6 = (g.a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
+    let ar7 = (g.a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
+    let bc0 = (g.b_off + min(col0 + 0u, g.n - 1u) * g.b_cs) / 4u;
+    let bc1 = (g.b_off + min(col0 + 1u, g.n - 1u) * g.b_cs) / 4u;
+    let bc2 = (g.b_off + min(col0 + 2u, g.n - 1u) * g.b_cs) / 4u;
+    let bc3 = (g.b_off + min(col0 + 3u, g.n - 1u) * g.b_cs) / 4u;
+    let bc4 = (g.b_off + min(col0 + 4u, g.n - 1u) * g.b_cs) / 4u;
+    let bc5 = (g.b_off + min(col0 + 5u, g.n - 1u) * g.b_cs) / 4u;
+    let bc6 = (g.b_off + min(col0 + 6u, g.n - 1u) * g.b_cs) / 4u;
+    let bc7 = (g.b_off + min(col0 + 7u, g.n - 1u) * g.b_cs) / 4u;
+    var acc0_0 = 0.0; var acc0_1 = 0.0; var acc0_2 = 0.0; var acc0_3 = 0.0; var acc0_4 = 0.0; var acc0_5 = 0.0; var acc0_6 = 0.0; var acc0_7 = 0.0;
+    var acc1_0 = 0.0; var acc1_1 = 0.0; var acc1_2 = 0.0; var acc1_3 = 0.0; var acc1_4 = 0.0; var acc1_5 = 0.0; var acc1_6 = 0.0; var acc1_7 = 0.0;
+    var acc2_0 = 0.0; var acc2_1 = 0.0; var acc2_2 = 0.0; var acc2_3 = 0.0; var acc2_4 = 0.0; var acc2_5 = 0.0; var acc2_6 = 0.0; var acc2_7 = 0.0;
+    var acc3_0 = 0.0; var acc3_1 = 0.0; var acc3_2 = 0.0; var acc3_3 = 0.0; var acc3_4 = 0.0; var acc3_5 = 0.0; var acc3_6 = 0.0; var acc3_7 = 0.0;
+    var acc4_0 = 0.0; var acc4_1 = 0.0; var acc4_2 = 0.0; var acc4_3 = 0.0; var acc4_4 = 0.0; var acc4_5 = 0.0; var acc4_6 = 0.0; var acc4_7 = 0.0;
+    var acc5_0 = 0.0; var acc5_1 = 0.0; var acc5_2 = 0.0; var acc5_3 = 0.0; var acc5_4 = 0.0; var acc5_5 = 0.0; var acc5_6 = 0.0; var acc5_7 = 0.0;
+    var acc6_0 = 0.0; var acc6_1 = 0.0; var acc6_2 = 0.0; var acc6_3 = 0.0; var acc6_4 = 0.0; var acc6_5 = 0.0; var acc6_6 = 0.0; var acc6_7 = 0.0;
+    var acc7_0 = 0.0; var acc7_1 = 0.0; var acc7_2 = 0.0; var acc7_3 = 0.0; var acc7_4 = 0.0; var acc7_5 = 0.0; var acc7_6 = 0.0; var acc7_7 = 0.0;
+    for (var kk = 0u; kk < k4; kk++) {
+        let av0 = a4[ar0 + kk];
+        let av1 = a4[ar1 + kk];
+        let av2 = a4[ar2 + kk];
+        let av3 = a4[ar3 + kk];
+        let av4 = a4[ar4 + kk];
+        let av5 = a4[ar5 + kk];
+        let av6 = a4[ar6 + kk];
+        let av7 = a4[ar7 + kk];
+        let bv0 = b4[bc0 + kk];
+        let bv1 = b4[bc1 + kk];
+        let bv2 = b4[bc2 + kk];
+        let bv3 = b4[bc3 + kk];
+        let bv4 = b4[bc4 + kk];
+        let bv5 = b4[bc5 + kk];
+        let bv6 = b4[bc6 + kk];
+        let bv7 = b4[bc7 + kk];
+        acc0_0 += dot(av0, bv0);
+        acc0_1 += dot(av0, bv1);
+        acc0_2 += dot(av0, bv2);
+        acc0_3 += dot(av0, bv3);
+        acc0_4 += dot(av0, bv4);
+        acc0_5 += dot(av0, bv5);
+        acc0_6 += dot(av0, bv6);
+        acc0_7 += dot(av0, bv7);
+        acc1_0 += dot(av1, bv0);
+        acc1_1 += dot(av1, bv1);
+        acc1_2 += dot(av1, bv2);
+        acc1_3 += dot(av1, bv3);
+        acc1_4 += dot(av1, bv4);
+        acc1_5 += dot(av1, bv5);
+        acc1_6 += dot(av1, bv6);
+        acc1_7 += dot(av1, bv7);
+        acc2_0 += dot(av2, bv0);
+        acc2_1 += dot(av2, bv1);
+        acc2_2 += dot(av2, bv2);
+        acc2_3 += dot(av2, bv3);
+        acc2_4 += dot(av2, bv4);
+        acc2_5 += dot(av2, bv5);
+        acc2_6 += dot(av2, bv6);
+        acc2_7 += dot(av2, bv7);
+        acc3_0 += dot(av3, bv0);
+        acc3_1 += dot(av3, bv1);
+        acc3_2 += dot(av3, bv2);
+        acc3_3 += dot(av3, bv3);
+        acc3_4 += dot(av3, bv4);
+        acc3_5 += dot(av3, bv5);
+        acc3_6 += dot(av3, bv6);
+        acc3_7 += dot(av3, bv7);
+        acc4_0 += dot(av4, bv0);
+        acc4_1 += dot(av4, bv1);
+        acc4_2 += dot(av4, bv2);
+        acc4_3 += dot(av4, bv3);
+        acc4_4 += dot(av4, bv4);
+        acc4_5 += dot(av4, bv5);
+        acc4_6 += dot(av4, bv6);
+        acc4_7 += dot(av4, bv7);
+        acc5_0 += dot(av5, bv0);
+        acc5_1 += dot(av5, bv1);
+        acc5_2 += dot(av5, bv2);
+        acc5_3 += dot(av5, bv3);
+        acc5_4 += dot(av5, bv4);
+        acc5_5 += dot(av5, bv5);
+        acc5_6 += dot(av5, bv6);
+        acc5_7 += dot(av5, bv7);
+        acc6_0 += dot(av6, bv0);
+        acc6_1 += dot(av6, bv1);
+        acc6_2 += dot(av6, bv2);
+        acc6_3 += dot(av6, bv3);
+        acc6_4 += dot(av6, bv4);
+        acc6_5 += dot(av6, bv5);
+        acc6_6 += dot(av6, bv6);
+        acc6_7 += dot(av6, bv7);
+        acc7_0 += dot(av7, bv0);
+        acc7_1 += dot(av7, bv1);
+        acc7_2 += dot(av7, bv2);
+        acc7_3 += dot(av7, bv3);
+        acc7_4 += dot(av7, bv4);
+        acc7_5 += dot(av7, bv5);
+        acc7_6 += dot(av7, bv6);
+        acc7_7 += dot(av7, bv7);
+    }
+    store4(row0 + 0u, col0 + 0u, vec4<f32>(acc0_0, acc0_1, acc0_2, acc0_3));
+    store4(row0 + 0u, col0 + 4u, vec4<f32>(acc0_4, acc0_5, acc0_6, acc0_7));
+    store4(row0 + 1u, col0 + 0u, vec4<f32>(acc1_0, acc1_1, acc1_2, acc1_3));
+    store4(row0 + 1u, col0 + 4u, vec4<f32>(acc1_4, acc1_5, acc1_6, acc1_7));
+    store4(row0 + 2u, col0 + 0u, vec4<f32>(acc2_0, acc2_1, acc2_2, acc2_3));
+    store4(row0 + 2u, col0 + 4u, vec4<f32>(acc2_4, acc2_5, acc2_6, acc2_7));
+    store4(row0 + 3u, col0 + 0u, vec4<f32>(acc3_0, acc3_1, acc3_2, acc3_3));
+    store4(row0 + 3u, col0 + 4u, vec4<f32>(acc3_4, acc3_5, acc3_6, acc3_7));
+    store4(row0 + 4u, col0 + 0u, vec4<f32>(acc4_0, acc4_1, acc4_2, acc4_3));
+    store4(row0 + 4u, col0 + 4u, vec4<f32>(acc4_4, acc4_5, acc4_6, acc4_7));
+    store4(row0 + 5u, col0 + 0u, vec4<f32>(acc5_0, acc5_1, acc5_2, acc5_3));
+    store4(row0 + 5u, col0 + 4u, vec4<f32>(acc5_4, acc5_5, acc5_6, acc5_7));
+    store4(row0 + 6u, col0 + 0u, vec4<f32>(acc6_0, acc6_1, acc6_2, acc6_3));
+    store4(row0 + 6u, col0 + 4u, vec4<f32>(acc6_4, acc6_5, acc6_6, acc6_7));
+    store4(row0 + 7u, col0 + 0u, vec4<f32>(acc7_0, acc7_1, acc7_2, acc7_3));
+    store4(row0 + 7u, col0 + 4u, vec4<f32>(acc7_4, acc7_5, acc7_6, acc7_7));
+}
+
+// gemm_tn4 — A contiguous along m, B contiguous along n (C = Xᵀ·dY). Thread: 8 rows (2 vec4)
+// × 16 columns (4 vec4), an outer product per k; workgroup 8×8 → 64×128 tile.
+// Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4.
+@compute @workgroup_size(8, 8)
+fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m4 = g.m / 4u;
+    let n4 = g.n / 4u;
+    let r0 = gid.y * 2u;
+    let c0 = gid.x * 4u;
+    if (r0 >= m4 || c0 >= n4) {
+        return;
+    }
+    let a_cs4 = g.a_cs / 4u;
+    let b_rs4 = g.b_rs / 4u;
+    let ar0 = g.a_off / 4u + min(r0 + 0u, m4 - 1u);
+    let ar1 = g.a_off / 4u + min(r0 + 1u, m4 - 1u);
+    let bc0 = g.b_off / 4u + min(c0 + 0u, n4 - 1u);
+    let bc1 = g.b_off / 4u + min(c0 + 1u, n4 - 1u);
+    let bc2 = g.b_off / 4u + min(c0 + 2u, n4 - 1u);
+    let bc3 = g.b_off / 4u + min(c0 + 3u, n4 - 1u);
+    var acc00_0 = vec4<f32>(0.0); var acc00_1 = vec4<f32>(0.0); var acc00_2 = vec4<f32>(0.0); var acc00_3 = vec4<f32>(0.0);
+    var acc01_0 = vec4<f32>(0.0); var acc01_1 = vec4<f32>(0.0); var acc01_2 = vec4<f32>(0.0); var acc01_3 = vec4<f32>(0.0);
+    var acc02_0 = vec4<f32>(0.0); var acc02_1 = vec4<f32>(0.0); var acc02_2 = vec4<f32>(0.0); var acc02_3 = vec4<f32>(0.0);
+    var acc03_0 = vec4<f32>(0.0); var acc03_1 = vec4<f32>(0.0); var acc03_2 = vec4<f32>(0.0); var acc03_3 = vec4<f32>(0.0);
+    var acc10_0 = vec4<f32>(0.0); var acc10_1 = vec4<f32>(0.0); var acc10_2 = vec4<f32>(0.0); var acc10_3 = vec4<f32>(0.0);
+    var acc11_0 = vec4<f32>(0.0); var acc11_1 = vec4<f32>(0.0); var acc11_2 = vec4<f32>(0.0); var acc11_3 = vec4<f32>(0.0);
+    var acc12_0 = vec4<f32>(0.0); var acc12_1 = vec4<f32>(0.0); var acc12_2 = vec4<f32>(0.0); var acc12_3 = vec4<f32>(0.0);
+    var acc13_0 = vec4<f32>(0.0); var acc13_1 = vec4<f32>(0.0); var acc13_2 = vec4<f32>(0.0); var acc13_3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < g.k; kk++) {
+        let av0 = a4[ar0 + kk * a_cs4];
+        let av1 = a4[ar1 + kk * a_cs4];
+        let bv0 = b4[bc0 + kk * b_rs4];
+        let bv1 = b4[bc1 + kk * b_rs4];
+        let bv2 = b4[bc2 + kk * b_rs4];
+        let bv3 = b4[bc3 + kk * b_rs4];
+        acc00_0 += av0.x * bv0;
+        acc00_1 += av0.x * bv1;
+        acc00_2 += av0.x * bv2;
+        acc00_3 += av0.x * bv3;
+        acc01_0 += av0.y * bv0;
+        acc01_1 += av0.y * bv1;
+        acc01_2 += av0.y * bv2;
+        acc01_3 += av0.y * bv3;
+        acc02_0 += av0.z * bv0;
+        acc02_1 += av0.z * bv1;
+        acc02_2 += av0.z * bv2;
+        acc02_3 += av0.z * bv3;
+        acc03_0 += av0.w * bv0;
+        acc03_1 += av0.w * bv1;
+        acc03_2 += av0.w * bv2;
+        acc03_3 += av0.w * bv3;
+        acc10_0 += av1.x * bv0;
+        acc10_1 += av1.x * bv1;
+        acc10_2 += av1.x * bv2;
+        acc10_3 += av1.x * bv3;
+        acc11_0 += av1.y * bv0;
+        acc11_1 += av1.y * bv1;
+        acc11_2 += av1.y * bv2;
+        acc11_3 += av1.y * bv3;
+        acc12_0 += av1.z * bv0;
+        acc12_1 += av1.z * bv1;
+        acc12_2 += av1.z * bv2;
+        acc12_3 += av1.z * bv3;
+        acc13_0 += av1.w * bv0;
+        acc13_1 += av1.w * bv1;
+        acc13_2 += av1.w * bv2;
+        acc13_3 += av1.w * bv3;
+    }
+    store4((r0 + 0u) * 4u + 0u, (c0 + 0u) * 4u, acc00_0);
+    store4((r0 + 0u) * 4u + 0u, (c0 + 1u) * 4u, acc00_1);
+    store4((r0 + 0u) * 4u + 0u, (c0 + 2u) * 4u, acc00_2);
+    store4((r0 + 0u) * 4u + 0u, (c0 + 3u) * 4u, acc00_3);
+    store4((r0 + 0u) * 4u + 1u, (c0 + 0u) * 4u, acc01_0);
+    store4((r0 + 0u) * 4u + 1u, (c0 + 1u) * 4u, acc01_1);
+    store4((r0 + 0u) * 4u + 1u, (c0 + 2u) * 4u, acc01_2);
+    store4((r0 + 0u) * 4u + 1u, (c0 + 3u) * 4u, acc01_3);
+    store4((r0 + 0u) * 4u + 2u, (c0 + 0u) * 4u, acc02_0);
+    store4((r0 + 0u) * 4u + 2u, (c0 + 1u) * 4u, acc02_1);
+    store4((r0 + 0u) * 4u + 2u, (c0 + 2u) * 4u, acc02_2);
+    store4((r0 + 0u) * 4u + 2u, (c0 + 3u) * 4u, acc02_3);
+    store4((r0 + 0u) * 4u + 3u, (c0 + 0u) * 4u, acc03_0);
+    store4((r0 + 0u) * 4u + 3u, (c0 + 1u) * 4u, acc03_1);
+    store4((r0 + 0u) * 4u + 3u, (c0 + 2u) * 4u, acc03_2);
+    store4((r0 + 0u) * 4u + 3u, (c0 + 3u) * 4u, acc03_3);
+    store4((r0 + 1u) * 4u + 0u, (c0 + 0u) * 4u, acc10_0);
+    store4((r0 + 1u) * 4u + 0u, (c0 + 1u) * 4u, acc10_1);
+    store4((r0 + 1u) * 4u + 0u, (c0 + 2u) * 4u, acc10_2);
+    store4((r0 + 1u) * 4u + 0u, (c0 + 3u) * 4u, acc10_3);
+    store4((r0 + 1u) * 4u + 1u, (c0 + 0u) * 4u, acc11_0);
+    store4((r0 + 1u) * 4u + 1u, (c0 + 1u) * 4u, acc11_1);
+    store4((r0 + 1u) * 4u + 1u, (c0 + 2u) * 4u, acc11_2);
+    store4((r0 + 1u) * 4u + 1u, (c0 + 3u) * 4u, acc11_3);
+    store4((r0 + 1u) * 4u + 2u, (c0 + 0u) * 4u, acc12_0);
+    store4((r0 + 1u) * 4u + 2u, (c0 + 1u) * 4u, acc12_1);
+    store4((r0 + 1u) * 4u + 2u, (c0 + 2u) * 4u, acc12_2);
+    store4((r0 + 1u) * 4u + 2u, (c0 + 3u) * 4u, acc12_3);
+    store4((r0 + 1u) * 4u + 3u, (c0 + 0u) * 4u, acc13_0);
+    store4((r0 + 1u) * 4u + 3u, (c0 + 1u) * 4u, acc13_1);
+    store4((r0 + 1u) * 4u + 3u, (c0 + 2u) * 4u, acc13_2);
+    store4((r0 + 1u) * 4u + 3u, (c0 + 3u) * 4u, acc13_3);
 }

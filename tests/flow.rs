@@ -13,9 +13,9 @@ fn random_flow(d: usize, b: usize, blocks: usize, hidden: usize, seed: u64) -> F
     f
 }
 
-fn check_flow(d: usize, b: usize, n: usize, variant: Variant) {
+fn check_flow(d: usize, b: usize, n: usize, hidden: usize, variant: Variant) {
     let gpu = gpu();
-    let flow = random_flow(d, b, 3, 17, d as u64 * 10 + b as u64);
+    let flow = random_flow(d, b, 3, hidden, d as u64 * 10 + b as u64);
     let q = flow.config.q();
     let y = uniform(7, n * q, 2.0);
     let g = GpuFlow::with_variant(gpu, &flow, n, variant);
@@ -36,14 +36,23 @@ fn check_flow(d: usize, b: usize, n: usize, variant: Variant) {
 #[test]
 fn flow_matches_reference_awkward_shapes() {
     for (d, b, n) in [(2, 0, 1), (2, 1, 5), (3, 2, 33), (5, 4, 70), (9, 0, 3)] {
-        check_flow(d, b, n, Variant::Reg);
+        check_flow(d, b, n, 17, Variant::Reg);
+    }
+}
+
+#[test]
+fn flow_matches_reference_vec4_gemm() {
+    // Q = 8 (h = 4) and H = 16: every conditioner GEMM takes gemm_nn4; Q = 5 falls back
+    // for the first and last layers.
+    for (d, b, n) in [(4, 4, 1), (6, 2, 37), (3, 2, 9)] {
+        check_flow(d, b, n, 16, Variant::Vec4);
     }
 }
 
 #[test]
 fn flow_matches_reference_tiled_gemm() {
     for (d, b, n) in [(2, 0, 1), (3, 2, 65), (5, 4, 7)] {
-        check_flow(d, b, n, Variant::Tiled);
+        check_flow(d, b, n, 17, Variant::Tiled);
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use mflow::gpu::{read_back, storage_init, submit};
-use mflow::kernels::gemm::{Gemm, Variant, View};
+use mflow::kernels::gemm::{Entry, Gemm, Variant, View};
 use mflow::reference::gemm::{gemm, Strided};
 
 #[derive(Clone, Copy)]
@@ -17,12 +17,15 @@ enum Layout {
     Tn,
 }
 
+/// Checks one GEMM and returns the entry point that ran.
 #[allow(clippy::too_many_arguments)]
-fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: bool, relu: bool, accumulate: bool) {
+fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: bool, relu: bool, accumulate: bool) -> Entry {
     let gpu = gpu();
-    // Offsets and an extra leading dimension on A test strided views and column blocks.
-    let (a_off, b_off, c_off, bias_off) = (3, 5, 2, 1);
-    let lda_extra = 2;
+    // Offsets and an extra leading dimension on A test strided views and column blocks;
+    // for the vec4 paths they are multiples of 4 (else those paths must fall back).
+    let aligned = variant == Variant::Vec4 && [m, n, k].iter().all(|x| x % 4 == 0);
+    let (a_off, b_off, c_off, bias_off) = if aligned { (4, 8, 2, 1) } else { (3, 5, 2, 1) };
+    let lda_extra = if aligned { 4 } else { 2 };
     let (a_rows, a_cols) = match layout {
         Layout::Tn => (k, m + lda_extra),
         _ => (m, k + lda_extra),
@@ -50,7 +53,7 @@ fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: b
 
     let (ab, bb, biasb, cb) = (storage_init(gpu, "a", &a), storage_init(gpu, "b", &b), storage_init(gpu, "bias", &bias_v), storage_init(gpu, "c", &c0));
     let view = |buf, s: Strided| View { buf, off: s.off, rs: s.rs, cs: s.cs };
-    let d = Gemm {
+    let g = Gemm {
         m,
         n,
         k,
@@ -60,12 +63,14 @@ fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: b
         c: View::rows(&cb, c_off, n),
         relu,
         accumulate,
-    }
-    .dispatch(gpu, variant, "gemm test");
+    };
+    let entry = g.entry(variant);
+    let d = g.dispatch(gpu, variant, "gemm test");
     submit(gpu, "gemm test", &[&d]);
     let got = read_back::<f32>(gpu, &cb, 0, c_off + m * n);
     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-    assert_close(&format!("{variant:?} m={m} n={n} k={k} bias={bias} relu={relu} acc={accumulate}"), &got, &want, tol, 1e-5);
+    assert_close(&format!("{entry:?} m={m} n={n} k={k} bias={bias} relu={relu} acc={accumulate}"), &got, &want, tol, 1e-5);
+    entry
 }
 
 const SHAPES: [(usize, usize, usize); 8] = [(1, 1, 1), (1, 7, 3), (5, 3, 2), (33, 17, 9), (31, 65, 1), (64, 64, 16), (67, 130, 35), (2, 300, 70)];
@@ -85,5 +90,23 @@ fn gemm_tiled_matches_reference() {
         check(Variant::Tiled, Layout::Nn, m, n, k, true, true, false);
         check(Variant::Tiled, Layout::Nt, m, n, k, false, false, true);
         check(Variant::Tiled, Layout::Tn, m, n, k, true, false, true);
+    }
+}
+
+#[test]
+fn gemm_vec4_paths_match_reference() {
+    // Multiples of 4 that are not multiples of the 64×128 tiles.
+    for &(m, n, k) in &[(4, 4, 4), (12, 8, 20), (68, 132, 36), (132, 260, 4), (4, 128, 64)] {
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, true, true, false), Entry::Nn4);
+        assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, false, false, true), Entry::Nt4);
+        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, true, false, true), Entry::Tn4);
+    }
+}
+
+#[test]
+fn gemm_vec4_falls_back_on_awkward_shapes() {
+    for &(m, n, k) in &[(1, 1, 1), (5, 3, 2), (33, 17, 9), (2, 300, 70)] {
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, true, true, false), Entry::Reg);
+        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, false, false, true), Entry::Reg);
     }
 }

@@ -46,27 +46,44 @@ pub const BIAS: u32 = 1;
 pub const RELU: u32 = 2;
 pub const ACCUM: u32 = 4;
 
-/// Which entry point of gemm.wgsl runs.
+/// Which family of gemm.wgsl entry points runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// Register-blocked, no workgroup memory: fastest on CPU adapters (lavapipe).
+    /// gemm_reg: register-blocked, any strides, no workgroup memory.
     Reg,
-    /// Workgroup-memory tiling: for real GPUs.
+    /// gemm_tiled: workgroup-memory tiling, any strides: for real GPUs.
     Tiled,
+    /// gemm_nn4 / gemm_nt4 / gemm_tn4 where the views allow vec4 loads, else gemm_reg:
+    /// the fast path on CPU adapters (lavapipe), where tiling only adds copies.
+    Vec4,
 }
 
 impl Variant {
     pub fn for_adapter(gpu: &Gpu) -> Self {
         if gpu.is_cpu() {
-            Variant::Reg
+            Variant::Vec4
         } else {
             Variant::Tiled
         }
     }
-    fn tile(self) -> usize {
+}
+
+/// The entry point a GEMM actually runs, with its tile (rows, columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Reg,
+    Tiled,
+    Nn4,
+    Nt4,
+    Tn4,
+}
+
+impl Entry {
+    fn tile(self) -> (usize, usize) {
         match self {
-            Variant::Reg => 32,
-            Variant::Tiled => 64,
+            Entry::Reg => (32, 32),
+            Entry::Tiled | Entry::Nt4 => (64, 64),
+            Entry::Nn4 | Entry::Tn4 => (64, 128),
         }
     }
 }
@@ -120,21 +137,42 @@ impl Gemm<'_> {
         }
     }
 
+    /// The entry point `variant` runs for these views: a vec4 path needs its operands
+    /// contiguous along the vectorised dimension and everything else a multiple of 4
+    /// (16-byte alignment of every vec4 it loads).
+    pub fn entry(&self, variant: Variant) -> Entry {
+        let (a, b) = (&self.a, &self.b);
+        let m4 = |x: usize| x % 4 == 0;
+        let offs = m4(a.off) && m4(b.off);
+        match variant {
+            Variant::Reg => Entry::Reg,
+            Variant::Tiled => Entry::Tiled,
+            Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.k) && m4(self.n) && m4(a.rs) && m4(b.rs) => Entry::Nn4,
+            Variant::Vec4 if offs && a.cs == 1 && b.rs == 1 && m4(self.k) && m4(a.rs) && m4(b.cs) => Entry::Nt4,
+            Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.m) && m4(self.n) && m4(a.cs) && m4(b.rs) => Entry::Tn4,
+            Variant::Vec4 => Entry::Reg,
+        }
+    }
+
     /// Builds the dispatch (uniform and bind group created now, once).
     pub fn dispatch(&self, gpu: &Gpu, variant: Variant, label: &str) -> Dispatch {
         let u = uniform(gpu, label, &self.uniform());
         let kernels = gpu.kernels();
-        let kernel = match variant {
-            Variant::Reg => &kernels.gemm_reg,
-            Variant::Tiled => &kernels.gemm_tiled,
+        let entry = self.entry(variant);
+        let kernel = match entry {
+            Entry::Reg => &kernels.gemm_reg,
+            Entry::Tiled => &kernels.gemm_tiled,
+            Entry::Nn4 => &kernels.gemm_nn4,
+            Entry::Nt4 => &kernels.gemm_nt4,
+            Entry::Tn4 => &kernels.gemm_tn4,
         };
         // The bias binding must exist even when unused; A stands in for it.
         let bias = self.bias.map_or(self.a.buf, |(b, _)| b);
-        let t = variant.tile();
+        let (tm, tn) = entry.tile();
         let groups = if self.m == 0 || self.n == 0 {
             [0, 0, 0]
         } else {
-            [self.n.div_ceil(t) as u32, self.m.div_ceil(t) as u32, 1]
+            [self.n.div_ceil(tn) as u32, self.m.div_ceil(tm) as u32, 1]
         };
         assert!(groups[1] <= 65535 && groups[0] <= 65535, "gemm {}x{} exceeds the dispatch grid", self.m, self.n);
         kernel.bind(gpu, &u, &[self.a.buf, self.b.buf, bias, self.c.buf], groups)

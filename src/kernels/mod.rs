@@ -13,6 +13,9 @@ use crate::gpu::{Gpu, Kernel};
 pub struct Kernels {
     pub gemm_reg: Kernel,
     pub gemm_tiled: Kernel,
+    pub gemm_nn4: Kernel,
+    pub gemm_nt4: Kernel,
+    pub gemm_tn4: Kernel,
     pub actnorm_forward: Kernel,
     pub actnorm_inverse: Kernel,
     pub actnorm_init: Kernel,
@@ -39,6 +42,9 @@ impl Kernels {
         Self {
             gemm_reg: Kernel::new(gpu, &gemm, "gemm_reg"),
             gemm_tiled: Kernel::new(gpu, &gemm, "gemm_tiled"),
+            gemm_nn4: Kernel::new(gpu, &gemm, "gemm_nn4"),
+            gemm_nt4: Kernel::new(gpu, &gemm, "gemm_nt4"),
+            gemm_tn4: Kernel::new(gpu, &gemm, "gemm_tn4"),
             actnorm_forward: Kernel::new(gpu, &actnorm, "actnorm_forward"),
             actnorm_inverse: Kernel::new(gpu, &actnorm, "actnorm_inverse"),
             actnorm_init: Kernel::new(gpu, &actnorm, "actnorm_init"),

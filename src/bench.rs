@@ -1,0 +1,108 @@
+//! `mflow bench`: each family is checked once against its reference, then timed; figures are
+//! medians over several trials. Benchmarks print numbers; tests never time anything.
+
+use crate::gpu::{read_back, storage_init, Dispatch, Gpu};
+use crate::kernels::gemm::{Entry, Gemm, Variant, View};
+use crate::reference::gemm::{gemm as gemm_ref, Strided};
+use anyhow::{ensure, Result};
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+/// Runs `dispatches` `reps` times in one submit per trial; returns the median seconds per rep.
+pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: usize, trials: usize) -> f64 {
+    let run = |reps: usize| {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..reps {
+                for d in dispatches {
+                    d.record(&mut pass);
+                }
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait();
+    };
+    run(1); // warm-up: pipeline compilation, first-touch allocation
+    let mut times: Vec<f64> = (0..trials)
+        .map(|_| {
+            let t = Instant::now();
+            run(reps);
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[trials / 2]
+}
+
+/// Which product a benchmark shape is.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// Y = X·W (forward)
+    Nn,
+    /// dX = dY·Wᵀ
+    Nt,
+    /// dW = Xᵀ·dY
+    Tn,
+}
+
+/// GFLOP/s of one GEMM shape (m×k times k×n) with one variant; checked against the reference
+/// on a few entries first.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_gflops(gpu: &Gpu, variant: Variant, op: Op, m: usize, k: usize, n: usize, reps: usize, trials: usize) -> Result<(Entry, f64)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut fill = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (a, b) = (fill(m * k), fill(k * n));
+    let (ab, bb, cb) = (storage_init(gpu, "a", &a), storage_init(gpu, "b", &b), storage_init(gpu, "c", &vec![0f32; m * n]));
+    let (av, bv) = match op {
+        Op::Nn => (Strided::rows(0, k), Strided::rows(0, n)),
+        Op::Nt => (Strided::rows(0, k), Strided::transposed(0, k)),
+        Op::Tn => (Strided::transposed(0, m), Strided::rows(0, n)),
+    };
+    let g = Gemm {
+        m,
+        n,
+        k,
+        a: View { buf: &ab, off: av.off, rs: av.rs, cs: av.cs },
+        b: View { buf: &bb, off: bv.off, rs: bv.rs, cs: bv.cs },
+        bias: None,
+        c: View::rows(&cb, 0, n),
+        relu: false,
+        accumulate: false,
+    };
+    let d = g.dispatch(gpu, variant, "bench gemm");
+    crate::gpu::submit(gpu, "bench check", &[&d]);
+    // Check a handful of rows against the f64 reference (the full product is slow on the CPU).
+    let got = read_back::<f32>(gpu, &cb, 0, m * n);
+    let a64: Vec<f64> = a.iter().map(|&x| x as f64).collect();
+    let b64: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+    for &row in &[0, m / 2, m - 1] {
+        let mut want = vec![0.0; n];
+        let arow = Strided { off: av.off + row * av.rs, rs: 0, cs: av.cs };
+        gemm_ref(&mut want, Strided::rows(0, n), &a64, arow, &b64, bv, None, 1, n, k, false, false);
+        for j in 0..n {
+            let (gv, wv) = (got[row * n + j] as f64, want[j]);
+            ensure!((gv - wv).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + wv.abs()), "gemm {variant:?} {op:?} {m}x{k}x{n}: C[{row},{j}] = {gv}, reference {wv}");
+        }
+    }
+    let secs = time_dispatches(gpu, &[&d], reps, trials);
+    Ok((g.entry(variant), 2.0 * (m * n * k) as f64 / secs / 1e9))
+}
+
+/// The shapes training uses: MNIST (Q = 784, h = 392, H = 1024) at batch 256.
+pub const GEMM_SHAPES: [(usize, usize, usize); 3] = [(256, 392, 1024), (256, 1024, 1024), (256, 1024, 784)];
+
+pub fn bench_gemm(gpu: &Gpu, variants: &[Variant], quick: bool) -> Result<()> {
+    println!("adapter: {}", gpu.describe());
+    println!("gemm GFLOP/s, median of {} trials (shape = M x K x N; Nn: X·W, Nt: dY·Wᵀ, Tn: Xᵀ·dY)", if quick { 3 } else { 7 });
+    let (reps, trials) = if quick { (2, 3) } else { (5, 7) };
+    for &(m, k, n) in &GEMM_SHAPES {
+        for (op, (mm, kk, nn)) in [(Op::Nn, (m, k, n)), (Op::Nt, (m, n, k)), (Op::Tn, (k, m, n))] {
+            for &v in variants {
+                let (entry, g) = gemm_gflops(gpu, v, op, mm, kk, nn, reps, trials)?;
+                println!("{:<16} {:?}  {:<6} {:>6.2} GFLOP/s", format!("{mm}x{kk}x{nn}"), op, format!("{entry:?}"), g);
+            }
+        }
+    }
+    Ok(())
+}
