@@ -15,15 +15,29 @@ fn main() {
     let dims: Vec<usize> = args[5..].iter().map(|s| s.parse().unwrap()).collect();
     let (m, k, n) = if dims.len() == 3 { (dims[0], dims[1], dims[2]) } else { (256, 1024, 784) };
     let gpu = Gpu::new(&AdapterChoice::default()).unwrap();
-    let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl(src.into()) });
+    let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: None,
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    });
     let kern = Kernel::new(&gpu, &module, entry);
     let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect();
     let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 17) as f32 / 17.0 - 0.5).collect();
-    let (ab, bb, cb) = (storage_init(&gpu, "a", &a), storage_init(&gpu, "b", &b), storage_init(&gpu, "c", &vec![0f32; m * n]));
+    let (ab, bb, cb) =
+        (storage_init(&gpu, "a", &a), storage_init(&gpu, "b", &b), storage_init(&gpu, "c", &vec![0f32; m * n]));
     // A is stored (m, k) for nn/nt and (k, m) for tn; B is (k, n) for nn/tn and (n, k) for nt.
     let (a_rs, a_cs) = if layout == "tn" { (1, m) } else { (k, 1) };
     let (b_rs, b_cs) = if layout == "nt" { (1, k) } else { (n, 1) };
-    let u = GemmUniform { m: m as u32, n: n as u32, k: k as u32, a_rs: a_rs as u32, a_cs: a_cs as u32, b_rs: b_rs as u32, b_cs: b_cs as u32, c_rs: n as u32, ..Default::default() };
+    let u = GemmUniform {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        a_rs: a_rs as u32,
+        a_cs: a_cs as u32,
+        b_rs: b_rs as u32,
+        b_cs: b_cs as u32,
+        c_rs: n as u32,
+        ..Default::default()
+    };
     let ub = uniform(&gpu, "u", &u);
     let d = kern.bind(&gpu, &ub, &[&ab, &bb, &ab, &cb], [n.div_ceil(tn) as u32, m.div_ceil(tm) as u32, 1]);
     let secs = time_dispatches(&gpu, &[&d], 3, 5);

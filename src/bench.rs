@@ -48,12 +48,21 @@ pub enum Op {
 
 /// GFLOP/s of one GEMM shape (m×k times k×n) with one variant; checked against the reference
 /// on a few entries first.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_gflops(gpu: &Gpu, variant: Variant, op: Op, m: usize, k: usize, n: usize, reps: usize, trials: usize) -> Result<(Entry, f64)> {
+pub fn gemm_gflops(
+    gpu: &Gpu,
+    variant: Variant,
+    op: Op,
+    m: usize,
+    k: usize,
+    n: usize,
+    reps: usize,
+    trials: usize,
+) -> Result<(Entry, f64)> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut fill = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
     let (a, b) = (fill(m * k), fill(k * n));
-    let (ab, bb, cb) = (storage_init(gpu, "a", &a), storage_init(gpu, "b", &b), storage_init(gpu, "c", &vec![0f32; m * n]));
+    let (ab, bb, cb) =
+        (storage_init(gpu, "a", &a), storage_init(gpu, "b", &b), storage_init(gpu, "c", &vec![0f32; m * n]));
     let (av, bv) = match op {
         Op::Nn => (Strided::rows(0, k), Strided::rows(0, n)),
         Op::Nt => (Strided::rows(0, k), Strided::transposed(0, k)),
@@ -82,7 +91,10 @@ pub fn gemm_gflops(gpu: &Gpu, variant: Variant, op: Op, m: usize, k: usize, n: u
         gemm_ref(&mut want, Strided::rows(0, n), &a64, arow, &b64, bv, None, 1, n, k, false, false);
         for j in 0..n {
             let (gv, wv) = (got[row * n + j] as f64, want[j]);
-            ensure!((gv - wv).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + wv.abs()), "gemm {variant:?} {op:?} {m}x{k}x{n}: C[{row},{j}] = {gv}, reference {wv}");
+            ensure!(
+                (gv - wv).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + wv.abs()),
+                "gemm {variant:?} {op:?} {m}x{k}x{n}: C[{row},{j}] = {gv}, reference {wv}"
+            );
         }
     }
     let secs = time_dispatches(gpu, &[&d], reps, trials);
@@ -94,7 +106,10 @@ pub const GEMM_SHAPES: [(usize, usize, usize); 3] = [(256, 392, 1024), (256, 102
 
 pub fn bench_gemm(gpu: &Gpu, variants: &[Variant], quick: bool) -> Result<()> {
     println!("adapter: {}", gpu.describe());
-    println!("gemm GFLOP/s, median of {} trials (shape = M x K x N; Nn: X·W, Nt: dY·Wᵀ, Tn: Xᵀ·dY)", if quick { 3 } else { 7 });
+    println!(
+        "gemm GFLOP/s, median of {} trials (shape = M x K x N; Nn: X·W, Nt: dY·Wᵀ, Tn: Xᵀ·dY)",
+        if quick { 3 } else { 7 }
+    );
     let (reps, trials) = if quick { (2, 3) } else { (5, 7) };
     for &(m, k, n) in &GEMM_SHAPES {
         for (op, (mm, kk, nn)) in [(Op::Nn, (m, k, n)), (Op::Nt, (m, n, k)), (Op::Tn, (k, m, n))] {

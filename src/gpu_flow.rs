@@ -28,7 +28,17 @@ pub struct GpuFlow {
 }
 
 /// The conditioner of a coupling as GEMMs reading the first h columns of `x`.
-fn conditioner(gpu: &Gpu, variant: Variant, params: &wgpu::Buffer, linears: &[Linear], x: &wgpu::Buffer, outs: &[wgpu::Buffer], n: usize, q: usize, label: &str) -> Vec<Dispatch> {
+fn conditioner(
+    gpu: &Gpu,
+    variant: Variant,
+    params: &wgpu::Buffer,
+    linears: &[Linear],
+    x: &wgpu::Buffer,
+    outs: &[wgpu::Buffer],
+    n: usize,
+    q: usize,
+    label: &str,
+) -> Vec<Dispatch> {
     linears
         .iter()
         .enumerate()
@@ -72,9 +82,11 @@ impl GpuFlow {
             .iter()
             .enumerate()
             .map(|(k, l)| match l {
-                Layer::Coupling { linears, .. } => {
-                    linears.iter().enumerate().map(|(j, lin)| storage(gpu, &format!("layer{k}.out{j}"), n * lin.fan_out)).collect()
-                }
+                Layer::Coupling { linears, .. } => linears
+                    .iter()
+                    .enumerate()
+                    .map(|(j, lin)| storage(gpu, &format!("layer{k}.out{j}"), n * lin.fan_out))
+                    .collect(),
                 _ => Vec::new(),
             })
             .collect();
@@ -100,7 +112,17 @@ impl GpuFlow {
                     let rm = cond[k].last().expect("output layer");
                     fwd.extend(conditioner(gpu, variant, &params, linears, x, &cond[k], n, q, &format!("cp{index}")));
                     fwd.push(cp.forward(gpu, x, rm, u, &logdet));
-                    inv.extend(conditioner(gpu, variant, &params, linears, u, &cond[k], n, q, &format!("cp{index}.inv")));
+                    inv.extend(conditioner(
+                        gpu,
+                        variant,
+                        &params,
+                        linears,
+                        u,
+                        &cond[k],
+                        n,
+                        q,
+                        &format!("cp{index}.inv"),
+                    ));
                     inv.push(cp.inverse(gpu, u, rm, x));
                 }
                 Layer::Reverse | Layer::Shuffle { .. } => {

@@ -1,7 +1,13 @@
 //! mflow: marginalizing flows (Real NVP over [x, ε]) trained and evaluated on the GPU
 //! through WebGPU compute shaders. See README.md and ../shared/spec/MODEL.md.
 
+// Kernel wrappers and their twins take shapes, offsets and buffers positionally, in the
+// shader's order (llm.c's convention); bundling them into structs would hide that order.
+#![allow(clippy::too_many_arguments)]
+
 pub mod bench;
+pub mod data;
+pub mod demo;
 pub mod gpu;
 pub mod gpu_flow;
 pub mod kernels;

@@ -19,6 +19,13 @@ struct Cli {
 enum Command {
     /// List every adapter with backend, type, driver, limits and features.
     Info,
+    /// Builds a half-moons MF, runs it forward and inverse on the GPU, checks it on the CPU.
+    Demo {
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Benchmarks: GFLOP/s and samples/s.
     Bench {
         #[command(subcommand)]
@@ -54,9 +61,11 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = Gpu::new(&choice)?;
             println!("mflow would use: {}", gpu.describe());
         }
+        Command::Demo { batch, seed } => mflow::demo::run(&Gpu::new(&choice)?, batch, seed)?,
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {
             let gpu = Gpu::new(&choice)?;
-            let variants = if all { vec![Variant::Reg, Variant::Tiled, Variant::Vec4] } else { vec![Variant::for_adapter(&gpu)] };
+            let variants =
+                if all { vec![Variant::Reg, Variant::Tiled, Variant::Vec4] } else { vec![Variant::for_adapter(&gpu)] };
             mflow::bench::bench_gemm(&gpu, &variants, quick)?;
         }
     }

@@ -14,7 +14,12 @@ fn actnorm_forward_inverse_match_reference() {
         let params = uniform(n as u64, 1 + 2 * q, 1.0);
         let y = uniform(q as u64, n * q, 3.0);
         let ld0 = uniform(5, n, 1.0);
-        let (pb, yb, ub, ldb) = (storage_init(gpu, "p", &params), storage_init(gpu, "y", &y), storage(gpu, "u", n * q), storage_init(gpu, "ld", &ld0));
+        let (pb, yb, ub, ldb) = (
+            storage_init(gpu, "p", &params),
+            storage_init(gpu, "y", &y),
+            storage(gpu, "u", n * q),
+            storage_init(gpu, "ld", &ld0),
+        );
         let yb2 = storage(gpu, "y2", n * q);
         let an = ActNorm { n, q, beta_off, a_off };
         let f = an.forward(gpu, &pb, &yb, &ub, &ldb);

@@ -18,7 +18,13 @@ fn coupling_forward_inverse_match_reference() {
             rm[1] = -40.0;
         }
         let ld0 = uniform(3, n, 1.0);
-        let (yb, rmb, ub, ldb, yb2) = (storage_init(gpu, "y", &y), storage_init(gpu, "rm", &rm), storage(gpu, "u", n * q), storage_init(gpu, "ld", &ld0), storage(gpu, "y2", n * q));
+        let (yb, rmb, ub, ldb, yb2) = (
+            storage_init(gpu, "y", &y),
+            storage_init(gpu, "rm", &rm),
+            storage(gpu, "u", n * q),
+            storage_init(gpu, "ld", &ld0),
+            storage(gpu, "y2", n * q),
+        );
         let cp = Coupling { n, q };
         let f = cp.forward(gpu, &yb, &rmb, &ub, &ldb);
         let i = cp.inverse(gpu, &ub, &rmb, &yb2);

@@ -65,7 +65,8 @@ fn data_dependent_actnorm_init_matches_reference() {
     flow.randomize(9, 0.5);
     flow.actnorm_initialized = false;
     let q = flow.config.q();
-    let y: Vec<f32> = uniform(3, n * q, 1.0).iter().enumerate().map(|(i, v)| v * (1 + i % q) as f32 + i as f32 % 3.0).collect();
+    let y: Vec<f32> =
+        uniform(3, n * q, 1.0).iter().enumerate().map(|(i, v)| v * (1 + i % q) as f32 + i as f32 % 3.0).collect();
     let g = GpuFlow::new(gpu, &flow, n);
     let out = g.init_and_forward(gpu, &y);
     let mut p = flow.params_f64();

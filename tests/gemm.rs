@@ -19,7 +19,16 @@ enum Layout {
 
 /// Checks one GEMM and returns the entry point that ran.
 #[allow(clippy::too_many_arguments)]
-fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: bool, relu: bool, accumulate: bool) -> Entry {
+fn check(
+    variant: Variant,
+    layout: Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: bool,
+    relu: bool,
+    accumulate: bool,
+) -> Entry {
     let gpu = gpu();
     // Offsets and an extra leading dimension on A test strided views and column blocks;
     // for the vec4 paths they are multiples of 4 (else those paths must fall back).
@@ -49,9 +58,27 @@ fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: b
     };
     let mut want = to_f64(&c0);
     let bias64 = to_f64(&bias_v);
-    gemm(&mut want, Strided::rows(c_off, n), &to_f64(&a), av, &to_f64(&b), bv, bias.then_some((bias64.as_slice(), bias_off)), m, n, k, relu, accumulate);
+    gemm(
+        &mut want,
+        Strided::rows(c_off, n),
+        &to_f64(&a),
+        av,
+        &to_f64(&b),
+        bv,
+        bias.then_some((bias64.as_slice(), bias_off)),
+        m,
+        n,
+        k,
+        relu,
+        accumulate,
+    );
 
-    let (ab, bb, biasb, cb) = (storage_init(gpu, "a", &a), storage_init(gpu, "b", &b), storage_init(gpu, "bias", &bias_v), storage_init(gpu, "c", &c0));
+    let (ab, bb, biasb, cb) = (
+        storage_init(gpu, "a", &a),
+        storage_init(gpu, "b", &b),
+        storage_init(gpu, "bias", &bias_v),
+        storage_init(gpu, "c", &c0),
+    );
     let view = |buf, s: Strided| View { buf, off: s.off, rs: s.rs, cs: s.cs };
     let g = Gemm {
         m,
@@ -69,11 +96,18 @@ fn check(variant: Variant, layout: Layout, m: usize, n: usize, k: usize, bias: b
     submit(gpu, "gemm test", &[&d]);
     let got = read_back::<f32>(gpu, &cb, 0, c_off + m * n);
     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-    assert_close(&format!("{entry:?} m={m} n={n} k={k} bias={bias} relu={relu} acc={accumulate}"), &got, &want, tol, 1e-5);
+    assert_close(
+        &format!("{entry:?} m={m} n={n} k={k} bias={bias} relu={relu} acc={accumulate}"),
+        &got,
+        &want,
+        tol,
+        1e-5,
+    );
     entry
 }
 
-const SHAPES: [(usize, usize, usize); 8] = [(1, 1, 1), (1, 7, 3), (5, 3, 2), (33, 17, 9), (31, 65, 1), (64, 64, 16), (67, 130, 35), (2, 300, 70)];
+const SHAPES: [(usize, usize, usize); 8] =
+    [(1, 1, 1), (1, 7, 3), (5, 3, 2), (33, 17, 9), (31, 65, 1), (64, 64, 16), (67, 130, 35), (2, 300, 70)];
 
 #[test]
 fn gemm_reg_matches_reference() {

@@ -17,7 +17,13 @@ fn permute_gather_matches_reference_and_inverts() {
         shuf.shuffle(&mut rng(q as u64));
         for idx in [rev, shuf] {
             let x = uniform(n as u64, n * q, 1.0);
-            let (ib, iib, xb, ob, bb) = (storage_init(gpu, "idx", &idx), storage_init(gpu, "inv", &invert_perm(&idx)), storage_init(gpu, "x", &x), storage(gpu, "out", n * q), storage(gpu, "back", n * q));
+            let (ib, iib, xb, ob, bb) = (
+                storage_init(gpu, "idx", &idx),
+                storage_init(gpu, "inv", &invert_perm(&idx)),
+                storage_init(gpu, "x", &x),
+                storage(gpu, "out", n * q),
+                storage(gpu, "back", n * q),
+            );
             let f = permute::gather(gpu, n, q, &ib, &xb, &ob);
             let i = permute::gather(gpu, n, q, &iib, &ob, &bb);
             submit(gpu, "permute test", &[&f, &i]);

@@ -4,9 +4,8 @@
 use super::Gpu;
 use wgpu::util::DeviceExt;
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// A zeroed storage buffer of `len` elements of 4 bytes (at least one, as wgpu wants).
 pub fn storage(gpu: &Gpu, label: &str, len: usize) -> wgpu::Buffer {
@@ -72,7 +71,5 @@ pub fn map_blocking(gpu: &Gpu, buffer: &wgpu::Buffer) {
         let _ = tx.send(r);
     });
     gpu.wait();
-    rx.recv()
-        .expect("map callback dropped")
-        .expect("mapping a readback buffer failed");
+    rx.recv().expect("map callback dropped").expect("mapping a readback buffer failed");
 }

@@ -121,8 +121,10 @@ impl Gpu {
     pub fn new(choice: &AdapterChoice) -> Result<Self> {
         let mut adapters = list_adapters();
         if adapters.is_empty() {
-            bail!("no GPU adapter found (WGPU_BACKEND={}); {NO_ADAPTER_HELP}",
-                std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "unset".into()));
+            bail!(
+                "no GPU adapter found (WGPU_BACKEND={}); {NO_ADAPTER_HELP}",
+                std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "unset".into())
+            );
         }
         adapters.retain(|a| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS));
         if let Some(name) = &choice.name {
@@ -178,9 +180,7 @@ impl Gpu {
 
     /// Blocks until all submitted work is done.
     pub fn wait(&self) {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("device lost while waiting for the GPU");
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost while waiting for the GPU");
     }
 }
 
@@ -198,7 +198,11 @@ pub fn describe_adapters() -> String {
         let f = a.features();
         let compute = a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
         let _ = writeln!(s, "[{i}] {}", info.name);
-        let _ = writeln!(s, "    backend {:?}, type {:?}, vendor {:#06x}, device {:#06x}", info.backend, info.device_type, info.vendor, info.device);
+        let _ = writeln!(
+            s,
+            "    backend {:?}, type {:?}, vendor {:#06x}, device {:#06x}",
+            info.backend, info.device_type, info.vendor, info.device
+        );
         let _ = writeln!(s, "    driver {} {}", info.driver, info.driver_info);
         let _ = writeln!(s, "    compute shaders: {}", if compute { "yes" } else { "no" });
         let _ = writeln!(
@@ -223,7 +227,11 @@ pub fn describe_adapters() -> String {
             yn(f.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)),
         );
         let short = shortfalls(&l, &required_limits(&l));
-        let _ = writeln!(s, "    usable by mflow: {}", if compute && short.is_empty() { "yes".to_string() } else { format!("no ({})", short.join("; ")) });
+        let _ = writeln!(
+            s,
+            "    usable by mflow: {}",
+            if compute && short.is_empty() { "yes".to_string() } else { format!("no ({})", short.join("; ")) }
+        );
     }
     s
 }

@@ -77,8 +77,13 @@ pub fn grid(threads: usize, wg: u32) -> [u32; 3] {
 }
 
 /// Records `dispatches` into one compute pass of `encoder`.
-pub fn record_all<'a>(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: impl IntoIterator<Item = &'a Dispatch>) {
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+pub fn record_all<'a>(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+) {
+    let mut pass =
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
     for d in dispatches {
         d.record(&mut pass);
     }

@@ -22,12 +22,24 @@ pub struct ActNorm {
 
 impl ActNorm {
     fn uniform(&self, gpu: &Gpu, label: &str) -> wgpu::Buffer {
-        let u = ActNormUniform { n: self.n as u32, q: self.q as u32, beta_off: self.beta_off as u32, a_off: self.a_off as u32 };
+        let u = ActNormUniform {
+            n: self.n as u32,
+            q: self.q as u32,
+            beta_off: self.beta_off as u32,
+            a_off: self.a_off as u32,
+        };
         uniform(gpu, label, &u)
     }
 
     /// u = (y − β)/(exp(a) + γ); logdet += −Σ log(exp(a) + γ).
-    pub fn forward(&self, gpu: &Gpu, params: &wgpu::Buffer, y: &wgpu::Buffer, u: &wgpu::Buffer, logdet: &wgpu::Buffer) -> Dispatch {
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        params: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        u: &wgpu::Buffer,
+        logdet: &wgpu::Buffer,
+    ) -> Dispatch {
         let un = self.uniform(gpu, "actnorm_forward");
         gpu.kernels().actnorm_forward.bind(gpu, &un, &[params, y, u, logdet], grid(self.n * self.q, 64))
     }

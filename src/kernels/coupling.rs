@@ -25,7 +25,14 @@ impl Coupling {
     }
 
     /// u_b = y_b ⊙ exp(s) + m; logdet += Σ s.
-    pub fn forward(&self, gpu: &Gpu, y: &wgpu::Buffer, rm: &wgpu::Buffer, u: &wgpu::Buffer, logdet: &wgpu::Buffer) -> Dispatch {
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        y: &wgpu::Buffer,
+        rm: &wgpu::Buffer,
+        u: &wgpu::Buffer,
+        logdet: &wgpu::Buffer,
+    ) -> Dispatch {
         let un = self.uniform(gpu, "coupling_forward");
         gpu.kernels().coupling_forward.bind(gpu, &un, &[y, rm, u, logdet], grid(self.n * self.q, 64))
     }

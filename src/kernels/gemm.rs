@@ -142,14 +142,18 @@ impl Gemm<'_> {
     /// (16-byte alignment of every vec4 it loads).
     pub fn entry(&self, variant: Variant) -> Entry {
         let (a, b) = (&self.a, &self.b);
-        let m4 = |x: usize| x % 4 == 0;
+        let m4 = |x: usize| x.is_multiple_of(4);
         let offs = m4(a.off) && m4(b.off);
         match variant {
             Variant::Reg => Entry::Reg,
             Variant::Tiled => Entry::Tiled,
-            Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.k) && m4(self.n) && m4(a.rs) && m4(b.rs) => Entry::Nn4,
+            Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.k) && m4(self.n) && m4(a.rs) && m4(b.rs) => {
+                Entry::Nn4
+            }
             Variant::Vec4 if offs && a.cs == 1 && b.rs == 1 && m4(self.k) && m4(a.rs) && m4(b.cs) => Entry::Nt4,
-            Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.m) && m4(self.n) && m4(a.cs) && m4(b.rs) => Entry::Tn4,
+            Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.m) && m4(self.n) && m4(a.cs) && m4(b.rs) => {
+                Entry::Tn4
+            }
             Variant::Vec4 => Entry::Reg,
         }
     }

@@ -11,7 +11,14 @@ pub struct LossUniform {
 }
 
 /// logp[row] = Σ_i log N(u_i; 0, 1) + logdet[row].
-pub fn log_prob(gpu: &Gpu, n: usize, q: usize, u: &wgpu::Buffer, logdet: &wgpu::Buffer, logp: &wgpu::Buffer) -> Dispatch {
+pub fn log_prob(
+    gpu: &Gpu,
+    n: usize,
+    q: usize,
+    u: &wgpu::Buffer,
+    logdet: &wgpu::Buffer,
+    logp: &wgpu::Buffer,
+) -> Dispatch {
     let un = uniform(gpu, "log_prob", &LossUniform { n: n as u32, q: q as u32, _pad: [0; 2] });
     gpu.kernels().log_prob.bind(gpu, &un, &[u, logdet, logp], grid(n, 64))
 }

@@ -56,11 +56,21 @@ pub struct Linear {
 /// One layer in the data → latent direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layer {
-    ActNorm { index: usize, beta: usize, a: usize },
-    Coupling { index: usize, linears: Vec<Linear> },
+    ActNorm {
+        index: usize,
+        beta: usize,
+        a: usize,
+    },
+    Coupling {
+        index: usize,
+        linears: Vec<Linear>,
+    },
     Reverse,
     /// `u_i = y_{perm[i]}`.
-    Shuffle { index: usize, perm: Vec<u32> },
+    Shuffle {
+        index: usize,
+        perm: Vec<u32>,
+    },
 }
 
 impl Layer {
@@ -235,7 +245,8 @@ impl Flow {
     pub fn set_perm(&mut self, index: usize, perm: &[u32]) -> Result<()> {
         let q = self.config.q();
         let mut seen = vec![false; q];
-        if perm.len() != q || perm.iter().any(|&p| (p as usize) >= q || std::mem::replace(&mut seen[p as usize], true)) {
+        if perm.len() != q || perm.iter().any(|&p| (p as usize) >= q || std::mem::replace(&mut seen[p as usize], true))
+        {
             bail!("perm{index} is not a permutation of 0..{q}: {perm:?}");
         }
         for layer in &mut self.layers {

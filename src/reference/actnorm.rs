@@ -7,8 +7,16 @@ fn scale(params: &[f64], a_off: usize, i: usize) -> f64 {
 }
 
 /// y (n, q) → u (n, q); logdet (n) += −Σ log(exp(a) + γ).
-#[allow(clippy::too_many_arguments)]
-pub fn forward(params: &[f64], beta_off: usize, a_off: usize, y: &[f64], u: &mut [f64], logdet: &mut [f64], n: usize, q: usize) {
+pub fn forward(
+    params: &[f64],
+    beta_off: usize,
+    a_off: usize,
+    y: &[f64],
+    u: &mut [f64],
+    logdet: &mut [f64],
+    n: usize,
+    q: usize,
+) {
     let ld: f64 = -(0..q).map(|i| scale(params, a_off, i).ln()).sum::<f64>();
     for row in 0..n {
         for i in 0..q {

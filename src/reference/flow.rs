@@ -142,9 +142,8 @@ pub fn marginal_log_likelihood(flow: &Flow, params: &[f64], x: &[f64], eps: &[f6
     let lp = log_prob(flow, params, &y, n * s);
     (0..n)
         .map(|row| {
-            let terms: Vec<f64> = (0..s)
-                .map(|k| lp[row * s + k] - log_normal(&eps[(row * s + k) * b..(row * s + k + 1) * b]))
-                .collect();
+            let terms: Vec<f64> =
+                (0..s).map(|k| lp[row * s + k] - log_normal(&eps[(row * s + k) * b..(row * s + k + 1) * b])).collect();
             logsumexp(&terms) - (s as f64).ln()
         })
         .collect()

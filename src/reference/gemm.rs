@@ -18,7 +18,6 @@ impl Strided {
 }
 
 /// C (m×n, row-major view `cv`) = [C +] A·B [+ bias] [→ ReLU].
-#[allow(clippy::too_many_arguments)]
 pub fn gemm(
     c: &mut [f64],
     cv: Strided,

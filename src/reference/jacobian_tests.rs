@@ -69,7 +69,11 @@ fn layer_logdets_match_finite_difference_jacobians() {
             layer_forward(layer, &p, &y, &mut ld, 1, q);
             let f = |y: &[f64]| layer_forward(layer, &p, y, &mut [0.0], 1, q);
             let fd = log_abs_det(fd_jacobian(&f, &y), q);
-            assert!((ld[0] - fd).abs() < 1e-6, "Q={q} layer {k} ({layer:?}): log-det {} vs finite differences {fd}", ld[0]);
+            assert!(
+                (ld[0] - fd).abs() < 1e-6,
+                "Q={q} layer {k} ({layer:?}): log-det {} vs finite differences {fd}",
+                ld[0]
+            );
             if matches!(layer, Layer::Coupling { .. } | Layer::ActNorm { .. }) {
                 assert!(ld[0].abs() > 1e-2, "layer {k}: the test wants a log-det far from zero, got {}", ld[0]);
             }
@@ -88,7 +92,11 @@ fn flow_logdet_matches_finite_difference_jacobian() {
             let (_, ld) = forward(&flow, &p, &y, 1);
             let f = |y: &[f64]| forward(&flow, &p, y, 1).0;
             let fd = log_abs_det(fd_jacobian(&f, &y), q);
-            assert!((ld[0] - fd).abs() < 1e-5 * (1.0 + fd.abs()), "Q={q}: flow log-det {} vs finite differences {fd}", ld[0]);
+            assert!(
+                (ld[0] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                "Q={q}: flow log-det {} vs finite differences {fd}",
+                ld[0]
+            );
             assert!(ld[0].abs() > 0.1, "the test wants a log-det far from zero, got {}", ld[0]);
         }
     }

@@ -1,6 +1,9 @@
 //! The f64 twins of every kernel, loop for loop like the shaders (same stems), plus the
 //! whole flow. Straightforward on purpose: this is the oracle every GPU test compares to.
 
+// Index loops on purpose: each twin reads line for line against its shader.
+#![allow(clippy::needless_range_loop)]
+
 pub mod actnorm;
 pub mod coupling;
 pub mod flow;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine too: builds, makes sure a Vulkan
+# adapter exists (installing Mesa's lavapipe when none answers), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Silences a harmless message from Mesa's device-select Vulkan layer.
+export NODEVICE_SELECT=1
+
+cargo build --release --quiet
+if ! ./target/release/mflow info >/dev/null 2>&1; then
+    echo "test.sh: no usable GPU adapter; installing Mesa's lavapipe (software Vulkan)"
+    bash tools/install-lavapipe.sh
+    ./target/release/mflow info >/dev/null || { ./target/release/mflow info; exit 1; }
+fi
+./target/release/mflow info | tail -n 1
+cargo test --release "$@"
