@@ -3,7 +3,9 @@
 // A, B and C are strided views into flat buffers: element (i, k) of A lives at
 // a_off + i*a_rs + k*a_cs, so the transposes backprop needs (dY·Wᵀ, Xᵀ·dY) are the same
 // kernel with other strides, and a column block (the coupling's y_a) is a view too.
-// flags: BIAS adds bias[bias_off + j]; RELU clamps at 0; ACCUM adds into C (C += A·B).
+// flags: BIAS adds aux[aux_off + j]; RELU clamps at 0; ACCUM adds into C (C += A·B);
+// MASK multiplies by 1[aux[aux_off + i·c_rs + j] > 0] — the ReLU derivative in backprop,
+// aux being the layer's post-ReLU output (same shape as C).
 //
 // Entry points (same bindings; the host picks one per GEMM, see Variant in src/kernels/gemm.rs):
 //   gemm_reg   — any strides. 8×8 threads, each a 4×4 register block over rows row0 + r·8
@@ -16,24 +18,25 @@
 //                when shapes and strides are multiples of 4 (see their headers below).
 // Dispatch: (⌈N/TN⌉, ⌈M/TM⌉) with the tile TM×TN of the entry point: 32×32 gemm_reg,
 // 64×64 gemm_tiled and gemm_nt4, 64×128 gemm_nn4 and gemm_tn4.
-// Bindings: 0 uniform Gemm; 1 a; 2 b; 3 bias; 4 c (read_write).
+// Bindings: 0 uniform Gemm; 1 a; 2 b; 3 aux (bias or mask); 4 c (read_write).
 // Twin: src/reference/gemm.rs
 
 struct Gemm {
     m: u32, n: u32, k: u32, flags: u32,
     a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
     b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
-    bias_off: u32, _p0: u32, _p1: u32, _p2: u32,
+    aux_off: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 const BIAS: u32 = 1u;
 const RELU: u32 = 2u;
 const ACCUM: u32 = 4u;
+const MASK: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 fn store(row: u32, col: u32, acc: f32) {
@@ -46,7 +49,10 @@ fn store(row: u32, col: u32, acc: f32) {
         v += c[idx];
     }
     if ((g.flags & BIAS) != 0u) {
-        v += bias[g.bias_off + col];
+        v += aux[g.aux_off + col];
+    }
+    if ((g.flags & MASK) != 0u && aux[g.aux_off + row * g.c_rs + col] <= 0.0) {
+        v = 0.0;
     }
     if ((g.flags & RELU) != 0u) {
         v = max(v, 0.0);
@@ -156,7 +162,6 @@ fn gemm_tiled(
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 
 fn store4(row: u32, col: u32, v: vec4<f32>) {
-    _ = bias[0];
     store(row, col, v.x);
     store(row, col + 1u, v.y);
     store(row, col + 2u, v.z);
@@ -254,38 +259,12 @@ fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc7_2 += av7.x * bv0_2 + av7.y * bv1_2 + av7.z * bv2_2 + av7.w * bv3_2;
         acc7_3 += av7.x * bv0_3 + av7.y * bv1_3 + av7.z * bv2_3 + av7.w * bv3_3;
     }
-    store4(row0 + 0u, (c0 + 0u) * 4u, acc0_0);
-    store4(row0 + 0u, (c0 + 1u) * 4u, acc0_1);
-    store4(row0 + 0u, (c0 + 2u) * 4u, acc0_2);
-    store4(row0 + 0u, (c0 + 3u) * 4u, acc0_3);
-    store4(row0 + 1u, (c0 + 0u) * 4u, acc1_0);
-    store4(row0 + 1u, (c0 + 1u) * 4u, acc1_1);
-    store4(row0 + 1u, (c0 + 2u) * 4u, acc1_2);
-    store4(row0 + 1u, (c0 + 3u) * 4u, acc1_3);
-    store4(row0 + 2u, (c0 + 0u) * 4u, acc2_0);
-    store4(row0 + 2u, (c0 + 1u) * 4u, acc2_1);
-    store4(row0 + 2u, (c0 + 2u) * 4u, acc2_2);
-    store4(row0 + 2u, (c0 + 3u) * 4u, acc2_3);
-    store4(row0 + 3u, (c0 + 0u) * 4u, acc3_0);
-    store4(row0 + 3u, (c0 + 1u) * 4u, acc3_1);
-    store4(row0 + 3u, (c0 + 2u) * 4u, acc3_2);
-    store4(row0 + 3u, (c0 + 3u) * 4u, acc3_3);
-    store4(row0 + 4u, (c0 + 0u) * 4u, acc4_0);
-    store4(row0 + 4u, (c0 + 1u) * 4u, acc4_1);
-    store4(row0 + 4u, (c0 + 2u) * 4u, acc4_2);
-    store4(row0 + 4u, (c0 + 3u) * 4u, acc4_3);
-    store4(row0 + 5u, (c0 + 0u) * 4u, acc5_0);
-    store4(row0 + 5u, (c0 + 1u) * 4u, acc5_1);
-    store4(row0 + 5u, (c0 + 2u) * 4u, acc5_2);
-    store4(row0 + 5u, (c0 + 3u) * 4u, acc5_3);
-    store4(row0 + 6u, (c0 + 0u) * 4u, acc6_0);
-    store4(row0 + 6u, (c0 + 1u) * 4u, acc6_1);
-    store4(row0 + 6u, (c0 + 2u) * 4u, acc6_2);
-    store4(row0 + 6u, (c0 + 3u) * 4u, acc6_3);
-    store4(row0 + 7u, (c0 + 0u) * 4u, acc7_0);
-    store4(row0 + 7u, (c0 + 1u) * 4u, acc7_1);
-    store4(row0 + 7u, (c0 + 2u) * 4u, acc7_2);
-    store4(row0 + 7u, (c0 + 3u) * 4u, acc7_3);
+    // The epilogue runs as a loop: unrolled, its 32 branchy stores take LLVM (lavapipe's
+    // compiler) tens of seconds to build.
+    let out = array<vec4<f32>, 32>(acc0_0, acc0_1, acc0_2, acc0_3, acc1_0, acc1_1, acc1_2, acc1_3, acc2_0, acc2_1, acc2_2, acc2_3, acc3_0, acc3_1, acc3_2, acc3_3, acc4_0, acc4_1, acc4_2, acc4_3, acc5_0, acc5_1, acc5_2, acc5_3, acc6_0, acc6_1, acc6_2, acc6_3, acc7_0, acc7_1, acc7_2, acc7_3);
+    for (var t = 0u; t < 32u; t++) {
+        store4(row0 + t / 4u, (c0 + t % 4u) * 4u, out[t]);
+    }
 }
 
 // gemm_nt4 — A and B both contiguous along k (C = dY·Wᵀ). Thread: 8 rows × 8 columns, each a
@@ -405,22 +384,12 @@ fn gemm_nt4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc7_6 += dot(av7, bv6);
         acc7_7 += dot(av7, bv7);
     }
-    store4(row0 + 0u, col0 + 0u, vec4<f32>(acc0_0, acc0_1, acc0_2, acc0_3));
-    store4(row0 + 0u, col0 + 4u, vec4<f32>(acc0_4, acc0_5, acc0_6, acc0_7));
-    store4(row0 + 1u, col0 + 0u, vec4<f32>(acc1_0, acc1_1, acc1_2, acc1_3));
-    store4(row0 + 1u, col0 + 4u, vec4<f32>(acc1_4, acc1_5, acc1_6, acc1_7));
-    store4(row0 + 2u, col0 + 0u, vec4<f32>(acc2_0, acc2_1, acc2_2, acc2_3));
-    store4(row0 + 2u, col0 + 4u, vec4<f32>(acc2_4, acc2_5, acc2_6, acc2_7));
-    store4(row0 + 3u, col0 + 0u, vec4<f32>(acc3_0, acc3_1, acc3_2, acc3_3));
-    store4(row0 + 3u, col0 + 4u, vec4<f32>(acc3_4, acc3_5, acc3_6, acc3_7));
-    store4(row0 + 4u, col0 + 0u, vec4<f32>(acc4_0, acc4_1, acc4_2, acc4_3));
-    store4(row0 + 4u, col0 + 4u, vec4<f32>(acc4_4, acc4_5, acc4_6, acc4_7));
-    store4(row0 + 5u, col0 + 0u, vec4<f32>(acc5_0, acc5_1, acc5_2, acc5_3));
-    store4(row0 + 5u, col0 + 4u, vec4<f32>(acc5_4, acc5_5, acc5_6, acc5_7));
-    store4(row0 + 6u, col0 + 0u, vec4<f32>(acc6_0, acc6_1, acc6_2, acc6_3));
-    store4(row0 + 6u, col0 + 4u, vec4<f32>(acc6_4, acc6_5, acc6_6, acc6_7));
-    store4(row0 + 7u, col0 + 0u, vec4<f32>(acc7_0, acc7_1, acc7_2, acc7_3));
-    store4(row0 + 7u, col0 + 4u, vec4<f32>(acc7_4, acc7_5, acc7_6, acc7_7));
+    // The epilogue runs as a loop: unrolled, its 16 branchy stores take LLVM (lavapipe's
+    // compiler) tens of seconds to build.
+    let out = array<vec4<f32>, 16>(vec4<f32>(acc0_0, acc0_1, acc0_2, acc0_3), vec4<f32>(acc0_4, acc0_5, acc0_6, acc0_7), vec4<f32>(acc1_0, acc1_1, acc1_2, acc1_3), vec4<f32>(acc1_4, acc1_5, acc1_6, acc1_7), vec4<f32>(acc2_0, acc2_1, acc2_2, acc2_3), vec4<f32>(acc2_4, acc2_5, acc2_6, acc2_7), vec4<f32>(acc3_0, acc3_1, acc3_2, acc3_3), vec4<f32>(acc3_4, acc3_5, acc3_6, acc3_7), vec4<f32>(acc4_0, acc4_1, acc4_2, acc4_3), vec4<f32>(acc4_4, acc4_5, acc4_6, acc4_7), vec4<f32>(acc5_0, acc5_1, acc5_2, acc5_3), vec4<f32>(acc5_4, acc5_5, acc5_6, acc5_7), vec4<f32>(acc6_0, acc6_1, acc6_2, acc6_3), vec4<f32>(acc6_4, acc6_5, acc6_6, acc6_7), vec4<f32>(acc7_0, acc7_1, acc7_2, acc7_3), vec4<f32>(acc7_4, acc7_5, acc7_6, acc7_7));
+    for (var t = 0u; t < 16u; t++) {
+        store4(row0 + t / 2u, col0 + (t % 2u) * 4u, out[t]);
+    }
 }
 
 // gemm_tn4 — A contiguous along m, B contiguous along n (C = Xᵀ·dY). Thread: 8 rows (2 vec4)
@@ -491,36 +460,10 @@ fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc13_2 += av1.w * bv2;
         acc13_3 += av1.w * bv3;
     }
-    store4((r0 + 0u) * 4u + 0u, (c0 + 0u) * 4u, acc00_0);
-    store4((r0 + 0u) * 4u + 0u, (c0 + 1u) * 4u, acc00_1);
-    store4((r0 + 0u) * 4u + 0u, (c0 + 2u) * 4u, acc00_2);
-    store4((r0 + 0u) * 4u + 0u, (c0 + 3u) * 4u, acc00_3);
-    store4((r0 + 0u) * 4u + 1u, (c0 + 0u) * 4u, acc01_0);
-    store4((r0 + 0u) * 4u + 1u, (c0 + 1u) * 4u, acc01_1);
-    store4((r0 + 0u) * 4u + 1u, (c0 + 2u) * 4u, acc01_2);
-    store4((r0 + 0u) * 4u + 1u, (c0 + 3u) * 4u, acc01_3);
-    store4((r0 + 0u) * 4u + 2u, (c0 + 0u) * 4u, acc02_0);
-    store4((r0 + 0u) * 4u + 2u, (c0 + 1u) * 4u, acc02_1);
-    store4((r0 + 0u) * 4u + 2u, (c0 + 2u) * 4u, acc02_2);
-    store4((r0 + 0u) * 4u + 2u, (c0 + 3u) * 4u, acc02_3);
-    store4((r0 + 0u) * 4u + 3u, (c0 + 0u) * 4u, acc03_0);
-    store4((r0 + 0u) * 4u + 3u, (c0 + 1u) * 4u, acc03_1);
-    store4((r0 + 0u) * 4u + 3u, (c0 + 2u) * 4u, acc03_2);
-    store4((r0 + 0u) * 4u + 3u, (c0 + 3u) * 4u, acc03_3);
-    store4((r0 + 1u) * 4u + 0u, (c0 + 0u) * 4u, acc10_0);
-    store4((r0 + 1u) * 4u + 0u, (c0 + 1u) * 4u, acc10_1);
-    store4((r0 + 1u) * 4u + 0u, (c0 + 2u) * 4u, acc10_2);
-    store4((r0 + 1u) * 4u + 0u, (c0 + 3u) * 4u, acc10_3);
-    store4((r0 + 1u) * 4u + 1u, (c0 + 0u) * 4u, acc11_0);
-    store4((r0 + 1u) * 4u + 1u, (c0 + 1u) * 4u, acc11_1);
-    store4((r0 + 1u) * 4u + 1u, (c0 + 2u) * 4u, acc11_2);
-    store4((r0 + 1u) * 4u + 1u, (c0 + 3u) * 4u, acc11_3);
-    store4((r0 + 1u) * 4u + 2u, (c0 + 0u) * 4u, acc12_0);
-    store4((r0 + 1u) * 4u + 2u, (c0 + 1u) * 4u, acc12_1);
-    store4((r0 + 1u) * 4u + 2u, (c0 + 2u) * 4u, acc12_2);
-    store4((r0 + 1u) * 4u + 2u, (c0 + 3u) * 4u, acc12_3);
-    store4((r0 + 1u) * 4u + 3u, (c0 + 0u) * 4u, acc13_0);
-    store4((r0 + 1u) * 4u + 3u, (c0 + 1u) * 4u, acc13_1);
-    store4((r0 + 1u) * 4u + 3u, (c0 + 2u) * 4u, acc13_2);
-    store4((r0 + 1u) * 4u + 3u, (c0 + 3u) * 4u, acc13_3);
+    // The epilogue runs as a loop: unrolled, its 32 branchy stores take LLVM (lavapipe's
+    // compiler) tens of seconds to build.
+    let out = array<vec4<f32>, 32>(acc00_0, acc00_1, acc00_2, acc00_3, acc01_0, acc01_1, acc01_2, acc01_3, acc02_0, acc02_1, acc02_2, acc02_3, acc03_0, acc03_1, acc03_2, acc03_3, acc10_0, acc10_1, acc10_2, acc10_3, acc11_0, acc11_1, acc11_2, acc11_3, acc12_0, acc12_1, acc12_2, acc12_3, acc13_0, acc13_1, acc13_2, acc13_3);
+    for (var t = 0u; t < 32u; t++) {
+        store4((r0 + t / 16u) * 4u + (t / 4u) % 4u, (c0 + t % 4u) * 4u, out[t]);
+    }
 }

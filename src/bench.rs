@@ -75,6 +75,7 @@ pub fn gemm_gflops(
         a: View { buf: &ab, off: av.off, rs: av.rs, cs: av.cs },
         b: View { buf: &bb, off: bv.off, rs: bv.rs, cs: bv.cs },
         bias: None,
+        mask: None,
         c: View::rows(&cb, 0, n),
         relu: false,
         accumulate: false,
@@ -88,7 +89,7 @@ pub fn gemm_gflops(
     for &row in &[0, m / 2, m - 1] {
         let mut want = vec![0.0; n];
         let arow = Strided { off: av.off + row * av.rs, rs: 0, cs: av.cs };
-        gemm_ref(&mut want, Strided::rows(0, n), &a64, arow, &b64, bv, None, 1, n, k, false, false);
+        gemm_ref(&mut want, Strided::rows(0, n), &a64, arow, &b64, bv, None, None, 1, n, k, false, false);
         for j in 0..n {
             let (gv, wv) = (got[row * n + j] as f64, want[j]);
             ensure!(

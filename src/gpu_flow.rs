@@ -51,6 +51,7 @@ fn conditioner(
                 a,
                 b: View::rows(params, lin.w, lin.fan_out),
                 bias: Some((params, lin.b)),
+                mask: None,
                 c: View::rows(&outs[k], 0, lin.fan_out),
                 relu: k + 1 < linears.len(),
                 accumulate: false,

@@ -17,6 +17,14 @@ enum Layout {
     Tn,
 }
 
+/// What the aux binding carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Aux {
+    None,
+    Bias,
+    Mask,
+}
+
 /// Checks one GEMM and returns the entry point that ran.
 #[allow(clippy::too_many_arguments)]
 fn check(
@@ -25,10 +33,11 @@ fn check(
     m: usize,
     n: usize,
     k: usize,
-    bias: bool,
+    aux: Aux,
     relu: bool,
     accumulate: bool,
 ) -> Entry {
+    let bias = aux == Aux::Bias;
     let gpu = gpu();
     // Offsets and an extra leading dimension on A test strided views and column blocks;
     // for the vec4 paths they are multiples of 4 (else those paths must fall back).
@@ -46,7 +55,9 @@ fn check(
     let seed = (m * 1000 + n * 10 + k) as u64;
     let a = uniform(seed, a_off + a_rows * a_cols, 1.0);
     let b = uniform(seed + 1, b_off + b_rows * b_cols, 1.0);
-    let bias_v = uniform(seed + 2, bias_off + n, 1.0);
+    // The aux buffer holds the bias (first n values) or a ReLU mask shaped like C (about
+    // half its entries ≤ 0).
+    let bias_v = uniform(seed + 2, bias_off + m * n, 1.0);
     let c0 = uniform(seed + 3, c_off + m * n, 1.0);
     let av = match layout {
         Layout::Tn => Strided::transposed(a_off, a_cols),
@@ -66,6 +77,7 @@ fn check(
         &to_f64(&b),
         bv,
         bias.then_some((bias64.as_slice(), bias_off)),
+        (aux == Aux::Mask).then_some((bias64.as_slice(), bias_off)),
         m,
         n,
         k,
@@ -87,6 +99,7 @@ fn check(
         a: view(&ab, av),
         b: view(&bb, bv),
         bias: bias.then_some((&biasb, bias_off)),
+        mask: (aux == Aux::Mask).then_some((&biasb, bias_off)),
         c: View::rows(&cb, c_off, n),
         relu,
         accumulate,
@@ -97,7 +110,7 @@ fn check(
     let got = read_back::<f32>(gpu, &cb, 0, c_off + m * n);
     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
     assert_close(
-        &format!("{entry:?} m={m} n={n} k={k} bias={bias} relu={relu} acc={accumulate}"),
+        &format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate}"),
         &got,
         &want,
         tol,
@@ -112,18 +125,18 @@ const SHAPES: [(usize, usize, usize); 8] =
 #[test]
 fn gemm_reg_matches_reference() {
     for &(m, n, k) in &SHAPES {
-        check(Variant::Reg, Layout::Nn, m, n, k, true, true, false);
-        check(Variant::Reg, Layout::Nt, m, n, k, false, false, true);
-        check(Variant::Reg, Layout::Tn, m, n, k, false, false, false);
+        check(Variant::Reg, Layout::Nn, m, n, k, Aux::Bias, true, false);
+        check(Variant::Reg, Layout::Nt, m, n, k, Aux::Mask, false, true);
+        check(Variant::Reg, Layout::Tn, m, n, k, Aux::None, false, false);
     }
 }
 
 #[test]
 fn gemm_tiled_matches_reference() {
     for &(m, n, k) in &SHAPES {
-        check(Variant::Tiled, Layout::Nn, m, n, k, true, true, false);
-        check(Variant::Tiled, Layout::Nt, m, n, k, false, false, true);
-        check(Variant::Tiled, Layout::Tn, m, n, k, true, false, true);
+        check(Variant::Tiled, Layout::Nn, m, n, k, Aux::Bias, true, false);
+        check(Variant::Tiled, Layout::Nt, m, n, k, Aux::Mask, false, true);
+        check(Variant::Tiled, Layout::Tn, m, n, k, Aux::Bias, false, true);
     }
 }
 
@@ -131,16 +144,16 @@ fn gemm_tiled_matches_reference() {
 fn gemm_vec4_paths_match_reference() {
     // Multiples of 4 that are not multiples of the 64×128 tiles.
     for &(m, n, k) in &[(4, 4, 4), (12, 8, 20), (68, 132, 36), (132, 260, 4), (4, 128, 64)] {
-        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, true, true, false), Entry::Nn4);
-        assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, false, false, true), Entry::Nt4);
-        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, true, false, true), Entry::Tn4);
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), Entry::Nn4);
+        assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4);
+        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::Bias, false, true), Entry::Tn4);
     }
 }
 
 #[test]
 fn gemm_vec4_falls_back_on_awkward_shapes() {
     for &(m, n, k) in &[(1, 1, 1), (5, 3, 2), (33, 17, 9), (2, 300, 70)] {
-        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, true, true, false), Entry::Reg);
-        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, false, false, true), Entry::Reg);
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), Entry::Reg);
+        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, true), Entry::Reg);
     }
 }

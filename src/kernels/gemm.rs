@@ -38,13 +38,14 @@ pub struct GemmUniform {
     pub b_cs: u32,
     pub c_off: u32,
     pub c_rs: u32,
-    pub bias_off: u32,
+    pub aux_off: u32,
     pub _pad: [u32; 3],
 }
 
 pub const BIAS: u32 = 1;
 pub const RELU: u32 = 2;
 pub const ACCUM: u32 = 4;
+pub const MASK: u32 = 8;
 
 /// Which family of gemm.wgsl entry points runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +98,8 @@ pub struct Gemm<'a> {
     pub b: View<'a>,
     /// Bias buffer and offset; added per column.
     pub bias: Option<(&'a wgpu::Buffer, usize)>,
+    /// ReLU mask (m×n, row stride `c.rs`): zeroes C where the mask is ≤ 0. Excludes `bias`.
+    pub mask: Option<(&'a wgpu::Buffer, usize)>,
     pub c: View<'a>,
     pub relu: bool,
     pub accumulate: bool,
@@ -119,6 +122,10 @@ impl Gemm<'_> {
         if self.accumulate {
             flags |= ACCUM;
         }
+        assert!(self.bias.is_none() || self.mask.is_none(), "bias and mask share the aux binding");
+        if self.mask.is_some() {
+            flags |= MASK;
+        }
         GemmUniform {
             m: u32_of(self.m, "m"),
             n: u32_of(self.n, "n"),
@@ -132,7 +139,7 @@ impl Gemm<'_> {
             b_cs: u32_of(self.b.cs, "b_cs"),
             c_off: u32_of(self.c.off, "c_off"),
             c_rs: u32_of(self.c.rs, "c_rs"),
-            bias_off: self.bias.map_or(0, |(_, o)| u32_of(o, "bias_off")),
+            aux_off: self.bias.or(self.mask).map_or(0, |(_, o)| u32_of(o, "aux_off")),
             _pad: [0; 3],
         }
     }
@@ -170,8 +177,8 @@ impl Gemm<'_> {
             Entry::Nt4 => &kernels.gemm_nt4,
             Entry::Tn4 => &kernels.gemm_tn4,
         };
-        // The bias binding must exist even when unused; A stands in for it.
-        let bias = self.bias.map_or(self.a.buf, |(b, _)| b);
+        // The aux binding must exist even when unused; A stands in for it.
+        let aux = self.bias.or(self.mask).map_or(self.a.buf, |(b, _)| b);
         let (tm, tn) = entry.tile();
         let groups = if self.m == 0 || self.n == 0 {
             [0, 0, 0]
@@ -179,6 +186,6 @@ impl Gemm<'_> {
             [self.n.div_ceil(tn) as u32, self.m.div_ceil(tm) as u32, 1]
         };
         assert!(groups[1] <= 65535 && groups[0] <= 65535, "gemm {}x{} exceeds the dispatch grid", self.m, self.n);
-        kernel.bind(gpu, &u, &[self.a.buf, self.b.buf, bias, self.c.buf], groups)
+        kernel.bind(gpu, &u, &[self.a.buf, self.b.buf, aux, self.c.buf], groups)
     }
 }

@@ -24,6 +24,7 @@ pub fn conditioner(params: &[f64], linears: &[Linear], x: &[f64], n: usize, q: u
             params,
             Strided::rows(lin.w, lin.fan_out),
             Some((params, lin.b)),
+            None,
             n,
             lin.fan_out,
             lin.fan_in,

@@ -17,7 +17,8 @@ impl Strided {
     }
 }
 
-/// C (m×n, row-major view `cv`) = [C +] A·B [+ bias] [→ ReLU].
+/// C (m×n, row-major view `cv`) = [C +] A·B [+ bias] [→ ReLU] [⊙ 1[mask > 0]], the mask
+/// laid out like C (row stride `cv.rs`) from its offset.
 pub fn gemm(
     c: &mut [f64],
     cv: Strided,
@@ -26,6 +27,7 @@ pub fn gemm(
     b: &[f64],
     bv: Strided,
     bias: Option<(&[f64], usize)>,
+    mask: Option<(&[f64], usize)>,
     m: usize,
     n: usize,
     k: usize,
@@ -47,6 +49,11 @@ pub fn gemm(
             }
             if relu {
                 acc = acc.max(0.0);
+            }
+            if let Some((mask, off)) = mask {
+                if mask[off + i * cv.rs + j] <= 0.0 {
+                    acc = 0.0;
+                }
             }
             c[idx] = acc;
         }
