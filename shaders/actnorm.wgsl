@@ -80,3 +80,41 @@ fn actnorm_init(@builtin(global_invocation_id) gid: vec3<u32>) {
     params[p.beta_off + i] = mean;
     params[p.a_off + i] = select(0.0, log(sd), sd >= 1e-6);
 }
+
+// ---- backward -------------------------------------------------------------------------
+// With σ_i = exp(a_i) + γ and u = (y − β)/σ:
+//   dy = du / σ                                        (thread per element, written =)
+//   dβ_i = −Σ_rows du_i / σ_i
+//   da_i = Σ_rows du_i · (−(y_i − β_i) / σ_i²) · exp(a_i) − Σ_rows dld · exp(a_i) / σ_i
+// The parameter gradients are reduced over rows by the threads of row 0 (one per
+// dimension) and written (=) into grads at the parameters' own offsets.
+// Bindings: 0 uniform ActNorm; 1 params; 2 x_in (the forward's y) (N, Q); 3 du (N, Q);
+//           4 dld (N); 5 dx (N, Q) out; 6 grads (flat, the layout of params).
+@group(0) @binding(3) var<storage, read> du: array<f32>;
+@group(0) @binding(4) var<storage, read> dld: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grads: array<f32>;
+
+@compute @workgroup_size(64)
+fn actnorm_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = grid_index(gid, nwg);
+    if (e >= p.n * p.q) {
+        return;
+    }
+    let i = e % p.q;
+    let sigma = scale(i);
+    dx[e] = du[e] / sigma;
+    if (e < p.q) {
+        let beta = params[p.beta_off + i];
+        let ea = exp(params[p.a_off + i]);
+        var dbeta = 0.0;
+        var da = 0.0;
+        for (var r = 0u; r < p.n; r++) {
+            let g = du[r * p.q + i];
+            dbeta -= g;
+            da -= g * (x_in[r * p.q + i] - beta) / sigma + dld[r];
+        }
+        grads[p.beta_off + i] = dbeta / sigma;
+        grads[p.a_off + i] = da * ea / sigma;
+    }
+}

@@ -73,3 +73,47 @@ fn coupling_inverse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         x_out[e] = (x_in[e] - rm[rm0 + nb + j]) * exp(-bound(rm[rm0 + j]));
     }
 }
+
+// ---- backward -------------------------------------------------------------------------
+// Given du = ∂L/∂u (N, Q) and dld = ∂L/∂logdet (N):
+//   dy_a = du_a (the conditioner's share is added afterwards by its GEMMs, ACCUM),
+//   dy_b = du_b ⊙ exp(s), ds = du_b ⊙ y_b ⊙ exp(s) + dld, dr = ds ⊙ bound'(r), dm = du_b.
+// Activation gradients are written (=), never accumulated.
+// Bindings: 0 uniform Coupling; 1 x_in (the forward's y) (N, Q); 2 rm (N, 2(Q−h));
+//           3 du (N, Q); 4 dld (N); 5 dx (N, Q) out; 6 drm (N, 2(Q−h)) out.
+@group(0) @binding(3) var<storage, read> du: array<f32>;
+@group(0) @binding(4) var<storage, read> dld: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<storage, read_write> drm: array<f32>;
+
+// d bound / dr: 1 − tanh² inside the clamp, 0 outside it (where the clamp is flat).
+fn bound_grad(r: f32) -> f32 {
+    if (abs(r) > 15.0) {
+        return 0.0;
+    }
+    let s = tanh(r);
+    return 1.0 - s * s;
+}
+
+@compute @workgroup_size(64)
+fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = grid_index(gid, nwg);
+    if (e >= p.n * p.q) {
+        return;
+    }
+    let row = e / p.q;
+    let i = e % p.q;
+    let nb = p.q - p.h;
+    let rm0 = row * 2u * nb;
+    if (i < p.h) {
+        dx[e] = du[e];
+        return;
+    }
+    let j = i - p.h;
+    let r = rm[rm0 + j];
+    let es = exp(bound(r));
+    dx[e] = du[e] * es;
+    let ds = du[e] * x_in[e] * es + dld[row];
+    drm[rm0 + j] = ds * bound_grad(r);
+    drm[rm0 + nb + j] = du[e];
+}

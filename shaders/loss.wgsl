@@ -1,7 +1,13 @@
-// loss.wgsl — per-row log p_T(y) = Σ_i log N(u_i; 0, 1) + logdet.
+// loss.wgsl — per-row log p_T(y) = Σ_i log N(u_i; 0, 1) + logdet, and the training loss
+// L = −(1/N) Σ_rows log p_T with its gradient.
 //
-// Entry point: log_prob — thread per row.
-// Bindings: 0 uniform Loss; 1 u (N, Q); 2 logdet (N); 3 logp (N).
+// Entry points:
+//   log_prob        — thread per row. Bindings: 1 u (N, Q); 2 logdet (N); 3 logp (N).
+//   loss_backward   — thread per element: du = u / N, and dld = −1/N per row.
+//                     Bindings: 1 u (N, Q); 2 du (N, Q) out; 3 dld (N) out.
+//   loss_accumulate — one workgroup: metrics[0] += L, metrics[1] += 1 (steps summed), and
+//                     metrics[2] += 1 when L is not finite. Bindings: 1 logp (N); 2 metrics (4).
+// Binding 0 is the uniform Loss everywhere.
 // Twin: src/reference/loss.rs
 
 struct Loss {
@@ -27,4 +33,54 @@ fn log_prob(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         ss += v * v;
     }
     logp[row] = -0.5 * ss - f32(p.q) * HALF_LOG_2PI + logdet[row];
+}
+
+@group(0) @binding(2) var<storage, read_write> du: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dld: array<f32>;
+
+@compute @workgroup_size(64)
+fn loss_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = gid.x + gid.y * nwg.x * 64u;
+    if (e >= p.n * p.q) {
+        return;
+    }
+    let inv_n = 1.0 / f32(p.n);
+    du[e] = u[e] * inv_n;
+    if (e % p.q == 0u) {
+        dld[e / p.q] = -inv_n;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> logp_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> metrics: array<f32>;
+var<workgroup> partial: array<f32, 64>;
+
+fn is_finite(x: f32) -> bool {
+    // NaN fails every comparison; ±inf exceeds the largest finite f32.
+    return abs(x) <= 3.4028235e38;
+}
+
+@compute @workgroup_size(64)
+fn loss_accumulate(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    for (var r = li; r < p.n; r += 64u) {
+        acc += logp_in[r];
+    }
+    partial[li] = acc;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        if (li < stride) {
+            partial[li] += partial[li + stride];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        let loss = -partial[0] / f32(p.n);
+        if (is_finite(loss)) {
+            metrics[0] += loss;
+        } else {
+            metrics[2] += 1.0;
+        }
+        metrics[1] += 1.0;
+    }
 }

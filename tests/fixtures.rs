@@ -82,7 +82,7 @@ fn reference_matches_fixtures() {
             let x = flat(&c.json["marginal_x"]);
             let eps = flat(&c.json["marginal_eps"]);
             let rows = x.len() / c.flow.config.d;
-            let ll = rf::marginal_log_likelihood(&c.flow, &p, &x, &eps, rows, s);
+            let ll = mflow::reference::marginal::marginal_log_likelihood(&c.flow, &p, &x, &eps, rows, s);
             assert!(max_diff(&ll, &flat(&c.json["marginal_ll"])) < 1e-5, "{}: marginal", c.name);
         }
     }

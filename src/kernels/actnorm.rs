@@ -55,4 +55,19 @@ impl ActNorm {
         let un = self.uniform(gpu, "actnorm_init");
         gpu.kernels().actnorm_init.bind(gpu, &un, &[params, y], grid(self.q, 64))
     }
+
+    /// dx (=) and the gradients of β and a (=, into `grads` at the parameters' offsets).
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        params: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        du: &wgpu::Buffer,
+        dld: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+        grads: &wgpu::Buffer,
+    ) -> Dispatch {
+        let un = self.uniform(gpu, "actnorm_backward");
+        gpu.kernels().actnorm_backward.bind(gpu, &un, &[params, y, du, dld, dx, grads], grid(self.n * self.q, 64))
+    }
 }

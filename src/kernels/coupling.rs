@@ -42,4 +42,19 @@ impl Coupling {
         let un = self.uniform(gpu, "coupling_inverse");
         gpu.kernels().coupling_inverse.bind(gpu, &un, &[u, rm, y], grid(self.n * self.q, 64))
     }
+
+    /// dx (=) and drm (=) from du and dld; the conditioner's GEMMs then add into dx_a.
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        y: &wgpu::Buffer,
+        rm: &wgpu::Buffer,
+        du: &wgpu::Buffer,
+        dld: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+        drm: &wgpu::Buffer,
+    ) -> Dispatch {
+        let un = self.uniform(gpu, "coupling_backward");
+        gpu.kernels().coupling_backward.bind(gpu, &un, &[y, rm, du, dld, dx, drm], grid(self.n * self.q, 64))
+    }
 }

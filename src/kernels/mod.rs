@@ -5,7 +5,11 @@ pub mod actnorm;
 pub mod coupling;
 pub mod gemm;
 pub mod loss;
+pub mod marginal;
+pub mod optim;
 pub mod permute;
+pub mod reduce;
+pub mod rng;
 
 use crate::gpu::{Gpu, Kernel};
 
@@ -21,8 +25,19 @@ pub struct Kernels {
     pub actnorm_init: Kernel,
     pub coupling_forward: Kernel,
     pub coupling_inverse: Kernel,
+    pub actnorm_backward: Kernel,
+    pub coupling_backward: Kernel,
     pub permute_gather: Kernel,
     pub log_prob: Kernel,
+    pub loss_backward: Kernel,
+    pub loss_accumulate: Kernel,
+    pub colsum: Kernel,
+    pub grad_sumsq: Kernel,
+    pub grad_norm: Kernel,
+    pub adam: Kernel,
+    pub assemble: Kernel,
+    pub normal_fill: Kernel,
+    pub marginal_reduce: Kernel,
 }
 
 fn module(gpu: &Gpu, name: &str, src: &str) -> wgpu::ShaderModule {
@@ -39,6 +54,10 @@ impl Kernels {
         let coupling = module(gpu, "coupling.wgsl", include_str!("../../shaders/coupling.wgsl"));
         let permute = module(gpu, "permute.wgsl", include_str!("../../shaders/permute.wgsl"));
         let loss = module(gpu, "loss.wgsl", include_str!("../../shaders/loss.wgsl"));
+        let reduce = module(gpu, "reduce.wgsl", include_str!("../../shaders/reduce.wgsl"));
+        let optim = module(gpu, "optim.wgsl", include_str!("../../shaders/optim.wgsl"));
+        let rng = module(gpu, "rng.wgsl", include_str!("../../shaders/rng.wgsl"));
+        let marginal = module(gpu, "marginal.wgsl", include_str!("../../shaders/marginal.wgsl"));
         Self {
             gemm_reg: Kernel::new(gpu, &gemm, "gemm_reg"),
             gemm_tiled: Kernel::new(gpu, &gemm, "gemm_tiled"),
@@ -52,6 +71,17 @@ impl Kernels {
             coupling_inverse: Kernel::new(gpu, &coupling, "coupling_inverse"),
             permute_gather: Kernel::new(gpu, &permute, "permute_gather"),
             log_prob: Kernel::new(gpu, &loss, "log_prob"),
+            loss_backward: Kernel::new(gpu, &loss, "loss_backward"),
+            loss_accumulate: Kernel::new(gpu, &loss, "loss_accumulate"),
+            actnorm_backward: Kernel::new(gpu, &actnorm, "actnorm_backward"),
+            coupling_backward: Kernel::new(gpu, &coupling, "coupling_backward"),
+            colsum: Kernel::new(gpu, &reduce, "colsum"),
+            grad_sumsq: Kernel::new(gpu, &optim, "grad_sumsq"),
+            grad_norm: Kernel::new(gpu, &optim, "grad_norm"),
+            adam: Kernel::new(gpu, &optim, "adam"),
+            assemble: Kernel::new(gpu, &rng, "assemble"),
+            normal_fill: Kernel::new(gpu, &rng, "normal_fill"),
+            marginal_reduce: Kernel::new(gpu, &marginal, "marginal_reduce"),
         }
     }
 }

@@ -47,3 +47,32 @@ pub fn init(params: &mut [f64], beta_off: usize, a_off: usize, y: &[f64], n: usi
         params[a_off + i] = if sd >= 1e-6 { sd.ln() } else { 0.0 };
     }
 }
+
+/// dx (=) and the gradients of β and a (=) at their offsets in `grads`.
+pub fn backward(
+    params: &[f64],
+    beta_off: usize,
+    a_off: usize,
+    y: &[f64],
+    du: &[f64],
+    dld: &[f64],
+    dx: &mut [f64],
+    grads: &mut [f64],
+    n: usize,
+    q: usize,
+) {
+    for i in 0..q {
+        let sigma = scale(params, a_off, i);
+        let ea = params[a_off + i].exp();
+        let beta = params[beta_off + i];
+        let (mut dbeta, mut da) = (0.0, 0.0);
+        for row in 0..n {
+            let e = row * q + i;
+            dx[e] = du[e] / sigma;
+            dbeta -= du[e];
+            da -= du[e] * (y[e] - beta) / sigma + dld[row];
+        }
+        grads[beta_off + i] = dbeta / sigma;
+        grads[a_off + i] = da * ea / sigma;
+    }
+}

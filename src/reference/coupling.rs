@@ -42,3 +42,36 @@ pub fn inverse(u: &[f64], rm: &[f64], y: &mut [f64], n: usize, q: usize) {
         }
     }
 }
+
+/// d bound / dr: 1 − tanh² inside the clamp, 0 outside.
+pub fn bound_grad(r: f64) -> f64 {
+    if r.abs() > 15.0 {
+        0.0
+    } else {
+        1.0 - r.tanh().powi(2)
+    }
+}
+
+/// dx (=) and drm (=) from du (n, q) and dld (n); dx_a = du_a before the conditioner adds
+/// its share.
+pub fn backward(y: &[f64], rm: &[f64], du: &[f64], dld: &[f64], dx: &mut [f64], drm: &mut [f64], n: usize, q: usize) {
+    let h = q / 2;
+    let nb = q - h;
+    for row in 0..n {
+        let rm0 = row * 2 * nb;
+        for i in 0..q {
+            let e = row * q + i;
+            if i < h {
+                dx[e] = du[e];
+                continue;
+            }
+            let j = i - h;
+            let r = rm[rm0 + j];
+            let es = bound(r).exp();
+            dx[e] = du[e] * es;
+            let ds = du[e] * y[e] * es + dld[row];
+            drm[rm0 + j] = ds * bound_grad(r);
+            drm[rm0 + nb + j] = du[e];
+        }
+    }
+}

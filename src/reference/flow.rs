@@ -113,39 +113,109 @@ pub fn init_actnorms(flow: &Flow, params: &mut [f64], y: &[f64], n: usize) {
     }
 }
 
-/// log N(ε; 0, I) for a vector.
-pub fn log_normal(e: &[f64]) -> f64 {
-    -0.5 * e.iter().map(|v| v * v).sum::<f64>() - e.len() as f64 * loss::HALF_LOG_2PI
+
+/// What the forward keeps for backprop: each layer's input and each conditioner's outputs.
+pub struct Tape {
+    pub inputs: Vec<Vec<f64>>,
+    pub conds: Vec<Vec<Vec<f64>>>,
+    pub u: Vec<f64>,
+    pub logdet: Vec<f64>,
 }
 
-/// logsumexp of a slice, stable (max subtracted first).
-pub fn logsumexp(v: &[f64]) -> f64 {
-    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return m;
+pub fn forward_tape(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> Tape {
+    let q = flow.config.q();
+    let mut logdet = vec![0.0; n];
+    let mut x = y.to_vec();
+    let (mut inputs, mut conds) = (Vec::new(), Vec::new());
+    for layer in &flow.layers {
+        let c = match layer {
+            Layer::Coupling { linears, .. } => conditioner(params, linears, &x, n, q),
+            _ => Vec::new(),
+        };
+        let u = layer_forward(layer, params, &x, &mut logdet, n, q);
+        inputs.push(std::mem::replace(&mut x, u));
+        conds.push(c);
     }
-    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    Tape { inputs, conds, u: x, logdet }
 }
 
-/// Thesis eq. 8: log p(x) ≈ logsumexp_s [log p_T(x, ε_s) − log N(ε_s)] − log S, for each of
-/// the n rows of x (n, D), with ε given as (n, S, B).
-pub fn marginal_log_likelihood(flow: &Flow, params: &[f64], x: &[f64], eps: &[f64], n: usize, s: usize) -> Vec<f64> {
-    let (d, b) = (flow.config.d, flow.config.b);
-    let q = d + b;
-    let mut y = vec![0.0; n * s * q];
-    for row in 0..n {
-        for k in 0..s {
-            let r = (row * s + k) * q;
-            y[r..r + d].copy_from_slice(&x[row * d..row * d + d]);
-            y[r + d..r + q].copy_from_slice(&eps[(row * s + k) * b..(row * s + k + 1) * b]);
+/// Backprop through a conditioner, given drm = ∂L/∂rm: parameter gradients written (=) into
+/// `grads`, and ∂L/∂y_a added into the first h columns of dx.
+pub fn conditioner_backward(
+    params: &[f64],
+    linears: &[Linear],
+    x: &[f64],
+    outs: &[Vec<f64>],
+    drm: Vec<f64>,
+    dx: &mut [f64],
+    grads: &mut [f64],
+    n: usize,
+    q: usize,
+) {
+    let mut dz = drm;
+    for (j, lin) in linears.iter().enumerate().rev() {
+        let (input, iv) = if j == 0 { (x, Strided::rows(0, q)) } else { (outs[j - 1].as_slice(), Strided::rows(0, lin.fan_in)) };
+        // dW = inputᵀ · dz, (fan_in × fan_out)
+        let input_t = Strided { off: iv.off, rs: iv.cs, cs: iv.rs };
+        gemm(
+            grads,
+            Strided::rows(lin.w, lin.fan_out),
+            input,
+            input_t,
+            &dz,
+            Strided::rows(0, lin.fan_out),
+            None,
+            None,
+            lin.fan_in,
+            lin.fan_out,
+            n,
+            false,
+            false,
+        );
+        super::reduce::colsum(n, lin.fan_out, &dz, 0, lin.fan_out, grads, lin.b);
+        // d input = dz · Wᵀ, through the ReLU of the layer below (or into dx_a)
+        let w_t = Strided::transposed(lin.w, lin.fan_out);
+        if j == 0 {
+            gemm(dx, Strided::rows(0, q), &dz, Strided::rows(0, lin.fan_out), params, w_t, None, None, n, lin.fan_in, lin.fan_out, false, true);
+        } else {
+            let mut dprev = vec![0.0; n * lin.fan_in];
+            let mask = Some((outs[j - 1].as_slice(), 0));
+            gemm(&mut dprev, Strided::rows(0, lin.fan_in), &dz, Strided::rows(0, lin.fan_out), params, w_t, None, mask, n, lin.fan_in, lin.fan_out, false, false);
+            dz = dprev;
         }
     }
-    let lp = log_prob(flow, params, &y, n * s);
-    (0..n)
-        .map(|row| {
-            let terms: Vec<f64> =
-                (0..s).map(|k| lp[row * s + k] - log_normal(&eps[(row * s + k) * b..(row * s + k + 1) * b])).collect();
-            logsumexp(&terms) - (s as f64).ln()
-        })
-        .collect()
+}
+
+/// The training loss L = −mean log p_T(y) and its gradient with respect to every parameter
+/// (and to y), by backprop through the tape: the forward list read in reverse.
+pub fn loss_and_grad(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (f64, Vec<f64>, Vec<f64>) {
+    let q = flow.config.q();
+    let tape = forward_tape(flow, params, y, n);
+    let mut logp = vec![0.0; n];
+    loss::log_prob(&tape.u, &tape.logdet, &mut logp, n, q);
+    let l = -logp.iter().sum::<f64>() / n as f64;
+    let mut grads = vec![0.0; params.len()];
+    let mut du = vec![0.0; n * q];
+    let mut dld = vec![0.0; n];
+    loss::backward(&tape.u, &mut du, &mut dld, n, q);
+    for (k, layer) in flow.layers.iter().enumerate().rev() {
+        let x = &tape.inputs[k];
+        let mut dx = vec![0.0; n * q];
+        match layer {
+            Layer::ActNorm { beta, a, .. } => actnorm::backward(params, *beta, *a, x, &du, &dld, &mut dx, &mut grads, n, q),
+            Layer::Coupling { linears, .. } => {
+                let outs = &tape.conds[k];
+                let rm = outs.last().expect("output layer");
+                let mut drm = vec![0.0; rm.len()];
+                coupling::backward(x, rm, &du, &dld, &mut dx, &mut drm, n, q);
+                conditioner_backward(params, linears, x, outs, drm, &mut dx, &mut grads, n, q);
+            }
+            Layer::Reverse | Layer::Shuffle { .. } => {
+                let inv = invert_perm(&layer.gather_indices(q).expect("permutation"));
+                permute::gather(&inv, &du, &mut dx, n, q);
+            }
+        }
+        du = dx;
+    }
+    (l, grads, du)
 }

@@ -8,3 +8,13 @@ pub fn log_prob(u: &[f64], logdet: &[f64], logp: &mut [f64], n: usize, q: usize)
         logp[row] = -0.5 * ss - q as f64 * HALF_LOG_2PI + logdet[row];
     }
 }
+
+/// L = −(1/n) Σ log p_T: du = u/n, dld = −1/n.
+pub fn backward(u: &[f64], du: &mut [f64], dld: &mut [f64], n: usize, q: usize) {
+    for row in 0..n {
+        for i in 0..q {
+            du[row * q + i] = u[row * q + i] / n as f64;
+        }
+        dld[row] = -1.0 / n as f64;
+    }
+}

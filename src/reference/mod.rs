@@ -9,7 +9,14 @@ pub mod coupling;
 pub mod flow;
 pub mod gemm;
 pub mod loss;
+pub mod marginal;
+pub mod optim;
 pub mod permute;
+pub mod reduce;
+pub mod rng;
 
 #[cfg(test)]
 mod jacobian_tests;
+
+#[cfg(test)]
+mod backward_tests;

@@ -1,0 +1,100 @@
+//! Wrapper of shaders/optim.wgsl: gradient norm, clipping, Adam. Twin: src/reference/optim.rs.
+
+use crate::gpu::{grid, uniform, Dispatch, Gpu};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct OptimUniform {
+    pub count: u32,
+    pub parts: u32,
+    pub clip: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub _pad: [u32; 2],
+}
+
+/// The per-step values every step-dependent kernel reads from one small storage buffer,
+/// written by the host before each submit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepState {
+    /// Adam's step t (1-based), also the noise counter.
+    pub t: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub _p0: u32,
+    pub lr: f32,
+    /// 1 − β1^t and 1 − β2^t, computed in f64.
+    pub bc1: f32,
+    pub bc2: f32,
+    pub _p1: f32,
+}
+
+pub const BETA1: f64 = 0.9;
+pub const BETA2: f64 = 0.999;
+pub const EPS: f64 = 1e-8;
+
+impl StepState {
+    pub fn new(t: u32, seed: u64, lr: f64) -> Self {
+        Self {
+            t,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            _p0: 0,
+            lr: lr as f32,
+            bc1: (1.0 - BETA1.powi(t as i32)) as f32,
+            bc2: (1.0 - BETA2.powi(t as i32)) as f32,
+            _p1: 0.0,
+        }
+    }
+}
+
+/// Workgroups of the first norm pass: enough to fill a GPU, few enough for one final pass.
+pub fn norm_parts(count: usize) -> usize {
+    count.div_ceil(256).clamp(1, 1024)
+}
+
+/// The three dispatches of one optimizer step over `count` parameters.
+pub struct Optimizer {
+    pub sumsq: Dispatch,
+    pub norm: Dispatch,
+    pub adam: Dispatch,
+}
+
+impl Optimizer {
+    pub fn new(
+        gpu: &Gpu,
+        count: usize,
+        clip: Option<f64>,
+        step: &wgpu::Buffer,
+        partials: &wgpu::Buffer,
+        norm: &wgpu::Buffer,
+        grads: &wgpu::Buffer,
+        params: &wgpu::Buffer,
+        m: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+    ) -> Self {
+        let parts = norm_parts(count);
+        let u = OptimUniform {
+            count: count as u32,
+            parts: parts as u32,
+            clip: clip.unwrap_or(0.0) as f32,
+            beta1: BETA1 as f32,
+            beta2: BETA2 as f32,
+            eps: EPS as f32,
+            _pad: [0; 2],
+        };
+        let k = gpu.kernels();
+        let un = uniform(gpu, "optim", &u);
+        Self {
+            sumsq: k.grad_sumsq.bind(gpu, &un, &[grads, partials], [parts as u32, 1, 1]),
+            norm: k.grad_norm.bind(gpu, &un, &[partials, norm], [1, 1, 1]),
+            adam: k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count, 64)),
+        }
+    }
+
+    pub fn dispatches(&self) -> [&Dispatch; 3] {
+        [&self.sumsq, &self.norm, &self.adam]
+    }
+}
