@@ -1,13 +1,22 @@
-//! A flow laid out on the GPU for batches of up to `n` rows: the flat parameter buffer,
-//! one activation buffer per layer boundary (kept for backprop), the conditioners'
-//! workspaces, and the forward / inverse programs as lists of dispatches built once.
-//! Running a program = one encoder, one submit.
+//! A flow laid out on the GPU for batches of `n` rows: the flat parameter buffer, one
+//! activation buffer per layer boundary, the conditioners' workspaces, and the forward,
+//! inverse and (for training) backward programs as lists of dispatches built once.
+//! Callers record those lists into their own encoders; nothing here allocates after `new`.
 
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
 use crate::kernels::gemm::{Gemm, Variant, View};
-use crate::kernels::{actnorm::ActNorm, coupling::Coupling, loss, permute};
+use crate::kernels::{actnorm::ActNorm, coupling::Coupling, loss, permute, reduce};
 use crate::model::{invert_perm, Flow, Layer, Linear};
+
+/// Whether the flow keeps what backprop needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Conditioners share one workspace; forward and inverse only (evaluation, sampling).
+    Inference,
+    /// Every conditioner keeps its activations; adds the backward program and `grads`.
+    Training,
+}
 
 pub struct GpuFlow {
     /// Rows per batch.
@@ -18,13 +27,14 @@ pub struct GpuFlow {
     pub params: wgpu::Buffer,
     /// acts[0] = y, acts[k + 1] = output of layer k; the last is u. Each (n, q).
     pub acts: Vec<wgpu::Buffer>,
-    /// Per layer: the conditioner's linear outputs (hidden layers post-ReLU, then rm).
-    pub cond: Vec<Vec<wgpu::Buffer>>,
     pub logdet: wgpu::Buffer, // (n)
     pub logp: wgpu::Buffer,   // (n)
+    /// ∂L/∂params, the layout of `params` (training only; a 1-element stand-in otherwise).
+    pub grads: wgpu::Buffer,
     forward: Vec<Dispatch>,
     forward_init: Vec<Dispatch>,
     inverse: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
 }
 
 /// The conditioner of a coupling as GEMMs reading the first h columns of `x`.
@@ -61,6 +71,63 @@ fn conditioner(
         .collect()
 }
 
+/// Backprop through a conditioner (twin: reference::flow::conditioner_backward). dz[j] holds
+/// ∂L/∂(output of linear j); dz[last] must already hold ∂L/∂rm. Parameter gradients are
+/// written (=); ∂L/∂y_a is added (ACCUM) into the first h columns of dx.
+fn conditioner_backward(
+    gpu: &Gpu,
+    variant: Variant,
+    params: &wgpu::Buffer,
+    grads: &wgpu::Buffer,
+    linears: &[Linear],
+    x: &wgpu::Buffer,
+    outs: &[wgpu::Buffer],
+    dz: &[wgpu::Buffer],
+    dx: &wgpu::Buffer,
+    n: usize,
+    q: usize,
+    label: &str,
+) -> Vec<Dispatch> {
+    let mut out = Vec::new();
+    for (j, lin) in linears.iter().enumerate().rev() {
+        // inputᵀ as a view: element (feature, row) of the layer's input
+        let input_t = if j == 0 { View::transposed(x, 0, q) } else { View::transposed(&outs[j - 1], 0, lin.fan_in) };
+        let dw = Gemm {
+            m: lin.fan_in,
+            n: lin.fan_out,
+            k: n,
+            a: input_t,
+            b: View::rows(&dz[j], 0, lin.fan_out),
+            bias: None,
+            mask: None,
+            c: View::rows(grads, lin.w, lin.fan_out),
+            relu: false,
+            accumulate: false,
+        };
+        out.push(dw.dispatch(gpu, variant, &format!("{label}.dW{j}")));
+        out.push(reduce::colsum(gpu, n, lin.fan_out, &dz[j], 0, lin.fan_out, grads, lin.b));
+        let (c, mask, accumulate) = if j == 0 {
+            (View::rows(dx, 0, q), None, true)
+        } else {
+            (View::rows(&dz[j - 1], 0, lin.fan_in), Some((&outs[j - 1], 0)), false)
+        };
+        let dinput = Gemm {
+            m: n,
+            n: lin.fan_in,
+            k: lin.fan_out,
+            a: View::rows(&dz[j], 0, lin.fan_out),
+            b: View::transposed(params, lin.w, lin.fan_out),
+            bias: None,
+            mask,
+            c,
+            relu: false,
+            accumulate,
+        };
+        out.push(dinput.dispatch(gpu, variant, &format!("{label}.dX{j}")));
+    }
+    out
+}
+
 /// Output of a forward run, read back.
 pub struct ForwardOut {
     pub u: Vec<f32>,
@@ -70,61 +137,84 @@ pub struct ForwardOut {
 
 impl GpuFlow {
     pub fn new(gpu: &Gpu, flow: &Flow, n: usize) -> Self {
-        Self::with_variant(gpu, flow, n, Variant::for_adapter(gpu))
+        Self::build(gpu, flow, n, Mode::Inference, Variant::for_adapter(gpu))
     }
 
     pub fn with_variant(gpu: &Gpu, flow: &Flow, n: usize, variant: Variant) -> Self {
+        Self::build(gpu, flow, n, Mode::Inference, variant)
+    }
+
+    pub fn build(gpu: &Gpu, flow: &Flow, n: usize, mode: Mode, variant: Variant) -> Self {
         assert!(n > 0, "a batch has at least one row");
         let q = flow.config.q();
+        let training = mode == Mode::Training;
         let params = storage_init(gpu, "params", &flow.params);
+        let grads = storage(gpu, "grads", if training { flow.params.len() } else { 1 });
         let acts: Vec<_> = (0..=flow.layers.len()).map(|k| storage(gpu, &format!("acts{k}"), n * q)).collect();
-        let cond: Vec<Vec<_>> = flow
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(k, l)| match l {
-                Layer::Coupling { linears, .. } => linears
-                    .iter()
-                    .enumerate()
-                    .map(|(j, lin)| storage(gpu, &format!("layer{k}.out{j}"), n * lin.fan_out))
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .collect();
+        let workspace = |label: &str, linears: &[Linear]| -> Vec<wgpu::Buffer> {
+            linears
+                .iter()
+                .enumerate()
+                .map(|(j, lin)| storage(gpu, &format!("{label}.out{j}"), n * lin.fan_out))
+                .collect()
+        };
+        let first_linears = flow.layers.iter().find_map(|l| match l {
+            Layer::Coupling { linears, .. } => Some(linears.clone()),
+            _ => None,
+        });
+        let shared = match (&first_linears, training) {
+            (Some(l), false) => workspace("cond", l),
+            _ => Vec::new(),
+        };
+        // Backprop scratch: ∂L/∂u ping-pong, ∂L/∂logdet, and ∂L/∂(each linear's output).
+        let (dacts, dld, dz) = match (&first_linears, training) {
+            (Some(l), true) => (
+                [storage(gpu, "dacts0", n * q), storage(gpu, "dacts1", n * q)],
+                storage(gpu, "dld", n),
+                workspace("dz", l),
+            ),
+            _ => ([storage(gpu, "dacts0", 1), storage(gpu, "dacts1", 1)], storage(gpu, "dld", 1), Vec::new()),
+        };
         let logdet = storage(gpu, "logdet", n);
         let logp = storage(gpu, "logp", n);
 
         let mut forward = Vec::new();
         let mut forward_init = Vec::new();
-        let mut inverse_rev = Vec::new(); // built per layer, reversed at the end
+        let mut inverse_rev = Vec::new(); // per layer, reversed at the end
+        let mut backward_rev = Vec::new(); // per layer, reversed at the end
+        let mut cur = 0; // which dacts buffer holds ∂L/∂(output of the layer being built)
         for (k, layer) in flow.layers.iter().enumerate() {
             let (x, u) = (&acts[k], &acts[k + 1]);
             let mut fwd = Vec::new();
             let mut inv = Vec::new();
+            let mut bwd = Vec::new();
+            let (du, dx) = (&dacts[cur], &dacts[1 - cur]);
             match layer {
                 Layer::ActNorm { beta, a, .. } => {
                     let an = ActNorm { n, q, beta_off: *beta, a_off: *a };
                     forward_init.push(an.init(gpu, &params, x));
                     fwd.push(an.forward(gpu, &params, x, u, &logdet));
                     inv.push(an.inverse(gpu, &params, u, x));
+                    if training {
+                        bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads));
+                    }
                 }
                 Layer::Coupling { index, linears } => {
                     let cp = Coupling { n, q };
-                    let rm = cond[k].last().expect("output layer");
-                    fwd.extend(conditioner(gpu, variant, &params, linears, x, &cond[k], n, q, &format!("cp{index}")));
+                    let label = format!("cp{index}");
+                    let outs = if training { workspace(&label, linears) } else { Vec::new() };
+                    let outs = if training { &outs } else { &shared };
+                    let rm = outs.last().expect("output layer");
+                    fwd.extend(conditioner(gpu, variant, &params, linears, x, outs, n, q, &label));
                     fwd.push(cp.forward(gpu, x, rm, u, &logdet));
-                    inv.extend(conditioner(
-                        gpu,
-                        variant,
-                        &params,
-                        linears,
-                        u,
-                        &cond[k],
-                        n,
-                        q,
-                        &format!("cp{index}.inv"),
-                    ));
+                    inv.extend(conditioner(gpu, variant, &params, linears, u, outs, n, q, &format!("{label}.inv")));
                     inv.push(cp.inverse(gpu, u, rm, x));
+                    if training {
+                        bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, dz.last().expect("dz")));
+                        bwd.extend(conditioner_backward(
+                            gpu, variant, &params, &grads, linears, x, outs, &dz, dx, n, q, &label,
+                        ));
+                    }
                 }
                 Layer::Reverse | Layer::Shuffle { .. } => {
                     let idx = layer.gather_indices(q).expect("permutation");
@@ -132,22 +222,70 @@ impl GpuFlow {
                     let inv_idx = storage_init(gpu, "perm_inv", &invert_perm(&idx));
                     fwd.push(permute::gather(gpu, n, q, &fwd_idx, x, u));
                     inv.push(permute::gather(gpu, n, q, &inv_idx, u, x));
+                    if training {
+                        bwd.push(permute::gather(gpu, n, q, &inv_idx, du, dx));
+                    }
                 }
             }
             forward_init.extend(fwd.iter().cloned());
             forward.extend(fwd);
             inverse_rev.push(inv);
+            backward_rev.push(bwd);
+            // Layer k's backward reads ∂L/∂(its output) from dacts[cur] and writes ∂L/∂(its
+            // input) to the other; layer k − 1 then reads that one. Built forward, so the
+            // buffer holding ∂L/∂u for the last layer is fixed once the loop ends.
+            cur = 1 - cur;
         }
-        let lp = loss::log_prob(gpu, n, q, &acts[flow.layers.len()], &logdet, &logp);
+        let u = acts.last().expect("acts");
+        let lp = loss::log_prob(gpu, n, q, u, &logdet, &logp);
         forward_init.push(lp.clone());
         forward.push(lp);
         let inverse = inverse_rev.into_iter().rev().flatten().collect();
-        Self { n, q, num_params: flow.params.len(), params, acts, cond, logdet, logp, forward, forward_init, inverse }
+        let mut backward = Vec::new();
+        if training {
+            // The last layer was built with cur flipped after it: its du is dacts[1 − cur].
+            backward.push(loss::backward(gpu, n, q, u, &dacts[1 - cur], &dld));
+            backward.extend(backward_rev.into_iter().rev().flatten());
+        }
+        Self {
+            n,
+            q,
+            num_params: flow.params.len(),
+            params,
+            acts,
+            logdet,
+            logp,
+            grads,
+            forward,
+            forward_init,
+            inverse,
+            backward,
+        }
     }
 
     /// The buffer holding u after a forward run.
     pub fn u(&self) -> &wgpu::Buffer {
         self.acts.last().expect("acts")
+    }
+
+    /// The forward program (y in acts[0] → u, logdet, logp); logdet must be cleared first.
+    /// With `init`, each ActNorm first takes its input's batch statistics.
+    pub fn forward_dispatches(&self, init: bool) -> &[Dispatch] {
+        if init {
+            &self.forward_init
+        } else {
+            &self.forward
+        }
+    }
+
+    /// The backward program: loss gradient, then every layer in reverse; fills `grads`.
+    pub fn backward_dispatches(&self) -> &[Dispatch] {
+        &self.backward
+    }
+
+    /// The inverse program (u in the last acts buffer → y in acts[0]).
+    pub fn inverse_dispatches(&self) -> &[Dispatch] {
+        &self.inverse
     }
 
     pub fn upload_params(&self, gpu: &Gpu, params: &[f32]) {
@@ -157,18 +295,6 @@ impl GpuFlow {
 
     pub fn download_params(&self, gpu: &Gpu) -> Vec<f32> {
         read_back(gpu, &self.params, 0, self.num_params)
-    }
-
-    /// Records the forward (y in acts[0] → u, logdet, logp) into `encoder`; with `init`, each
-    /// ActNorm first takes its input's batch statistics.
-    pub fn record_forward(&self, encoder: &mut wgpu::CommandEncoder, init: bool) {
-        encoder.clear_buffer(&self.logdet, 0, None);
-        record_all(encoder, "forward", if init { &self.forward_init } else { &self.forward });
-    }
-
-    /// Records the inverse (u in the last acts buffer → y in acts[0]).
-    pub fn record_inverse(&self, encoder: &mut wgpu::CommandEncoder) {
-        record_all(encoder, "inverse", &self.inverse);
     }
 
     fn check_rows(&self, data: &[f32]) {
@@ -189,7 +315,8 @@ impl GpuFlow {
         self.check_rows(y);
         gpu.queue.write_buffer(&self.acts[0], 0, bytemuck::cast_slice(y));
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        self.record_forward(&mut enc, init);
+        enc.clear_buffer(&self.logdet, 0, None);
+        record_all(&mut enc, "forward", self.forward_dispatches(init));
         gpu.queue.submit([enc.finish()]);
         ForwardOut {
             u: read_back(gpu, self.u(), 0, self.n * self.q),
@@ -198,12 +325,27 @@ impl GpuFlow {
         }
     }
 
+    /// Forward then backward on `y` (training mode): returns the loss and reads `grads` back.
+    pub fn loss_and_grad(&self, gpu: &Gpu, y: &[f32]) -> (f64, Vec<f32>) {
+        assert!(!self.backward.is_empty(), "built without Mode::Training");
+        self.check_rows(y);
+        gpu.queue.write_buffer(&self.acts[0], 0, bytemuck::cast_slice(y));
+        let mut enc =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("loss_and_grad") });
+        enc.clear_buffer(&self.logdet, 0, None);
+        record_all(&mut enc, "forward+backward", self.forward.iter().chain(&self.backward));
+        gpu.queue.submit([enc.finish()]);
+        let logp: Vec<f32> = read_back(gpu, &self.logp, 0, self.n);
+        let loss = -logp.iter().map(|&v| v as f64).sum::<f64>() / self.n as f64;
+        (loss, read_back(gpu, &self.grads, 0, self.num_params))
+    }
+
     /// Runs the inverse on `u` (n, q) and returns y.
     pub fn inverse(&self, gpu: &Gpu, u: &[f32]) -> Vec<f32> {
         self.check_rows(u);
         gpu.queue.write_buffer(self.u(), 0, bytemuck::cast_slice(u));
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("inverse") });
-        self.record_inverse(&mut enc);
+        record_all(&mut enc, "inverse", self.inverse_dispatches());
         gpu.queue.submit([enc.finish()]);
         read_back(gpu, &self.acts[0], 0, self.n * self.q)
     }

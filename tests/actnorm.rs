@@ -58,3 +58,39 @@ fn actnorm_init_matches_reference_including_constant_columns() {
         assert_eq!(got[a_off + 1], 0.0, "constant column gets a = 0");
     }
 }
+
+#[test]
+fn actnorm_backward_matches_reference() {
+    let gpu = gpu();
+    for (n, q) in [(1, 2), (3, 3), (65, 5), (130, 9)] {
+        let (beta_off, a_off) = (2, 2 + q);
+        let params = uniform(n as u64 + 7, 2 + 2 * q, 1.0);
+        let y = uniform(q as u64 + 8, n * q, 3.0);
+        let du = uniform(9, n * q, 1.0);
+        let dld = uniform(10, n, 1.0);
+        let bufs = [
+            storage_init(gpu, "p", &params),
+            storage_init(gpu, "y", &y),
+            storage_init(gpu, "du", &du),
+            storage_init(gpu, "dld", &dld),
+        ];
+        let (dxb, gb) = (storage(gpu, "dx", n * q), storage(gpu, "grads", 2 + 2 * q));
+        let d = ActNorm { n, q, beta_off, a_off }.backward(gpu, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &dxb, &gb);
+        submit(gpu, "actnorm backward test", &[&d]);
+        let (mut dx, mut grads) = (vec![0.0; n * q], vec![0.0; 2 + 2 * q]);
+        r::backward(
+            &to_f64(&params),
+            beta_off,
+            a_off,
+            &to_f64(&y),
+            &to_f64(&du),
+            &to_f64(&dld),
+            &mut dx,
+            &mut grads,
+            n,
+            q,
+        );
+        assert_close("actnorm dx", &read_back(gpu, &dxb, 0, n * q), &dx, 1e-5, 1e-5);
+        assert_close("actnorm dβ, da", &read_back(gpu, &gb, 0, 2 + 2 * q), &grads, 1e-4, 1e-4);
+    }
+}

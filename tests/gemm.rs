@@ -109,13 +109,7 @@ fn check(
     submit(gpu, "gemm test", &[&d]);
     let got = read_back::<f32>(gpu, &cb, 0, c_off + m * n);
     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-    assert_close(
-        &format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate}"),
-        &got,
-        &want,
-        tol,
-        1e-5,
-    );
+    assert_close(&format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate}"), &got, &want, tol, 1e-5);
     entry
 }
 

@@ -77,7 +77,8 @@ mod tests {
     fn gauss_true_ll_matches_monte_carlo() {
         for psi in [1, 3] {
             let t = gauss(1, psi, 200_000, 5, Split::Test);
-            let mean: f64 = (0..t.rows()).map(|i| gauss_log_density(t.row(i), psi).unwrap()).sum::<f64>() / t.rows() as f64;
+            let mean: f64 =
+                (0..t.rows()).map(|i| gauss_log_density(t.row(i), psi).unwrap()).sum::<f64>() / t.rows() as f64;
             let truth = gauss_true_ll_per_dim(psi).unwrap();
             assert!((mean - truth).abs() < 0.01, "psi={psi}: Monte Carlo {mean} vs {truth}");
         }

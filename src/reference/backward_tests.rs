@@ -32,7 +32,11 @@ fn gradients_match_central_differences() {
                 worst = worst.max((fd - grads[i]).abs());
                 scale = scale.max(fd.abs());
             }
-            assert!(worst / scale < 1e-6, "Q={q} depth={depth} {}: |analytic − FD| = {worst:e} at scale {scale:e}", t.name);
+            assert!(
+                worst / scale < 1e-6,
+                "Q={q} depth={depth} {}: |analytic − FD| = {worst:e} at scale {scale:e}",
+                t.name
+            );
         }
         for i in 0..n * q {
             let (mut yp, mut ym) = (y.clone(), y.clone());

@@ -113,7 +113,6 @@ pub fn init_actnorms(flow: &Flow, params: &mut [f64], y: &[f64], n: usize) {
     }
 }
 
-
 /// What the forward keeps for backprop: each layer's input and each conditioner's outputs.
 pub struct Tape {
     pub inputs: Vec<Vec<f64>>,
@@ -154,7 +153,8 @@ pub fn conditioner_backward(
 ) {
     let mut dz = drm;
     for (j, lin) in linears.iter().enumerate().rev() {
-        let (input, iv) = if j == 0 { (x, Strided::rows(0, q)) } else { (outs[j - 1].as_slice(), Strided::rows(0, lin.fan_in)) };
+        let (input, iv) =
+            if j == 0 { (x, Strided::rows(0, q)) } else { (outs[j - 1].as_slice(), Strided::rows(0, lin.fan_in)) };
         // dW = inputᵀ · dz, (fan_in × fan_out)
         let input_t = Strided { off: iv.off, rs: iv.cs, cs: iv.rs };
         gemm(
@@ -176,11 +176,39 @@ pub fn conditioner_backward(
         // d input = dz · Wᵀ, through the ReLU of the layer below (or into dx_a)
         let w_t = Strided::transposed(lin.w, lin.fan_out);
         if j == 0 {
-            gemm(dx, Strided::rows(0, q), &dz, Strided::rows(0, lin.fan_out), params, w_t, None, None, n, lin.fan_in, lin.fan_out, false, true);
+            gemm(
+                dx,
+                Strided::rows(0, q),
+                &dz,
+                Strided::rows(0, lin.fan_out),
+                params,
+                w_t,
+                None,
+                None,
+                n,
+                lin.fan_in,
+                lin.fan_out,
+                false,
+                true,
+            );
         } else {
             let mut dprev = vec![0.0; n * lin.fan_in];
             let mask = Some((outs[j - 1].as_slice(), 0));
-            gemm(&mut dprev, Strided::rows(0, lin.fan_in), &dz, Strided::rows(0, lin.fan_out), params, w_t, None, mask, n, lin.fan_in, lin.fan_out, false, false);
+            gemm(
+                &mut dprev,
+                Strided::rows(0, lin.fan_in),
+                &dz,
+                Strided::rows(0, lin.fan_out),
+                params,
+                w_t,
+                None,
+                mask,
+                n,
+                lin.fan_in,
+                lin.fan_out,
+                false,
+                false,
+            );
             dz = dprev;
         }
     }
@@ -202,7 +230,9 @@ pub fn loss_and_grad(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (f64, 
         let x = &tape.inputs[k];
         let mut dx = vec![0.0; n * q];
         match layer {
-            Layer::ActNorm { beta, a, .. } => actnorm::backward(params, *beta, *a, x, &du, &dld, &mut dx, &mut grads, n, q),
+            Layer::ActNorm { beta, a, .. } => {
+                actnorm::backward(params, *beta, *a, x, &du, &dld, &mut dx, &mut grads, n, q)
+            }
             Layer::Coupling { linears, .. } => {
                 let outs = &tape.conds[k];
                 let rm = outs.last().expect("output layer");

@@ -1,0 +1,55 @@
+//! optim.wgsl (grad norm, clipping, Adam) against src/reference/optim.rs.
+
+mod common;
+use common::*;
+use mflow::gpu::{read_back, storage, storage_init, submit};
+use mflow::kernels::optim::{norm_parts, Optimizer, StepState};
+use mflow::reference::optim as r;
+
+fn run(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64) {
+    let gpu = gpu();
+    let p0 = uniform(1, count, 1.0);
+    let (pb, mb, vb) = (storage_init(gpu, "p", &p0), storage(gpu, "m", count), storage(gpu, "v", count));
+    let (gb, partials, norm, step) = (
+        storage(gpu, "g", count),
+        storage(gpu, "partials", norm_parts(count)),
+        storage(gpu, "norm", 1),
+        storage(gpu, "step", 8),
+    );
+    let opt = Optimizer::new(gpu, count, clip, &step, &partials, &norm, &gb, &pb, &mb, &vb);
+    let (mut p, mut m, mut v) = (to_f64(&p0), vec![0.0; count], vec![0.0; count]);
+    for t in 1..=steps {
+        let g = uniform(100 + t as u64, count, grad_scale);
+        gpu.queue.write_buffer(&gb, 0, bytemuck::cast_slice(&g));
+        gpu.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepState::new(t, 0, 1e-2)));
+        submit(gpu, "adam test", &opt.dispatches());
+        let g64 = to_f64(&g);
+        let want_norm = r::grad_norm(&g64);
+        let got_norm = read_back::<f32>(gpu, &norm, 0, 1)[0] as f64;
+        assert!((got_norm - want_norm).abs() < 1e-5 * want_norm, "norm {got_norm} vs {want_norm}");
+        r::adam(&mut p, &g64, &mut m, &mut v, t, 1e-2, clip);
+    }
+    assert_close(
+        &format!("params after {steps} Adam steps, clip {clip:?}"),
+        &read_back(gpu, &pb, 0, count),
+        &p,
+        1e-5,
+        1e-4,
+    );
+    assert_close("m", &read_back(gpu, &mb, 0, count), &m, 1e-6, 1e-4);
+    assert_close("v", &read_back(gpu, &vb, 0, count), &v, 1e-7, 1e-4);
+}
+
+#[test]
+fn adam_matches_reference() {
+    for count in [1, 3, 255, 257, 70_001] {
+        run(count, None, 3, 1.0);
+    }
+}
+
+#[test]
+fn clipping_matches_reference() {
+    // Norms far above and below η = 0.6: clipping engages and stays out.
+    run(1000, Some(0.6), 3, 1.0);
+    run(1000, Some(0.6), 2, 1e-3);
+}
