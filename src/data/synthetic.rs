@@ -35,7 +35,7 @@ pub fn gauss_true_ll_per_dim(psi: u32) -> Option<f64> {
 /// The exact log-density of one row of `gauss(d, psi)`, psi odd (an invertible power):
 /// x = u^ψ ⇒ log p(x) = Σ log N(u) − log|ψ u^(ψ−1)|.
 pub fn gauss_log_density(x: &[f32], psi: u32) -> Option<f64> {
-    if psi % 2 == 0 {
+    if psi.is_multiple_of(2) {
         return None;
     }
     let mut lp = 0.0;

@@ -19,7 +19,7 @@ pub fn normal_at(seed: u64, t: u32, stream: u32, index: u32) -> f64 {
     let u2 = ((w[1] >> 8) as f64 + 0.5) / 16_777_216.0;
     let r = (-2.0 * u1.ln()).sqrt();
     let theta = std::f64::consts::TAU * u2;
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         r * theta.cos()
     } else {
         r * theta.sin()
