@@ -122,3 +122,94 @@ pub fn bench_gemm(gpu: &Gpu, variants: &[Variant], quick: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// GPU time per kernel of `dispatches`, each in its own pass bracketed by timestamps
+/// (the adapter must have TIMESTAMP_QUERY). Returns (kernel name, seconds), summed by name.
+pub fn profile(gpu: &Gpu, dispatches: &[&Dispatch]) -> Option<Vec<(&'static str, f64)>> {
+    if !gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) || dispatches.is_empty() {
+        return None;
+    }
+    let count = (2 * dispatches.len()) as u32;
+    let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("profile"),
+        ty: wgpu::QueryType::Timestamp,
+        count,
+    });
+    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("profile resolve"),
+        size: count as u64 * 8,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    for (i, d) in dispatches.iter().enumerate() {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(d.kernel),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &set,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            }),
+        });
+        d.record(&mut pass);
+    }
+    enc.resolve_query_set(&set, 0..count, &resolve, 0);
+    gpu.queue.submit([enc.finish()]);
+    let ticks: Vec<u64> = read_back(gpu, &resolve, 0, count as usize);
+    let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+    let mut by_kernel: Vec<(&'static str, f64)> = Vec::new();
+    for (i, d) in dispatches.iter().enumerate() {
+        let secs = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
+        match by_kernel.iter_mut().find(|(k, _)| *k == d.kernel) {
+            Some((_, s)) => *s += secs,
+            None => by_kernel.push((d.kernel, secs)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Some(by_kernel)
+}
+
+/// Training throughput for one configuration: samples/s over timed steps (median of trials)
+/// and the share of GPU time in GEMMs from a per-kernel profile.
+pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, batch: usize, steps: usize) -> Result<()> {
+    use crate::train::{OptimConfig, Trainer};
+    let mut flow = crate::model::Flow::new(config.clone())?;
+    flow.actnorm_initialized = true;
+    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let x: Vec<f32> = (0..batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    for _ in 0..3 {
+        trainer.step(gpu, &x, false);
+    }
+    trainer.drain(gpu);
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            for i in 0..steps {
+                trainer.step(gpu, &x, i + 1 == steps);
+            }
+            trainer.drain(gpu);
+            t.elapsed().as_secs_f64() / steps as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let step = times[1];
+    let mut line = format!(
+        "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step",
+        config.q(),
+        config.hidden,
+        batch as f64 / step,
+        step * 1e3
+    );
+    if let Some(prof) = profile(gpu, &trainer.program()) {
+        let total: f64 = prof.iter().map(|p| p.1).sum();
+        let gemm: f64 = prof.iter().filter(|p| p.0.starts_with("gemm")).map(|p| p.1).sum();
+        line += &format!("  GEMM {:.0}% of GPU time", 100.0 * gemm / total);
+        let top: Vec<String> =
+            prof.iter().take(4).map(|(k, s)| format!("{k} {:.0}% {:.1} ms", 100.0 * s / total, s * 1e3)).collect();
+        line += &format!("  GPU {:.1} ms/step", total * 1e3);
+        line += &format!(" (top: {})", top.join(", "));
+    }
+    println!("{line}");
+    Ok(())
+}

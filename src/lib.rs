@@ -6,10 +6,16 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod demo;
+pub mod eval;
 pub mod gpu;
 pub mod gpu_flow;
 pub mod kernels;
 pub mod model;
+pub mod plot;
 pub mod reference;
+pub mod run;
+pub mod sample;
+pub mod train;

@@ -93,3 +93,60 @@ mod tests {
         assert_eq!(a.data, c.data);
     }
 }
+
+/// The exact log-density of one row of `gauss(d, psi)`. x = u^ψ: for odd ψ the map is a
+/// bijection, log p(x) = Σ [log N(u) − log(ψ |u|^(ψ−1))]; for even ψ both ±u map to x ≥ 0,
+/// which doubles the density.
+pub fn gauss_log_density_any(x: &[f32], psi: u32) -> f64 {
+    let psi_f = psi as f64;
+    let mut lp = 0.0;
+    for &v in x {
+        let v = v as f64;
+        if psi.is_multiple_of(2) && v < 0.0 {
+            return f64::NEG_INFINITY;
+        }
+        let u = v.abs().powf(1.0 / psi_f);
+        lp += -0.5 * u * u - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        if psi > 1 {
+            lp -= psi_f.ln() + (psi_f - 1.0) * u.ln();
+        }
+        if psi.is_multiple_of(2) {
+            lp += std::f64::consts::LN_2;
+        }
+    }
+    lp
+}
+
+/// The exact log-density of half-moons at (x, y) for noise σ: the mixture of the two arcs'
+/// Gaussians averaged over t ~ U[0, π], by the midpoint rule (the integrand is smooth).
+pub fn moons_log_density(p: &[f32], noise: f64) -> f64 {
+    const K: usize = 1000;
+    let (x, y) = (p[0] as f64, p[1] as f64);
+    let inv2s2 = 1.0 / (2.0 * noise * noise);
+    let mut terms = Vec::with_capacity(2 * K);
+    for k in 0..K {
+        let t = (k as f64 + 0.5) / K as f64 * std::f64::consts::PI;
+        let (c, s) = (t.cos(), t.sin());
+        terms.push(-((x - c).powi(2) + (y - s).powi(2)) * inv2s2);
+        terms.push(-((x - 1.0 + c).powi(2) + (y - 0.5 + s).powi(2)) * inv2s2);
+    }
+    let m = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = terms.iter().map(|t| (t - m).exp()).sum();
+    // mean over 2K terms, times the Gaussian normaliser 1/(2πσ²)
+    m + (sum / (2 * K) as f64).ln() - (2.0 * std::f64::consts::PI * noise * noise).ln()
+}
+
+#[cfg(test)]
+mod truth_tests {
+    use super::*;
+
+    #[test]
+    fn exact_densities_average_to_the_known_expectations() {
+        let t = gauss(2, 2, 100_000, 1, Split::Test);
+        let mean = (0..t.rows()).map(|i| gauss_log_density_any(t.row(i), 2)).sum::<f64>() / t.rows() as f64;
+        assert!((mean - 2.0 * gauss_true_ll_per_dim(2).unwrap()).abs() < 0.02, "psi=2: {mean}");
+        let m = moons(20_000, 0.1, 3, Split::Test);
+        let mean = (0..m.rows()).map(|i| moons_log_density(m.row(i), 0.1)).sum::<f64>() / m.rows() as f64;
+        assert!((mean - MOONS_TRUE_LL_SIGMA_0_1).abs() < 0.02, "moons: {mean}");
+    }
+}

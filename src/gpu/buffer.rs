@@ -29,6 +29,12 @@ pub fn storage_init<T: bytemuck::Pod>(gpu: &Gpu, label: &str, data: &[T]) -> wgp
     })
 }
 
+/// A small storage buffer holding one `#[repr(C)]` struct that the host rewrites between
+/// submits (per-step state such as Adam's t and the noise counter).
+pub fn uniform_storage<T: bytemuck::Pod>(gpu: &Gpu, label: &str, value: &T) -> wgpu::Buffer {
+    storage_init(gpu, label, std::slice::from_ref(value))
+}
+
 /// A uniform buffer holding one `#[repr(C)]` struct (its WGSL twin has the same layout).
 pub fn uniform<T: bytemuck::Pod>(gpu: &Gpu, label: &str, value: &T) -> wgpu::Buffer {
     gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

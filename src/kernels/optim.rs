@@ -50,9 +50,11 @@ impl StepState {
     }
 }
 
-/// Workgroups of the first norm pass: enough to fill a GPU, few enough for one final pass.
+/// Workgroups of the first norm pass: each thread sums at least 64 values, so small models
+/// use few workgroups (on CPU adapters every workgroup barrier is expensive), and at most
+/// 1024, few enough for the single-workgroup final pass; large models still fill a GPU.
 pub fn norm_parts(count: usize) -> usize {
-    count.div_ceil(256).clamp(1, 1024)
+    count.div_ceil(256 * 64).clamp(1, 1024)
 }
 
 /// The three dispatches of one optimizer step over `count` parameters.

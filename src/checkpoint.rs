@@ -1,0 +1,145 @@
+//! Model files as safetensors: every parameter tensor under its MODEL.md name (F32, its
+//! shape), each Shuffle's permutation as `perm{i}` (U32), optional training state, and the
+//! configuration in the metadata. Written atomically: a temporary file, then a rename.
+
+use crate::model::{Flow, FlowConfig, Layer};
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const FORMAT: &str = "mflow-flow-1";
+
+/// Optimizer state saved beside the model so training can resume exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Adam's first and second moments, the layout of the parameters.
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    /// Steps taken (Adam's t; also the noise counter).
+    pub step: u64,
+    /// Free-form metadata (the training configuration, data spec), kept as strings.
+    pub extra: HashMap<String, String>,
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+pub fn save(path: &Path, flow: &Flow, state: Option<&TrainState>) -> Result<()> {
+    let mut views: Vec<(String, TensorView)> = Vec::new();
+    for t in &flow.tensors {
+        let data = f32_bytes(&flow.params[t.offset..t.offset + t.len()]);
+        views.push((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), data)?));
+    }
+    let perms: Vec<(usize, &Vec<u32>)> = flow
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::Shuffle { index, perm } => Some((*index, perm)),
+            _ => None,
+        })
+        .collect();
+    for (i, perm) in &perms {
+        views.push((format!("perm{i}"), TensorView::new(Dtype::U32, vec![perm.len()], bytemuck::cast_slice(perm))?));
+    }
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("config".to_string(), serde_json::to_string(&flow.config)?);
+    meta.insert("actnorm_initialized".to_string(), flow.actnorm_initialized.to_string());
+    if let Some(s) = state {
+        let p = flow.params.len();
+        if s.m.len() != p || s.v.len() != p {
+            bail!("optimizer state has {} / {} values for {p} parameters", s.m.len(), s.v.len());
+        }
+        views.push(("adam.m".to_string(), TensorView::new(Dtype::F32, vec![p], f32_bytes(&s.m))?));
+        views.push(("adam.v".to_string(), TensorView::new(Dtype::F32, vec![p], f32_bytes(&s.v))?));
+        meta.insert("step".to_string(), s.step.to_string());
+        for (k, v) in &s.extra {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+    let bytes = safetensors::serialize(views, Some(meta)).context("serialising the checkpoint")?;
+    write_atomic(path, &bytes)
+}
+
+fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>> {
+    let t = st.tensor(name).with_context(|| format!("{}: no tensor {name:?}", path.display()))?;
+    if t.dtype() != Dtype::F32 || t.shape() != shape {
+        bail!("{}: tensor {name:?} is {:?} {:?}, expected F32 {shape:?}", path.display(), t.dtype(), t.shape());
+    }
+    Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Loads a flow (and its training state when present). With `expect`, a checkpoint of
+/// another configuration is an error naming both.
+pub fn load(path: &Path, expect: Option<&FlowConfig>) -> Result<(Flow, Option<TrainState>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        bail!("{}: not an mflow checkpoint (format {:?}, expected {FORMAT:?})", path.display(), meta.get("format"));
+    }
+    let config: FlowConfig = serde_json::from_str(meta.get("config").context("checkpoint has no config")?)
+        .with_context(|| format!("{}: unreadable config", path.display()))?;
+    if let Some(want) = expect {
+        if want != &config {
+            bail!("{}: checkpoint is for {config:?}, but this run is configured as {want:?}", path.display());
+        }
+    }
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: corrupt safetensors ({e})", path.display()))?;
+    let mut flow = Flow::new(config)?;
+    for t in flow.tensors.clone() {
+        let v = read_f32(&st, &t.name, &t.shape, path)?;
+        flow.params[t.offset..t.offset + t.len()].copy_from_slice(&v);
+    }
+    let q = flow.config.q();
+    let shuffles: Vec<usize> = flow
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::Shuffle { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    for i in shuffles {
+        let name = format!("perm{i}");
+        let t = st.tensor(&name).with_context(|| format!("{}: no tensor {name:?}", path.display()))?;
+        if t.dtype() != Dtype::U32 || t.shape() != [q] {
+            bail!("{}: {name} is {:?} {:?}, expected U32 [{q}]", path.display(), t.dtype(), t.shape());
+        }
+        let perm: Vec<u32> = t.data().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        flow.set_perm(i, &perm).with_context(|| format!("{}", path.display()))?;
+    }
+    flow.actnorm_initialized = meta.get("actnorm_initialized").map(String::as_str) == Some("true");
+    let state = match meta.get("step") {
+        None => None,
+        Some(step) => {
+            let p = flow.params.len();
+            let extra = meta
+                .iter()
+                .filter(|(k, _)| !["format", "config", "actnorm_initialized", "step"].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Some(TrainState {
+                m: read_f32(&st, "adam.m", &[p], path)?,
+                v: read_f32(&st, "adam.v", &[p], path)?,
+                step: step.parse().with_context(|| format!("{}: bad step {step:?}", path.display()))?,
+                extra,
+            })
+        }
+    };
+    if flow.params.iter().any(|p| !p.is_finite()) {
+        bail!("{}: the checkpoint holds non-finite parameters", path.display());
+    }
+    Ok((flow, state))
+}

@@ -1,0 +1,22 @@
+//! Sampling: u ~ N(0, T² I_Q) drawn on the GPU, y = f⁻¹(u), keep the first D dimensions.
+
+use crate::data::Table;
+use crate::gpu::kernel::record_all;
+use crate::gpu::{read_back, uniform_storage, Gpu};
+use crate::gpu_flow::GpuFlow;
+use crate::kernels::optim::StepState;
+use crate::kernels::rng;
+use crate::model::Flow;
+
+pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> Table {
+    let (d, q) = (flow.config.d, flow.config.q());
+    let g = GpuFlow::new(gpu, flow, n);
+    let step = uniform_storage(gpu, "sample.step", &StepState::new(1, seed, 0.0));
+    let fill = rng::normal_fill(gpu, n * q, rng::stream::SAMPLE, temperature, &step, g.u());
+    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });
+    record_all(&mut enc, "sample", std::iter::once(&fill).chain(g.inverse_dispatches()));
+    gpu.queue.submit([enc.finish()]);
+    let y: Vec<f32> = read_back(gpu, &g.acts[0], 0, n * q);
+    let data = y.chunks_exact(q).flat_map(|r| r[..d].to_vec()).collect();
+    Table { dim: d, data }
+}

@@ -1,0 +1,226 @@
+//! Training on the GPU. `Trainer` owns everything a step touches, built once in `new`; a step
+//! is one `write_buffer` of the minibatch, one of the step state, one encoder and one submit:
+//! ε drawn on the GPU → forward per layer → loss → backward in reverse → gradient norm →
+//! clip + Adam. The loss is summed on the GPU and read back every `log_every` steps through
+//! a ring of staging buffers mapped asynchronously, so the host never waits on a step.
+
+use crate::gpu::{read_back, storage, uniform_storage, Dispatch, Gpu};
+use crate::gpu_flow::{GpuFlow, Mode};
+use crate::kernels::gemm::Variant;
+use crate::kernels::optim::{norm_parts, Optimizer, StepState};
+use crate::kernels::{loss, rng};
+use crate::model::Flow;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// Optimisation settings (MODEL.md's table gives the defaults per dataset).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct OptimConfig {
+    pub batch: usize,
+    pub lr: f64,
+    /// Clip the global gradient norm to this (none when absent).
+    pub clip: Option<f64>,
+    /// Seed of the training noise (ε) stream.
+    pub noise_seed: u64,
+}
+
+/// What a logging interval reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Logged {
+    /// The step at the end of the interval.
+    pub step: u64,
+    /// Mean training loss (−log p_T) over the interval's finite steps.
+    pub loss: f64,
+    /// Steps whose loss was not finite.
+    pub nonfinite: u32,
+}
+
+const IDLE: u8 = 0;
+const MAPPING: u8 = 1;
+const MAPPED: u8 = 2;
+const FAILED: u8 = 3;
+
+struct Slot {
+    buf: wgpu::Buffer,
+    state: Arc<AtomicU8>,
+    step: u64,
+}
+
+pub struct Trainer {
+    pub gflow: GpuFlow,
+    pub batch: usize,
+    d: usize,
+    /// Steps taken so far (Adam's t after the last step).
+    pub step: u64,
+    lr: f64,
+    noise_seed: u64,
+    initialized: bool,
+    x: wgpu::Buffer,
+    step_state: wgpu::Buffer,
+    pub m: wgpu::Buffer,
+    pub v: wgpu::Buffer,
+    metrics: wgpu::Buffer,
+    assemble: Dispatch,
+    accumulate: Dispatch,
+    optimizer: Optimizer,
+    slots: Vec<Slot>,
+}
+
+impl Trainer {
+    pub fn new(gpu: &Gpu, flow: &Flow, opt: &OptimConfig) -> Self {
+        let (d, q, p, n) = (flow.config.d, flow.config.q(), flow.params.len(), opt.batch);
+        let gflow = GpuFlow::build(gpu, flow, n, Mode::Training, Variant::for_adapter(gpu));
+        let x = storage(gpu, "train.x", n * d);
+        let step_state = uniform_storage(gpu, "train.step", &StepState::default());
+        let (m, v) = (storage(gpu, "adam.m", p), storage(gpu, "adam.v", p));
+        let (partials, norm) = (storage(gpu, "norm.partials", norm_parts(p)), storage(gpu, "norm", 1));
+        let metrics = storage(gpu, "metrics", 4);
+        let assemble = rng::assemble(gpu, n, d, q, 1, rng::stream::TRAIN_EPS, &step_state, &x, &gflow.acts[0]);
+        let accumulate = loss::accumulate(gpu, n, &gflow.logp, &metrics);
+        let optimizer =
+            Optimizer::new(gpu, p, opt.clip, &step_state, &partials, &norm, &gflow.grads, &gflow.params, &m, &v);
+        let slots = (0..4)
+            .map(|i| Slot {
+                buf: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("metrics staging {i}")),
+                    size: 16,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                state: Arc::new(AtomicU8::new(IDLE)),
+                step: 0,
+            })
+            .collect();
+        Self {
+            gflow,
+            batch: n,
+            d,
+            step: 0,
+            lr: opt.lr,
+            noise_seed: opt.noise_seed,
+            initialized: flow.actnorm_initialized,
+            x,
+            step_state,
+            m,
+            v,
+            metrics,
+            assemble,
+            accumulate,
+            optimizer,
+            slots,
+        }
+    }
+
+    /// Restores Adam's moments and step count (resuming).
+    pub fn restore(&mut self, gpu: &Gpu, m: &[f32], v: &[f32], step: u64) {
+        gpu.queue.write_buffer(&self.m, 0, bytemuck::cast_slice(m));
+        gpu.queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
+        self.step = step;
+    }
+
+    /// One training step on the minibatch `x` (batch, D). With `log`, the interval's loss is
+    /// queued for readback; finished readbacks are returned (possibly from earlier steps).
+    pub fn step(&mut self, gpu: &Gpu, x: &[f32], log: bool) -> Vec<Logged> {
+        assert_eq!(x.len(), self.batch * self.d, "minibatch shape");
+        self.step += 1;
+        let t = u32::try_from(self.step).expect("fewer than 2^32 steps");
+        gpu.queue.write_buffer(&self.x, 0, bytemuck::cast_slice(x));
+        gpu.queue.write_buffer(&self.step_state, 0, bytemuck::bytes_of(&StepState::new(t, self.noise_seed, self.lr)));
+        let mut out = Vec::new();
+        let slot = if log { Some(self.free_slot(gpu, &mut out)) } else { None };
+        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
+        enc.clear_buffer(&self.gflow.logdet, 0, None);
+        {
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
+            self.assemble.record(&mut pass);
+            // The first minibatch initialises the ActNorms (MODEL.md), inside the same pass.
+            for d in self.gflow.forward_dispatches(!self.initialized) {
+                d.record(&mut pass);
+            }
+            self.accumulate.record(&mut pass);
+            for d in self.gflow.backward_dispatches() {
+                d.record(&mut pass);
+            }
+            for d in self.optimizer.dispatches() {
+                d.record(&mut pass);
+            }
+        }
+        self.initialized = true;
+        if let Some(i) = slot {
+            enc.copy_buffer_to_buffer(&self.metrics, 0, &self.slots[i].buf, 0, 16);
+            enc.clear_buffer(&self.metrics, 0, None);
+        }
+        gpu.queue.submit([enc.finish()]);
+        if let Some(i) = slot {
+            let s = &mut self.slots[i];
+            s.step = self.step;
+            s.state.store(MAPPING, Ordering::SeqCst);
+            let state = s.state.clone();
+            s.buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                state.store(if r.is_ok() { MAPPED } else { FAILED }, Ordering::SeqCst);
+            });
+        }
+        // Drives map callbacks without waiting for the GPU.
+        let _ = gpu.device.poll(wgpu::PollType::Poll);
+        self.harvest(&mut out);
+        out
+    }
+
+    fn free_slot(&mut self, gpu: &Gpu, out: &mut Vec<Logged>) -> usize {
+        loop {
+            self.harvest(out);
+            if let Some(i) = self.slots.iter().position(|s| s.state.load(Ordering::SeqCst) == IDLE) {
+                return i;
+            }
+            // Every slot is in flight: the GPU is far behind, so waiting costs nothing.
+            gpu.wait();
+        }
+    }
+
+    fn harvest(&mut self, out: &mut Vec<Logged>) {
+        let mut ready: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| matches!(self.slots[i].state.load(Ordering::SeqCst), MAPPED | FAILED))
+            .collect();
+        ready.sort_by_key(|&i| self.slots[i].step);
+        for i in ready {
+            let s = &self.slots[i];
+            if s.state.load(Ordering::SeqCst) == MAPPED {
+                let v: Vec<f32> = bytemuck::cast_slice(&s.buf.slice(..).get_mapped_range().expect("mapped")).to_vec();
+                s.buf.unmap();
+                let finite_steps = (v[1] - v[2]).max(0.0) as f64;
+                let loss = if finite_steps > 0.0 { v[0] as f64 / finite_steps } else { f64::NAN };
+                out.push(Logged { step: s.step, loss, nonfinite: v[2] as u32 });
+            }
+            s.state.store(IDLE, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits for the GPU and returns every pending readback.
+    pub fn drain(&mut self, gpu: &Gpu) -> Vec<Logged> {
+        gpu.wait();
+        let mut out = Vec::new();
+        self.harvest(&mut out);
+        out
+    }
+
+    /// Current parameters and Adam moments (blocking readback).
+    pub fn download(&self, gpu: &Gpu) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let p = self.gflow.num_params;
+        (self.gflow.download_params(gpu), read_back(gpu, &self.m, 0, p), read_back(gpu, &self.v, 0, p))
+    }
+
+    /// One step's dispatches in order (for profiling): noise, forward, loss, backward, Adam.
+    pub fn program(&self) -> Vec<&Dispatch> {
+        let mut v = vec![&self.assemble];
+        v.extend(self.gflow.forward_dispatches(false));
+        v.push(&self.accumulate);
+        v.extend(self.gflow.backward_dispatches());
+        v.extend(self.optimizer.dispatches());
+        v
+    }
+
+    pub fn initialized(&self) -> bool {
+        self.initialized
+    }
+}
