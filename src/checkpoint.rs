@@ -96,7 +96,8 @@ pub fn load(path: &Path, expect: Option<&FlowConfig>) -> Result<(Flow, Option<Tr
             bail!("{}: checkpoint is for {config:?}, but this run is configured as {want:?}", path.display());
         }
     }
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: corrupt safetensors ({e})", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors ({e})", path.display()))?;
     let mut flow = Flow::new(config)?;
     for t in flow.tensors.clone() {
         let v = read_f32(&st, &t.name, &t.shape, path)?;

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::data::{DataSpec, SplitSizes};
+use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::kernels::gemm::Variant;
 use mflow::model::FlowConfig;
 use mflow::run::RunConfig;
@@ -30,9 +30,10 @@ enum DataKind {
 
 #[derive(clap::Args, Debug)]
 struct TrainArgs {
-    /// Dataset.
-    #[arg(long, value_enum, default_value = "moons")]
-    data: DataKind,
+    /// Dataset. Without it, the default job: half-moons with B = 2 on a short schedule
+    /// (64 epochs) that finishes in a few minutes on a CPU adapter.
+    #[arg(long, value_enum)]
+    data: Option<DataKind>,
     /// Dimensions D of the Gaussian data.
     #[arg(long, default_value_t = 2)]
     dim: usize,
@@ -54,7 +55,7 @@ struct TrainArgs {
     /// Output folder: metrics.jsonl, model.safetensors, summary.json, samples.png.
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
-    /// Epochs [default: 1024, MODEL.md].
+    /// Epochs [default: 1024 (MODEL.md); 64 for the default job].
     #[arg(long)]
     epochs: Option<usize>,
     /// Minibatch [default: 256 gauss, 64 moons].
@@ -98,17 +99,21 @@ struct TrainArgs {
     quiet: bool,
 }
 
+/// The default job's schedule: MODEL.md's 1024 epochs take ~15 minutes on lavapipe.
+const DEFAULT_JOB_EPOCHS: usize = 64;
+
 impl TrainArgs {
     fn config(&self) -> RunConfig {
-        let data = match self.data {
+        let kind = self.data.unwrap_or(DataKind::Moons);
+        let data = match kind {
             DataKind::Gauss => DataSpec::Gauss { d: self.dim, psi: self.psi },
             DataKind::Moons => DataSpec::Moons { noise: self.noise },
         };
-        let batch = self.batch.unwrap_or(match self.data {
+        let batch = self.batch.unwrap_or(match kind {
             DataKind::Gauss => 256,
             DataKind::Moons => 64,
         });
-        let epochs = self.epochs.unwrap_or(1024);
+        let epochs = self.epochs.unwrap_or(if self.data.is_none() { DEFAULT_JOB_EPOCHS } else { 1024 });
         RunConfig {
             flow: FlowConfig {
                 d: data.dim(),
@@ -191,14 +196,30 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = Gpu::new(&choice)?;
             let cfg = args.config();
             eprintln!("adapter: {}", gpu.describe());
+            if args.data.is_none() {
+                eprintln!(
+                    "default job: half-moons MF with B = {}, {} epochs (MODEL.md's schedule: `mflow train --data moons`)",
+                    cfg.flow.b, cfg.epochs
+                );
+            }
             let s = mflow::run::train(&gpu, &cfg, &args.out, !args.quiet)?;
-            println!("data {}  D={} B={}  {} steps in {:.1} s ({:.0} samples/s)", s.data, cfg.flow.d, cfg.flow.b, s.steps, s.train_seconds, s.train_samples_per_s);
+            println!(
+                "data {}  D={} B={}  {} steps in {:.1} s ({:.0} samples/s)",
+                s.data, cfg.flow.d, cfg.flow.b, s.steps, s.train_seconds, s.train_samples_per_s
+            );
             println!("train   log-likelihood {:>9.4} ± {:.4} nats  (S = {})", s.train_ll, s.train_ll_se, s.samples);
-            println!("heldout log-likelihood {:>9.4} ± {:.4} nats  (test split, S = {})", s.heldout_ll, s.heldout_ll_se, s.samples);
+            println!(
+                "heldout log-likelihood {:>9.4} ± {:.4} nats  (test split, S = {})",
+                s.heldout_ll, s.heldout_ll_se, s.samples
+            );
             if let Some(t) = s.true_ll {
                 println!("truth                  {t:>9.4} nats  (exact density of the same held-out points)");
             }
-            println!("wrote {}", args.out.display());
+            println!(
+                "wrote {} (summary.json, metrics.jsonl, model.safetensors{})",
+                args.out.display(),
+                if cfg.flow.d == 2 { ", samples.png" } else { "" }
+            );
         }
         Command::Demo { batch, seed } => mflow::demo::run(&Gpu::new(&choice)?, batch, seed)?,
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {

@@ -113,7 +113,7 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, progress: bool) -> Result<S
         for b in 0..steps_per_epoch {
             gather(&data.train, &order[b * cfg.optim.batch..(b + 1) * cfg.optim.batch], &mut xb);
             let step = trainer.step + 1;
-            let logged = trainer.step(gpu, &xb, step % cfg.log_every as u64 == 0 || step == total);
+            let logged = trainer.step(gpu, &xb, step.is_multiple_of(cfg.log_every as u64) || step == total);
             record(&logged, epoch, &mut log, &mut last_loss, &bar, last_good, &model_path)?;
         }
         let last = epoch + 1 == cfg.epochs;
@@ -123,7 +123,11 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, progress: bool) -> Result<S
             record(&logged, epoch, &mut log, &mut last_loss, &bar, last_good, &model_path)?;
             let (params, m, v) = trainer.download(gpu);
             if params.iter().any(|p| !p.is_finite()) {
-                bail!("training diverged by step {} (non-finite parameters); {}", trainer.step, good(last_good, &model_path));
+                bail!(
+                    "training diverged by step {} (non-finite parameters); {}",
+                    trainer.step,
+                    good(last_good, &model_path)
+                );
             }
             flow.params = params;
             flow.actnorm_initialized = trainer.initialized();

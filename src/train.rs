@@ -131,8 +131,8 @@ impl Trainer {
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
         enc.clear_buffer(&self.gflow.logdet, 0, None);
         {
-            let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
+            let mut pass = enc
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
             self.assemble.record(&mut pass);
             // The first minibatch initialises the ActNorms (MODEL.md), inside the same pass.
             for d in self.gflow.forward_dispatches(!self.initialized) {

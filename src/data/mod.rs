@@ -44,6 +44,9 @@ impl Split {
     }
 }
 
+/// The exact log-density of one point.
+pub type Density = Box<dyn Fn(&[f32]) -> f64 + Send + Sync>;
+
 /// A dataset as a run sees it: its three splits and, for synthetic data, the truth.
 pub struct Dataset {
     /// How the data was specified (`gauss:d=2,psi=3`, `moons:noise=0.1`), for summaries.
@@ -52,7 +55,7 @@ pub struct Dataset {
     pub validation: Table,
     pub test: Table,
     /// The exact log-density of one point, where it is known in closed or numerical form.
-    pub truth: Option<Box<dyn Fn(&[f32]) -> f64 + Send + Sync>>,
+    pub truth: Option<Density>,
     /// The analytic expected log-likelihood (MODEL.md), where known.
     pub true_ll_expected: Option<f64>,
 }
