@@ -2,12 +2,12 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use mflow::data::images::Mode;
 use mflow::data::{DataSpec, SplitSizes};
 use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::kernels::gemm::Variant;
 use mflow::model::FlowConfig;
 use mflow::run::RunConfig;
-use mflow::train::OptimConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -20,80 +20,80 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum DataKind {
-    /// x = u^ψ, u ~ N(0, I_D) (MODEL.md's synthetic Gaussian powers)
-    Gauss,
-    /// two interleaving half circles with Gaussian noise
-    Moons,
-}
-
 #[derive(clap::Args, Debug)]
 struct TrainArgs {
-    /// Dataset. Without it, the default job: half-moons with B = 2 on a short schedule
-    /// (64 epochs) that finishes in a few minutes on a CPU adapter.
-    #[arg(long, value_enum)]
-    data: Option<DataKind>,
-    /// Dimensions D of the Gaussian data.
-    #[arg(long, default_value_t = 2)]
-    dim: usize,
-    /// Power ψ of the Gaussian data.
-    #[arg(long, default_value_t = 1)]
-    psi: u32,
-    /// Noise σ of the half-moons.
-    #[arg(long, default_value_t = 0.1)]
-    noise: f64,
+    /// Dataset: gauss[:d=D,psi=P], moons[:noise=S], mnist:DIR, fashion-mnist:DIR, kmnist:DIR,
+    /// cifar10:DIR or digits (embedded). Without it, the default job: half-moons with B = 2
+    /// on a short schedule (64 epochs) that finishes in a few minutes on a CPU adapter.
+    #[arg(long)]
+    data: Option<String>,
+    /// Dimensions D of bare `gauss`.
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Power ψ of bare `gauss`.
+    #[arg(long)]
+    psi: Option<u32>,
+    /// Noise σ of bare `moons`.
+    #[arg(long)]
+    noise: Option<f64>,
+    /// Image preprocessing (MODEL.md): dequant (bits/dim) or thesis (nats per image).
+    #[arg(long, value_enum, default_value = "dequant")]
+    preprocess: Mode,
     /// Auxiliary dimensions B (0: an ordinary normalizing flow).
     #[arg(long, default_value_t = 2)]
     aux: usize,
     /// Seed of the model's initialisation, shuffles and training noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Seed of the dataset's splits.
+    /// Seed of synthetic data's splits.
     #[arg(long, default_value_t = 0)]
     data_seed: u64,
     /// Output folder: metrics.jsonl, model.safetensors, summary.json, samples.png.
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
-    /// Epochs [default: 1024 (MODEL.md); 64 for the default job].
+    /// Epochs [default: MODEL.md's per dataset; 64 for the default job].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Minibatch [default: 256 gauss, 64 moons].
+    /// Minibatch [default: MODEL.md's per dataset].
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Clip the global gradient norm to this [default: none].
+    /// Adam learning rate [default: MODEL.md's per dataset].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Clip the global gradient norm to this; 0 turns clipping off [default: MODEL.md's].
     #[arg(long)]
     clip: Option<f64>,
     /// Blocks L (2L couplings).
-    #[arg(long, default_value_t = 4)]
-    blocks: usize,
+    #[arg(long)]
+    blocks: Option<usize>,
     /// Hidden layers per conditioner.
-    #[arg(long, default_value_t = 2)]
-    depth: usize,
-    /// Hidden width H.
-    #[arg(long, default_value_t = 128)]
-    hidden: usize,
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Hidden width H [default: 128 for 2–4-dimensional data, 1024 for images].
+    #[arg(long)]
+    hidden: Option<usize>,
     /// Importance samples S for the final marginal log-likelihood.
     #[arg(long, default_value_t = 200)]
     samples: usize,
     /// Steps between loss readbacks.
-    #[arg(long, default_value_t = 64)]
-    log_every: usize,
-    /// Training points [default: 2048, MODEL.md].
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// Training points of synthetic data.
     #[arg(long, default_value_t = 2048)]
     train_size: usize,
-    /// Validation points.
+    /// Validation points of synthetic data.
     #[arg(long, default_value_t = 2048)]
     validation_size: usize,
-    /// Held-out test points.
+    /// Held-out test points of synthetic data.
     #[arg(long, default_value_t = 10_000)]
     test_size: usize,
     /// Epochs between checkpoints [default: a tenth of the run].
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Continue from this checkpoint (its configuration must match); exact: N steps, resume,
+    /// M steps gives the parameters of N + M steps in one run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -103,35 +103,40 @@ struct TrainArgs {
 const DEFAULT_JOB_EPOCHS: usize = 64;
 
 impl TrainArgs {
-    fn config(&self) -> RunConfig {
-        let kind = self.data.unwrap_or(DataKind::Moons);
-        let data = match kind {
-            DataKind::Gauss => DataSpec::Gauss { d: self.dim, psi: self.psi },
-            DataKind::Moons => DataSpec::Moons { noise: self.noise },
-        };
-        let batch = self.batch.unwrap_or(match kind {
-            DataKind::Gauss => 256,
-            DataKind::Moons => 64,
-        });
-        let epochs = self.epochs.unwrap_or(if self.data.is_none() { DEFAULT_JOB_EPOCHS } else { 1024 });
-        RunConfig {
-            flow: FlowConfig {
-                d: data.dim(),
-                b: self.aux,
-                blocks: self.blocks,
-                depth: self.depth,
-                hidden: self.hidden,
-                seed: self.seed,
-            },
-            data,
-            data_seed: self.data_seed,
-            sizes: SplitSizes { train: self.train_size, validation: self.validation_size, test: self.test_size },
-            optim: OptimConfig { batch, lr: self.lr, clip: self.clip, noise_seed: self.seed },
-            epochs,
-            samples: self.samples,
-            log_every: self.log_every.max(1),
-            checkpoint_every: self.checkpoint_every.unwrap_or((epochs / 10).max(1)),
+    fn data_spec(&self) -> Result<DataSpec> {
+        let mut spec = DataSpec::parse(self.data.as_deref().unwrap_or("moons"))?;
+        match &mut spec {
+            DataSpec::Gauss { d, psi } => {
+                *d = self.dim.unwrap_or(*d);
+                *psi = self.psi.unwrap_or(*psi);
+            }
+            DataSpec::Moons { noise } => *noise = self.noise.unwrap_or(*noise),
+            _ => {}
         }
+        Ok(spec)
+    }
+
+    fn config(&self) -> Result<RunConfig> {
+        let mut c = RunConfig::defaults(self.data_spec()?, self.aux, self.seed);
+        if self.data.is_none() {
+            c.epochs = DEFAULT_JOB_EPOCHS;
+        }
+        c.preprocess = self.preprocess;
+        c.data_seed = self.data_seed;
+        c.sizes = SplitSizes { train: self.train_size, validation: self.validation_size, test: self.test_size };
+        c.epochs = self.epochs.unwrap_or(c.epochs);
+        c.optim.batch = self.batch.unwrap_or(c.optim.batch);
+        c.optim.lr = self.lr.unwrap_or(c.optim.lr);
+        if let Some(clip) = self.clip {
+            c.optim.clip = (clip > 0.0).then_some(clip);
+        }
+        c.flow.blocks = self.blocks.unwrap_or(c.flow.blocks);
+        c.flow.depth = self.depth.unwrap_or(c.flow.depth);
+        c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
+        c.samples = self.samples;
+        c.log_every = self.log_every.unwrap_or(c.log_every).max(1);
+        c.checkpoint_every = self.checkpoint_every.unwrap_or((c.epochs / 10).max(1));
+        Ok(c)
     }
 }
 
@@ -194,7 +199,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => {
             let gpu = Gpu::new(&choice)?;
-            let cfg = args.config();
+            let cfg = args.config()?;
             eprintln!("adapter: {}", gpu.describe());
             if args.data.is_none() {
                 eprintln!(
@@ -202,24 +207,9 @@ fn run(cli: Cli) -> Result<()> {
                     cfg.flow.b, cfg.epochs
                 );
             }
-            let s = mflow::run::train(&gpu, &cfg, &args.out, !args.quiet)?;
-            println!(
-                "data {}  D={} B={}  {} steps in {:.1} s ({:.0} samples/s)",
-                s.data, cfg.flow.d, cfg.flow.b, s.steps, s.train_seconds, s.train_samples_per_s
-            );
-            println!("train   log-likelihood {:>9.4} ± {:.4} nats  (S = {})", s.train_ll, s.train_ll_se, s.samples);
-            println!(
-                "heldout log-likelihood {:>9.4} ± {:.4} nats  (test split, S = {})",
-                s.heldout_ll, s.heldout_ll_se, s.samples
-            );
-            if let Some(t) = s.true_ll {
-                println!("truth                  {t:>9.4} nats  (exact density of the same held-out points)");
-            }
-            println!(
-                "wrote {} (summary.json, metrics.jsonl, model.safetensors{})",
-                args.out.display(),
-                if cfg.flow.d == 2 { ", samples.png" } else { "" }
-            );
+            let s = mflow::run::train(&gpu, &cfg, &args.out, args.resume.as_deref(), !args.quiet)?;
+            print!("{}", s.report());
+            println!("wrote {}", args.out.display());
         }
         Command::Demo { batch, seed } => mflow::demo::run(&Gpu::new(&choice)?, batch, seed)?,
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {

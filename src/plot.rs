@@ -77,3 +77,43 @@ pub fn heatmap(values: &[f64], res: usize, path: &Path) -> Result<()> {
     }
     save_png(&img, path)
 }
+
+/// A grid of images, `cols` per row: `samples` in the flow's input space (preprocessing
+/// inverted and clamped), then, with `real`, one row of real images as in the thesis's
+/// figures 10–13. Small images are enlarged by pixel repetition to at least 28 pixels.
+pub fn image_grid(
+    samples: &Table,
+    info: &crate::data::ImageInfo,
+    real: Option<&Table>,
+    cols: usize,
+    path: &Path,
+) -> Result<()> {
+    let (c, h, w) = (info.channels, info.height, info.width);
+    let zoom = 28usize.div_ceil(h.max(1)).max(1);
+    let (th, tw) = (h * zoom + 2, w * zoom + 2);
+    let sample_rows = samples.rows().div_ceil(cols);
+    let rows = sample_rows + usize::from(real.is_some());
+    let mut img = RgbImage::from_pixel((cols * tw) as u32, (rows * th) as u32, Rgb([255, 255, 255]));
+    let max = (info.pre.levels - 1) as f32;
+    let mut draw = |slot: usize, levels: &dyn Fn(usize) -> f32| {
+        let (gy, gx) = (slot / cols, slot % cols);
+        for y in 0..h * zoom {
+            for x in 0..w * zoom {
+                let px = |ch: usize| (levels(ch * h * w + (y / zoom) * w + x / zoom) / max * 255.0).round() as u8;
+                let rgb = if c == 3 { [px(0), px(1), px(2)] } else { [px(0); 3] };
+                img.put_pixel((gx * tw + 1 + x) as u32, (gy * th + 1 + y) as u32, Rgb(rgb));
+            }
+        }
+    };
+    for i in 0..samples.rows() {
+        let row = samples.row(i);
+        draw(i, &|k| info.pre.invert(row[k]));
+    }
+    if let Some(real) = real {
+        for i in 0..cols.min(real.rows()) {
+            let row = real.row(i);
+            draw(sample_rows * cols + i, &|k| row[k]);
+        }
+    }
+    save_png(&img, path)
+}

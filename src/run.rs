@@ -3,7 +3,8 @@
 //! truth for synthetic data), samples, and `summary.json`.
 
 use crate::checkpoint::{self, TrainState};
-use crate::data::{DataSpec, Dataset, SplitSizes, Table};
+use crate::data::images::{Mode, Preprocess};
+use crate::data::{DataSpec, Dataset, Split, SplitSizes, Table};
 use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
 use crate::model::{Flow, FlowConfig};
@@ -13,11 +14,14 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunConfig {
     pub data: DataSpec,
+    /// How image levels become the flow's input.
+    pub preprocess: Mode,
     pub data_seed: u64,
     pub sizes: SplitSizes,
     pub flow: FlowConfig,
@@ -31,6 +35,37 @@ pub struct RunConfig {
     pub checkpoint_every: usize,
 }
 
+impl RunConfig {
+    /// MODEL.md's defaults for a dataset (thesis table 1), the model's D taken from the data
+    /// when it is loaded.
+    pub fn defaults(data: DataSpec, b: usize, seed: u64) -> Self {
+        let image = data.is_image();
+        let (batch, lr, clip, epochs, hidden) = match &data {
+            DataSpec::Gauss { .. } => (256, 1e-3, None, 1024, 128),
+            DataSpec::Moons { .. } => (64, 1e-3, None, 1024, 128),
+            DataSpec::Cifar10 { .. } => (32, 5e-4, Some(0.6), 16, 1024),
+            _ => (32, 5e-4, Some(0.6), 10, 1024),
+        };
+        let d = match &data {
+            DataSpec::Gauss { d, .. } => *d,
+            DataSpec::Moons { .. } => 2,
+            _ => 0,
+        };
+        RunConfig {
+            data,
+            preprocess: Mode::Dequant,
+            data_seed: 0,
+            sizes: SplitSizes { train: 2048, validation: 2048, test: 10_000 },
+            flow: FlowConfig { d, b, blocks: 4, depth: 2, hidden, seed },
+            optim: OptimConfig { batch, lr, clip, noise_seed: seed },
+            epochs,
+            samples: 200,
+            log_every: if image { 50 } else { 64 },
+            checkpoint_every: (epochs / 10).max(1),
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Summary {
     pub data: String,
@@ -42,6 +77,12 @@ pub struct Summary {
     pub heldout_ll: f64,
     pub heldout_ll_se: f64,
     pub heldout_split: &'static str,
+    /// What the log-likelihoods measure: "nats" per point (synthetic data and thesis-mode
+    /// images) or, in dequant mode, nats of log p(v) per image beside bits per dimension.
+    pub units: &'static str,
+    pub train_bits_per_dim: Option<f64>,
+    pub heldout_bits_per_dim: Option<f64>,
+    pub heldout_bits_per_dim_se: Option<f64>,
     /// Mean exact log-density of the same held-out points (synthetic data).
     pub true_ll: Option<f64>,
     /// MODEL.md's analytic expected log-likelihood.
@@ -54,18 +95,115 @@ pub struct Summary {
     pub model: PathBuf,
 }
 
-/// Minibatch `rows` of `t`, packed (batch, D).
-fn gather(t: &Table, rows: &[usize], out: &mut Vec<f32>) {
-    out.clear();
-    for &r in rows {
-        out.extend_from_slice(t.row(r));
+impl Summary {
+    /// The human-readable lines `mflow train` prints.
+    pub fn report(&self) -> String {
+        use std::fmt::Write;
+        let mut r = String::new();
+        let f = &self.config.flow;
+        let _ = writeln!(
+            r,
+            "data {}  D={} B={}  {} steps in {:.1} s ({:.0} samples/s)",
+            self.data, f.d, f.b, self.steps, self.train_seconds, self.train_samples_per_s
+        );
+        let unit = if self.train_bits_per_dim.is_some() { "nats of log p(v)" } else { "nats" };
+        let _ = writeln!(
+            r,
+            "train   log-likelihood {:>10.4} ± {:.4} {unit}  (S = {})",
+            self.train_ll, self.train_ll_se, self.samples
+        );
+        let _ = writeln!(
+            r,
+            "heldout log-likelihood {:>10.4} ± {:.4} {unit}  (test split, S = {})",
+            self.heldout_ll, self.heldout_ll_se, self.samples
+        );
+        if let (Some(tr), Some(te), Some(se)) =
+            (self.train_bits_per_dim, self.heldout_bits_per_dim, self.heldout_bits_per_dim_se)
+        {
+            let _ = writeln!(
+                r,
+                "bits/dim: train {tr:.4}, heldout {te:.4} ± {se:.4} (test split, in the data's own pixel levels)"
+            );
+        }
+        if let Some(t) = self.true_ll {
+            let _ = writeln!(r, "truth                  {t:>10.4} nats  (exact density of the same held-out points)");
+        }
+        if f.b == 0 {
+            let _ = writeln!(r, "(B = 0: the estimate is exact, S is not used)");
+        }
+        r
     }
+}
+
+/// The training order: epoch e visits the rows in a permutation drawn from (seed, e), and
+/// step t's preprocessing noise comes from (seed, t), so any step can be regenerated, which
+/// is what makes resuming exact.
+pub struct Schedule {
+    pub rows: usize,
+    pub batch: usize,
+    pub seed: u64,
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    // SplitMix64 of the pair: decorrelates neighbouring seeds and epochs.
+    let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Schedule {
+    pub fn steps_per_epoch(&self) -> usize {
+        self.rows / self.batch
+    }
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.rows).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(self.seed, epoch as u64)));
+        order
+    }
+}
+
+/// Prepares minibatches for steps `first..=last` (1-based) on a background thread, so the
+/// GPU never waits for the host to gather and preprocess.
+fn batch_stream(
+    data: Arc<Table>,
+    pre: Option<Preprocess>,
+    sched: Schedule,
+    first: u64,
+    last: u64,
+) -> std::sync::mpsc::Receiver<Vec<f32>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    std::thread::spawn(move || {
+        let spe = sched.steps_per_epoch() as u64;
+        let mut cached: Option<(usize, Vec<usize>)> = None;
+        for t in first..=last {
+            let epoch = ((t - 1) / spe) as usize;
+            let b = ((t - 1) % spe) as usize;
+            if cached.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                cached = Some((epoch, sched.order(epoch)));
+            }
+            let order = &cached.as_ref().expect("order").1;
+            let mut xb = Vec::with_capacity(sched.batch * data.dim);
+            for &r in &order[b * sched.batch..(b + 1) * sched.batch] {
+                xb.extend_from_slice(data.row(r));
+            }
+            if let Some(p) = &pre {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(mix(sched.seed ^ 0xDE0A, t));
+                p.apply(&mut xb, data.dim, &mut rng);
+            }
+            if tx.send(xb).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 struct MetricsLog {
     file: std::io::BufWriter<std::fs::File>,
     start: Instant,
     batch: usize,
+    first_step: u64,
 }
 
 impl MetricsLog {
@@ -73,7 +211,7 @@ impl MetricsLog {
         let secs = self.start.elapsed().as_secs_f64();
         let line = serde_json::json!({
             "step": l.step, "epoch": epoch, "loss": l.loss, "nonfinite_steps": l.nonfinite,
-            "elapsed_s": secs, "samples_per_s": l.step as f64 * self.batch as f64 / secs.max(1e-9),
+            "elapsed_s": secs, "samples_per_s": (l.step - self.first_step) as f64 * self.batch as f64 / secs.max(1e-9),
         });
         writeln!(self.file, "{line}")?;
         self.file.flush()?;
@@ -81,57 +219,95 @@ impl MetricsLog {
     }
 }
 
-pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, progress: bool) -> Result<Summary> {
-    let data = cfg.data.load(cfg.sizes, cfg.data_seed)?;
-    if data.train.dim != cfg.flow.d {
-        bail!("data has {} dimensions but the model D = {}", data.train.dim, cfg.flow.d);
+/// Per-point log-likelihoods of a split: the marginal estimate of the flow's input density,
+/// plus (dequant mode) the Jacobian back to v ∈ [0,1]^D. Preprocessing noise comes from a
+/// fixed seed, ε from another.
+pub fn split_log_likelihood(gpu: &Gpu, ev: &Evaluator, data: &Dataset, split: Split) -> Result<Vec<f64>> {
+    const EVAL_SEED: u64 = 0xE7A1;
+    let t = data.split(split);
+    if t.rows() == 0 {
+        bail!("the {} split of {} is empty", split.name(), data.spec);
     }
-    let steps_per_epoch = data.train.rows() / cfg.optim.batch;
-    if steps_per_epoch == 0 {
+    match &data.image {
+        None => ev.log_likelihood(gpu, t, EVAL_SEED),
+        Some(info) => {
+            let mut x = t.clone();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(EVAL_SEED ^ split.stream());
+            let jac = info.pre.apply(&mut x.data, x.dim, &mut rng);
+            let ll = ev.log_likelihood(gpu, &x, EVAL_SEED)?;
+            Ok(ll.iter().zip(&jac).map(|(l, j)| l + j).collect())
+        }
+    }
+}
+
+pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, progress: bool) -> Result<Summary> {
+    let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
+    let mut cfg = cfg.clone();
+    cfg.flow.d = data.train.dim;
+    let cfg = &cfg;
+    let sched = Schedule { rows: data.train.rows(), batch: cfg.optim.batch, seed: cfg.flow.seed };
+    let spe = sched.steps_per_epoch();
+    if spe == 0 {
         bail!("batch {} is larger than the training set ({} rows)", cfg.optim.batch, data.train.rows());
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let model_path = out.join("model.safetensors");
-    let mut flow = Flow::new(cfg.flow.clone())?;
+    let (mut flow, state) = match resume {
+        Some(path) => {
+            let (flow, state) = checkpoint::load(path, Some(&cfg.flow))?;
+            let state = state.with_context(|| format!("{}: no training state to resume from", path.display()))?;
+            (flow, Some(state))
+        }
+        None => (Flow::new(cfg.flow.clone())?, None),
+    };
     let mut trainer = Trainer::new(gpu, &flow, &cfg.optim);
+    if let Some(s) = &state {
+        trainer.restore(gpu, &s.m, &s.v, s.step);
+    }
+    let first = trainer.step;
+    let total = (spe * cfg.epochs) as u64;
+    if first > total {
+        bail!("the checkpoint is at step {first}, past this run's {total} steps");
+    }
     let mut log = MetricsLog {
-        file: std::io::BufWriter::new(std::fs::File::create(out.join("metrics.jsonl"))?),
+        file: std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(resume.is_some())
+                .write(true)
+                .truncate(resume.is_none())
+                .open(out.join("metrics.jsonl"))?,
+        ),
         start: Instant::now(),
         batch: cfg.optim.batch,
+        first_step: first,
     };
-    let total = (steps_per_epoch * cfg.epochs) as u64;
     let bar = progress_bar(progress, total);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.flow.seed ^ 0x5EED_DA7A);
-    let mut order: Vec<usize> = (0..data.train.rows()).collect();
-    let mut xb = Vec::new();
+    bar.set_position(first);
+    let batches =
+        batch_stream(Arc::new(data.train.clone()), data.image.as_ref().map(|i| i.pre.clone()), sched, first + 1, total);
     let mut last_loss = f64::NAN;
-    let mut last_good: Option<u64> = None;
+    let mut last_good: Option<u64> = state.as_ref().map(|s| s.step);
     let start = Instant::now();
     let mut checkpoint_secs = 0.0;
-    for epoch in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        for b in 0..steps_per_epoch {
-            gather(&data.train, &order[b * cfg.optim.batch..(b + 1) * cfg.optim.batch], &mut xb);
-            let step = trainer.step + 1;
-            let logged = trainer.step(gpu, &xb, step.is_multiple_of(cfg.log_every as u64) || step == total);
-            record(&logged, epoch, &mut log, &mut last_loss, &bar, last_good, &model_path)?;
-        }
-        let last = epoch + 1 == cfg.epochs;
-        if last || (epoch + 1) % cfg.checkpoint_every.max(1) == 0 {
+    let extra = std::collections::HashMap::from([("run".to_string(), serde_json::to_string(cfg)?)]);
+    for step in first + 1..=total {
+        let xb = batches.recv().context("the minibatch thread stopped")?;
+        let epoch = ((step - 1) / spe as u64) as usize;
+        let logged = trainer.step(gpu, &xb, step.is_multiple_of(cfg.log_every as u64) || step == total);
+        record(&logged, epoch, &mut log, &mut last_loss, &bar, last_good, &model_path)?;
+        let end_of_epoch = step.is_multiple_of(spe as u64);
+        if step == total || (end_of_epoch && (epoch + 1).is_multiple_of(cfg.checkpoint_every.max(1))) {
             let t = Instant::now();
             let logged = trainer.drain(gpu);
             record(&logged, epoch, &mut log, &mut last_loss, &bar, last_good, &model_path)?;
             let (params, m, v) = trainer.download(gpu);
             if params.iter().any(|p| !p.is_finite()) {
-                bail!(
-                    "training diverged by step {} (non-finite parameters); {}",
-                    trainer.step,
-                    good(last_good, &model_path)
-                );
+                bail!("training diverged by step {step} (non-finite parameters); {}", good(last_good, &model_path));
             }
             flow.params = params;
             flow.actnorm_initialized = trainer.initialized();
-            let state = TrainState { m, v, step: trainer.step, extra: Default::default() };
+            let state = TrainState { m, v, step: trainer.step, extra: extra.clone() };
             checkpoint::save(&model_path, &flow, Some(&state))?;
             last_good = Some(trainer.step);
             checkpoint_secs += t.elapsed().as_secs_f64();
@@ -139,38 +315,55 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, progress: bool) -> Result<S
     }
     let train_seconds = start.elapsed().as_secs_f64() - checkpoint_secs;
     bar.finish_and_clear();
+    if first == total {
+        // Nothing to train (resumed at the end): evaluate the loaded model.
+        flow.actnorm_initialized = true;
+    }
 
     let t = Instant::now();
     let ev = Evaluator::new(gpu, &flow, cfg.samples);
-    let eval_seed = 0xE7A1;
-    let train_ll = Estimate::of(&ev.log_likelihood(gpu, &data.train, eval_seed)?);
-    let heldout = ev.log_likelihood(gpu, &data.test, eval_seed)?;
+    ev.upload_params(gpu, &flow.params);
+    let train_ll = split_log_likelihood(gpu, &ev, &data, Split::Train)?;
+    let heldout = split_log_likelihood(gpu, &ev, &data, Split::Test)?;
     if heldout.iter().any(|v| !v.is_finite()) {
         bail!("the held-out log-likelihood is not finite for some points");
     }
-    let heldout_ll = Estimate::of(&heldout);
+    let (train_e, heldout_e) = (Estimate::of(&train_ll), Estimate::of(&heldout));
     let eval_seconds = t.elapsed().as_secs_f64();
-    let true_ll = true_ll(&data);
+    let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
+    let bpd = |ll: f64| dequant.map(|i| i.pre.bits_per_dim(ll, flow.config.d));
+    let bpd_se = dequant.map(|_| heldout_e.se / (flow.config.d as f64 * std::f64::consts::LN_2));
     if flow.config.d == 2 {
         let samples = crate::sample::sample(gpu, &flow, 2048, 1.0, cfg.flow.seed);
         crate::plot::scatter(&data.test, &samples, 512, &out.join("samples.png"))?;
+    } else if let Some(info) = &data.image {
+        let samples = crate::sample::sample(gpu, &flow, 64, 1.0, cfg.flow.seed);
+        crate::plot::image_grid(&samples, info, Some(&data.test), 8, &out.join("samples.png"))?;
     }
     let summary = Summary {
         data: data.spec.clone(),
         adapter: gpu.describe(),
         config: cfg.clone(),
         samples: ev.s,
-        train_ll: train_ll.mean,
-        train_ll_se: train_ll.se,
-        heldout_ll: heldout_ll.mean,
-        heldout_ll_se: heldout_ll.se,
+        train_ll: train_e.mean,
+        train_ll_se: train_e.se,
+        heldout_ll: heldout_e.mean,
+        heldout_ll_se: heldout_e.se,
         heldout_split: "test",
-        true_ll,
+        units: if dequant.is_some() {
+            "nats of log p(v) per image; bits/dim in the data's pixel levels"
+        } else {
+            "nats"
+        },
+        train_bits_per_dim: bpd(train_e.mean),
+        heldout_bits_per_dim: bpd(heldout_e.mean),
+        heldout_bits_per_dim_se: bpd_se,
+        true_ll: true_ll(&data),
         true_ll_expected: data.true_ll_expected,
         steps: trainer.step,
         final_train_loss: last_loss,
         train_seconds,
-        train_samples_per_s: trainer.step as f64 * cfg.optim.batch as f64 / train_seconds,
+        train_samples_per_s: (trainer.step - first) as f64 * cfg.optim.batch as f64 / train_seconds.max(1e-9),
         eval_seconds,
         model: model_path,
     };

@@ -35,6 +35,7 @@ pub struct Logged {
     pub nonfinite: u32,
 }
 
+const X_RING: usize = 3;
 const IDLE: u8 = 0;
 const MAPPING: u8 = 1;
 const MAPPED: u8 = 2;
@@ -55,12 +56,13 @@ pub struct Trainer {
     lr: f64,
     noise_seed: u64,
     initialized: bool,
-    x: wgpu::Buffer,
+    /// A ring of minibatch buffers, each with its own noise-and-assemble dispatch: the host
+    /// writes minibatch t + 1 while the GPU may still read minibatch t.
+    x_ring: Vec<(wgpu::Buffer, Dispatch)>,
     step_state: wgpu::Buffer,
     pub m: wgpu::Buffer,
     pub v: wgpu::Buffer,
     metrics: wgpu::Buffer,
-    assemble: Dispatch,
     accumulate: Dispatch,
     optimizer: Optimizer,
     slots: Vec<Slot>,
@@ -70,12 +72,17 @@ impl Trainer {
     pub fn new(gpu: &Gpu, flow: &Flow, opt: &OptimConfig) -> Self {
         let (d, q, p, n) = (flow.config.d, flow.config.q(), flow.params.len(), opt.batch);
         let gflow = GpuFlow::build(gpu, flow, n, Mode::Training, Variant::for_adapter(gpu));
-        let x = storage(gpu, "train.x", n * d);
         let step_state = uniform_storage(gpu, "train.step", &StepState::default());
+        let x_ring = (0..X_RING)
+            .map(|i| {
+                let x = storage(gpu, &format!("train.x{i}"), n * d);
+                let a = rng::assemble(gpu, n, d, q, 1, rng::stream::TRAIN_EPS, &step_state, &x, &gflow.acts[0]);
+                (x, a)
+            })
+            .collect();
         let (m, v) = (storage(gpu, "adam.m", p), storage(gpu, "adam.v", p));
         let (partials, norm) = (storage(gpu, "norm.partials", norm_parts(p)), storage(gpu, "norm", 1));
         let metrics = storage(gpu, "metrics", 4);
-        let assemble = rng::assemble(gpu, n, d, q, 1, rng::stream::TRAIN_EPS, &step_state, &x, &gflow.acts[0]);
         let accumulate = loss::accumulate(gpu, n, &gflow.logp, &metrics);
         let optimizer =
             Optimizer::new(gpu, p, opt.clip, &step_state, &partials, &norm, &gflow.grads, &gflow.params, &m, &v);
@@ -99,12 +106,11 @@ impl Trainer {
             lr: opt.lr,
             noise_seed: opt.noise_seed,
             initialized: flow.actnorm_initialized,
-            x,
+            x_ring,
             step_state,
             m,
             v,
             metrics,
-            assemble,
             accumulate,
             optimizer,
             slots,
@@ -124,7 +130,8 @@ impl Trainer {
         assert_eq!(x.len(), self.batch * self.d, "minibatch shape");
         self.step += 1;
         let t = u32::try_from(self.step).expect("fewer than 2^32 steps");
-        gpu.queue.write_buffer(&self.x, 0, bytemuck::cast_slice(x));
+        let ring = (self.step % X_RING as u64) as usize;
+        gpu.queue.write_buffer(&self.x_ring[ring].0, 0, bytemuck::cast_slice(x));
         gpu.queue.write_buffer(&self.step_state, 0, bytemuck::bytes_of(&StepState::new(t, self.noise_seed, self.lr)));
         let mut out = Vec::new();
         let slot = if log { Some(self.free_slot(gpu, &mut out)) } else { None };
@@ -133,7 +140,7 @@ impl Trainer {
         {
             let mut pass = enc
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
-            self.assemble.record(&mut pass);
+            self.x_ring[ring].1.record(&mut pass);
             // The first minibatch initialises the ActNorms (MODEL.md), inside the same pass.
             for d in self.gflow.forward_dispatches(!self.initialized) {
                 d.record(&mut pass);
@@ -212,7 +219,7 @@ impl Trainer {
 
     /// One step's dispatches in order (for profiling): noise, forward, loss, backward, Adam.
     pub fn program(&self) -> Vec<&Dispatch> {
-        let mut v = vec![&self.assemble];
+        let mut v = vec![&self.x_ring[0].1];
         v.extend(self.gflow.forward_dispatches(false));
         v.push(&self.accumulate);
         v.extend(self.gflow.backward_dispatches());

@@ -1,5 +1,8 @@
 //! Datasets: synthetic Gaussian powers and half-moons (generated, seeded, i.i.d. splits).
 
+pub mod cifar;
+pub mod idx;
+pub mod images;
 pub mod synthetic;
 
 /// Rows of `dim` values, row-major.
@@ -47,9 +50,19 @@ impl Split {
 /// The exact log-density of one point.
 pub type Density = Box<dyn Fn(&[f32]) -> f64 + Send + Sync>;
 
-/// A dataset as a run sees it: its three splits and, for synthetic data, the truth.
+/// What an image dataset adds: its shape and how its levels become the flow's input.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub pre: images::Preprocess,
+}
+
+/// A dataset as a run sees it: its splits (image splits hold raw pixel levels) and, for
+/// synthetic data, the truth.
 pub struct Dataset {
-    /// How the data was specified (`gauss:d=2,psi=3`, `moons:noise=0.1`), for summaries.
+    /// How the data was specified (`gauss:d=2,psi=3`, `mnist:DIR`), for summaries.
     pub spec: String,
     pub train: Table,
     pub validation: Table,
@@ -58,41 +71,130 @@ pub struct Dataset {
     pub truth: Option<Density>,
     /// The analytic expected log-likelihood (MODEL.md), where known.
     pub true_ll_expected: Option<f64>,
+    pub image: Option<ImageInfo>,
 }
 
-/// Synthetic data as MODEL.md defines it.
+impl Dataset {
+    pub fn split(&self, s: Split) -> &Table {
+        match s {
+            Split::Train => &self.train,
+            Split::Validation => &self.validation,
+            Split::Test => &self.test,
+        }
+    }
+}
+
+/// A dataset, as the `--data` syntax every command shares names it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum DataSpec {
-    Gauss { d: usize, psi: u32 },
-    Moons { noise: f64 },
+    Gauss {
+        d: usize,
+        psi: u32,
+    },
+    Moons {
+        noise: f64,
+    },
+    /// MNIST, Fashion-MNIST or KMNIST IDX files in a folder.
+    Mnist {
+        name: String,
+        dir: std::path::PathBuf,
+    },
+    Cifar10 {
+        dir: std::path::PathBuf,
+    },
+    /// The embedded 8×8 digits.
+    Digits,
 }
 
-/// Split sizes: MODEL.md's training set, and held-out splits of at least 10,000 for tests.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+/// Split sizes of synthetic data: MODEL.md's training set, held-out splits of at least
+/// 10,000 for tests.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SplitSizes {
     pub train: usize,
     pub validation: usize,
     pub test: usize,
 }
 
+fn kv(opts: &str, spec: &str) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    opts.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+            None => anyhow::bail!("--data {spec:?}: expected key=value, got {p:?}"),
+        })
+        .collect()
+}
+
+fn num<T: std::str::FromStr>(
+    m: &std::collections::HashMap<String, String>,
+    k: &str,
+    default: T,
+    spec: &str,
+) -> anyhow::Result<T> {
+    match m.get(k) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("--data {spec:?}: {k}={v} is not a valid number")),
+    }
+}
+
 impl DataSpec {
-    pub fn dim(&self) -> usize {
-        match self {
-            DataSpec::Gauss { d, .. } => *d,
-            DataSpec::Moons { .. } => 2,
-        }
+    /// Parses `gauss[:d=2,psi=3]`, `moons[:noise=0.1]`, `mnist:DIR`, `fashion-mnist:DIR`,
+    /// `kmnist:DIR`, `cifar10:DIR` or `digits`.
+    pub fn parse(spec: &str) -> anyhow::Result<Self> {
+        let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        Ok(match kind {
+            "gauss" => {
+                let m = kv(rest, spec)?;
+                for k in m.keys() {
+                    if k != "d" && k != "psi" {
+                        anyhow::bail!("--data {spec:?}: gauss takes d and psi, not {k:?}");
+                    }
+                }
+                DataSpec::Gauss { d: num(&m, "d", 2, spec)?, psi: num(&m, "psi", 1, spec)? }
+            }
+            "moons" => {
+                let m = kv(rest, spec)?;
+                if let Some(k) = m.keys().find(|k| *k != "noise") {
+                    anyhow::bail!("--data {spec:?}: moons takes noise, not {k:?}");
+                }
+                DataSpec::Moons { noise: num(&m, "noise", 0.1, spec)? }
+            }
+            "mnist" | "fashion-mnist" | "kmnist" | "cifar10" => {
+                if rest.is_empty() {
+                    anyhow::bail!("--data {spec:?}: {kind} needs its folder, as {kind}:DIR");
+                }
+                let dir = std::path::PathBuf::from(rest);
+                if kind == "cifar10" {
+                    DataSpec::Cifar10 { dir }
+                } else {
+                    DataSpec::Mnist { name: kind.to_string(), dir }
+                }
+            }
+            "digits" => DataSpec::Digits,
+            _ => anyhow::bail!(
+                "--data {spec:?}: unknown dataset {kind:?} (gauss, moons, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, digits)"
+            ),
+        })
+    }
+
+    pub fn is_image(&self) -> bool {
+        matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits)
     }
 
     pub fn describe(&self) -> String {
         match self {
             DataSpec::Gauss { d, psi } => format!("gauss:d={d},psi={psi}"),
             DataSpec::Moons { noise } => format!("moons:noise={noise}"),
+            DataSpec::Mnist { name, dir } => format!("{name}:{}", dir.display()),
+            DataSpec::Cifar10 { dir } => format!("cifar10:{}", dir.display()),
+            DataSpec::Digits => "digits".to_string(),
         }
     }
 
-    pub fn load(&self, sizes: SplitSizes, seed: u64) -> anyhow::Result<Dataset> {
-        Ok(match *self {
-            DataSpec::Gauss { d, psi } => {
+    /// Loads the splits; `mode` says how image levels are preprocessed.
+    pub fn load(&self, sizes: SplitSizes, seed: u64, mode: images::Mode) -> anyhow::Result<Dataset> {
+        Ok(match self {
+            &DataSpec::Gauss { d, psi } => {
                 if d == 0 || psi == 0 {
                     anyhow::bail!("gauss needs d ≥ 1 and psi ≥ 1 (got d={d}, psi={psi})");
                 }
@@ -103,9 +205,10 @@ impl DataSpec {
                     test: synthetic::gauss(d, psi, sizes.test, seed, Split::Test),
                     truth: Some(Box::new(move |x| synthetic::gauss_log_density_any(x, psi))),
                     true_ll_expected: synthetic::gauss_true_ll_per_dim(psi).map(|v| v * d as f64),
+                    image: None,
                 }
             }
-            DataSpec::Moons { noise } => {
+            &DataSpec::Moons { noise } => {
                 if !(noise > 0.0 && noise.is_finite()) {
                     anyhow::bail!("moons noise must be positive (got {noise})");
                 }
@@ -116,8 +219,33 @@ impl DataSpec {
                     test: synthetic::moons(sizes.test, noise, seed, Split::Test),
                     truth: Some(Box::new(move |x| synthetic::moons_log_density(x, noise))),
                     true_ll_expected: (noise == 0.1).then_some(synthetic::MOONS_TRUE_LL_SIGMA_0_1),
+                    image: None,
                 }
             }
+            DataSpec::Mnist { name, dir } => {
+                let name: &'static str = match name.as_str() {
+                    "mnist" => "mnist",
+                    "fashion-mnist" => "fashion-mnist",
+                    _ => "kmnist",
+                };
+                image_dataset(self, images::mnist_family(name, dir)?, mode, 0.3)?
+            }
+            DataSpec::Cifar10 { dir } => image_dataset(self, images::cifar10(dir)?, mode, 0.0)?,
+            DataSpec::Digits => image_dataset(self, images::digits()?, mode, 0.3)?,
         })
     }
+}
+
+fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise: f64) -> anyhow::Result<Dataset> {
+    let pre = images::Preprocess::new(mode, im.levels, &im.train, noise);
+    let dim = im.train.dim;
+    Ok(Dataset {
+        spec: spec.describe(),
+        validation: Table { dim, data: Vec::new() },
+        train: im.train,
+        test: im.test,
+        truth: None,
+        true_ll_expected: None,
+        image: Some(ImageInfo { channels: im.channels, height: im.height, width: im.width, pre }),
+    })
 }

@@ -1,0 +1,225 @@
+//! Image datasets and MODEL.md's two preprocessing modes.
+//!
+//! Pixels are kept as their integer levels (as f32) and preprocessed per minibatch, because
+//! the noise (uniform in `thesis` mode, dequantisation in `dequant` mode) is drawn afresh for
+//! every training minibatch and from a fixed seed for evaluation.
+
+use super::{cifar, idx, Table};
+use anyhow::{bail, Result};
+use rand::Rng;
+use std::path::Path;
+
+/// The logit transform's squeeze λ (MODEL.md).
+pub const LAMBDA: f64 = 1e-6;
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// (p/max − mean)/std + U(−a, a) noise (a = 0.3; none for CIFAR-10), nats per image.
+    Thesis,
+    /// v = (p + U(0,1))/levels, z = logit(λ + (1 − 2λ) v); bits per dimension.
+    Dequant,
+}
+
+/// How raw pixel levels become the flow's input.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Preprocess {
+    pub mode: Mode,
+    /// Number of pixel levels (256 for 8-bit images, 17 for the 8×8 digits).
+    pub levels: u32,
+    /// Training set's scalar mean and std of p/(levels − 1) (thesis mode).
+    pub mean: f64,
+    pub std: f64,
+    /// Half-width of the thesis mode's uniform noise.
+    pub noise: f64,
+}
+
+impl Preprocess {
+    pub fn new(mode: Mode, levels: u32, train: &Table, noise: f64) -> Self {
+        let scale = 1.0 / (levels - 1) as f64;
+        let n = train.data.len() as f64;
+        let mean = train.data.iter().map(|&p| p as f64 * scale).sum::<f64>() / n;
+        let var = train.data.iter().map(|&p| (p as f64 * scale - mean).powi(2)).sum::<f64>() / n;
+        Self { mode, levels, mean, std: var.sqrt().max(1e-12), noise }
+    }
+
+    /// Maps raw levels (in place) to the flow's input, with noise from `rng`. Returns the
+    /// per-row log-Jacobian that turns log p(model input) into log p(v) (dequant mode; 0 in
+    /// thesis mode, whose figure is the density of the standardised data itself).
+    pub fn apply(&self, rows: &mut [f32], dim: usize, rng: &mut impl Rng) -> Vec<f64> {
+        let n = rows.len() / dim;
+        let mut jac = vec![0.0; n];
+        match self.mode {
+            Mode::Thesis => {
+                let scale = 1.0 / (self.levels - 1) as f64;
+                for v in rows.iter_mut() {
+                    let u = if self.noise > 0.0 { rng.random_range(-self.noise..self.noise) } else { 0.0 };
+                    *v = ((*v as f64 * scale - self.mean) / self.std + u) as f32;
+                }
+            }
+            Mode::Dequant => {
+                let k = self.levels as f64;
+                let log_squeeze = (1.0 - 2.0 * LAMBDA).ln();
+                for (r, row) in rows.chunks_exact_mut(dim).enumerate() {
+                    let mut j = 0.0;
+                    for v in row.iter_mut() {
+                        let vv = (*v as f64 + rng.random::<f64>()) / k;
+                        let w = LAMBDA + (1.0 - 2.0 * LAMBDA) * vv;
+                        *v = (w.ln() - (1.0 - w).ln()) as f32;
+                        j += log_squeeze - w.ln() - (1.0 - w).ln();
+                    }
+                    jac[r] = j;
+                }
+            }
+        }
+        jac
+    }
+
+    /// Back to pixel levels, clamped to 0..levels−1 (for pictures of samples).
+    pub fn invert(&self, x: f32) -> f32 {
+        let max = (self.levels - 1) as f64;
+        let p = match self.mode {
+            Mode::Thesis => (x as f64 * self.std + self.mean) * max,
+            Mode::Dequant => {
+                let w = 1.0 / (1.0 + (-(x as f64)).exp());
+                ((w - LAMBDA) / (1.0 - 2.0 * LAMBDA)) * self.levels as f64 - 0.5
+            }
+        };
+        p.round().clamp(0.0, max) as f32
+    }
+
+    /// Bits per dimension in the data's own pixel space from log p(v) (dequant mode).
+    pub fn bits_per_dim(&self, log_pv: f64, dim: usize) -> f64 {
+        -(log_pv - dim as f64 * (self.levels as f64).ln()) / (dim as f64 * std::f64::consts::LN_2)
+    }
+}
+
+/// Pixel data of an image dataset, as levels.
+pub struct Images {
+    pub name: &'static str,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub levels: u32,
+    pub train: Table,
+    pub test: Table,
+}
+
+fn table(pixels: Vec<u8>, dim: usize) -> Table {
+    Table { dim, data: pixels.into_iter().map(|p| p as f32).collect() }
+}
+
+fn check_levels(t: &Table, levels: u32, what: &str) -> Result<()> {
+    if let Some(p) = t.data.iter().find(|&&p| p >= levels as f32) {
+        bail!("{what}: pixel value {p} exceeds the dataset's {} levels", levels);
+    }
+    Ok(())
+}
+
+/// An MNIST-family folder: train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz].
+pub fn mnist_family(name: &'static str, dir: &Path) -> Result<Images> {
+    let find = |stem: &str| -> Result<std::path::PathBuf> {
+        for cand in [format!("{stem}.gz"), stem.to_string()] {
+            let p = dir.join(&cand);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+        bail!("{}: no {stem}[.gz] in this folder ({name} needs the IDX files)", dir.display())
+    };
+    let (n1, h, w, train) = idx::read_images(&find("train-images-idx3-ubyte")?)?;
+    let test_path = find("t10k-images-idx3-ubyte")?;
+    let (n2, h2, w2, test) = idx::read_images(&test_path)?;
+    if (h, w) != (h2, w2) {
+        bail!("{}: test images are {h2}×{w2} but training images {h}×{w}", test_path.display());
+    }
+    let _ = (n1, n2);
+    Ok(Images {
+        name,
+        channels: 1,
+        height: h,
+        width: w,
+        levels: 256,
+        train: table(train, h * w),
+        test: table(test, h * w),
+    })
+}
+
+pub fn cifar10(dir: &Path) -> Result<Images> {
+    Ok(Images {
+        name: "cifar10",
+        channels: 3,
+        height: 32,
+        width: 32,
+        levels: 256,
+        train: table(cifar::read_split(dir, true)?, 3072),
+        test: table(cifar::read_split(dir, false)?, 3072),
+    })
+}
+
+/// The embedded 8×8 digits (levels 0..16): a fixed split of 1500 training and 297 test images.
+pub fn digits() -> Result<Images> {
+    let bytes = include_bytes!("../../assets/digits8x8-images-idx3-ubyte.gz");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw)?;
+    let img = idx::parse(&raw, "assets/digits8x8-images-idx3-ubyte.gz")?;
+    let all = table(img.data, 64);
+    check_levels(&all, 17, "assets/digits8x8")?;
+    let split = 1500;
+    Ok(Images {
+        name: "digits",
+        channels: 1,
+        height: 8,
+        width: 8,
+        levels: 17,
+        train: Table { dim: 64, data: all.data[..split * 64].to_vec() },
+        test: Table { dim: 64, data: all.data[split * 64..].to_vec() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn dequant_round_trips_and_its_jacobian_matches_finite_differences() {
+        let t = Table { dim: 3, data: vec![0.0, 128.0, 255.0] };
+        let pre = Preprocess::new(Mode::Dequant, 256, &t, 0.0);
+        let mut rows = t.data.clone();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let jac = pre.apply(&mut rows, 3, &mut rng);
+        for (z, p) in rows.iter().zip(&t.data) {
+            assert_eq!(pre.invert(*z), *p);
+        }
+        // d z / d v = (1 − 2λ) / (w (1 − w)): log p(v) = log p(z) + Σ log |dz/dv|.
+        let want: f64 = rows
+            .iter()
+            .map(|&z| {
+                let w = 1.0 / (1.0 + (-(z as f64)).exp());
+                ((1.0 - 2.0 * LAMBDA) / (w * (1.0 - w))).ln()
+            })
+            .sum();
+        assert!((jac[0] - want).abs() < 1e-3 * want.abs(), "{} vs {want}", jac[0]);
+        // A uniform density on [0,1]^D is 8 bits per dimension in 8-bit space.
+        assert!((pre.bits_per_dim(0.0, 784) - 8.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn thesis_mode_standardises() {
+        let t = Table { dim: 2, data: vec![0.0, 255.0, 0.0, 255.0] };
+        let pre = Preprocess::new(Mode::Thesis, 256, &t, 0.0);
+        let mut rows = t.data.clone();
+        pre.apply(&mut rows, 2, &mut rand::rngs::StdRng::seed_from_u64(0));
+        assert_eq!(rows, vec![-1.0, 1.0, -1.0, 1.0]);
+        assert_eq!(pre.invert(1.0), 255.0);
+    }
+
+    #[test]
+    fn embedded_digits_load() {
+        let d = digits().unwrap();
+        assert_eq!((d.train.rows(), d.test.rows(), d.train.dim), (1500, 297, 64));
+        let max = d.train.data.iter().cloned().fold(0.0, f32::max);
+        assert_eq!(max, 16.0);
+    }
+}
