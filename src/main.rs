@@ -143,7 +143,7 @@ impl TrainArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Train a marginalizing flow on the GPU, then evaluate its marginal log-likelihood.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// List every adapter with backend, type, driver, limits and features.
     Info,
     /// Builds a half-moons MF, runs it forward and inverse on the GPU, checks it on the CPU.
