@@ -50,8 +50,13 @@ pub fn max_rows(gpu: &Gpu, flow: &Flow) -> usize {
 
 impl Evaluator {
     pub fn new(gpu: &Gpu, flow: &Flow, s: usize) -> Self {
+        Self::for_points(gpu, flow, s, usize::MAX)
+    }
+
+    /// An evaluator whose chunks hold at most `max_points` points (no larger than the data).
+    pub fn for_points(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize) -> Self {
         let s = if flow.config.b == 0 { 1 } else { s.max(1) };
-        let points = (max_rows(gpu, flow) / s).clamp(1, 4096);
+        let points = (max_rows(gpu, flow) / s).clamp(1, 4096).min(max_points.max(1));
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
         let gflow = GpuFlow::build(gpu, flow, n, Mode::Inference, Variant::for_adapter(gpu));

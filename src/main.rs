@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use mflow::data::images::Mode;
-use mflow::data::{DataSpec, SplitSizes};
+use mflow::data::{DataSpec, Split, SplitSizes};
 use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::kernels::gemm::Variant;
 use mflow::model::FlowConfig;
@@ -144,6 +144,55 @@ impl TrainArgs {
 enum Command {
     /// Train a marginalizing flow on the GPU, then evaluate its marginal log-likelihood.
     Train(Box<TrainArgs>),
+    /// The S-sample marginal log-likelihood (thesis eq. 8) of a trained model on a split.
+    Eval {
+        /// A model file written by `mflow train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Data (the --data syntax of train) [default: what the model was trained on].
+        #[arg(long)]
+        data: Option<String>,
+        /// Split: train, validation or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Importance samples S; a list (1,10,100,1000) prints the S-curve.
+        #[arg(long, default_value = "200", value_delimiter = ',')]
+        samples: Vec<usize>,
+        /// Image preprocessing [default: the model's].
+        #[arg(long, value_enum)]
+        preprocess: Option<Mode>,
+        /// One JSON object per S instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Samples from a trained model: an image grid, or a 2-D scatter over the data.
+    Sample {
+        #[arg(long)]
+        model: PathBuf,
+        /// Number of samples.
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        /// Temperature T: u ~ N(0, T² I).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        /// Output PNG.
+        #[arg(long, default_value = "samples.png")]
+        out: PathBuf,
+        /// Data to draw beside the samples [default: what the model was trained on].
+        #[arg(long)]
+        data: Option<String>,
+        /// Images: leave out the last row of real images.
+        #[arg(long)]
+        no_real: bool,
+        /// 2-D data: also write a heat map of log p to this PNG.
+        #[arg(long)]
+        density: Option<PathBuf>,
+        /// Importance samples for the density heat map (B > 0).
+        #[arg(long, default_value_t = 50)]
+        density_samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// List every adapter with backend, type, driver, limits and features.
     Info,
     /// Builds a half-moons MF, runs it forward and inverse on the GPU, checks it on the CPU.
@@ -210,6 +259,54 @@ fn run(cli: Cli) -> Result<()> {
             let s = mflow::run::train(&gpu, &cfg, &args.out, args.resume.as_deref(), !args.quiet)?;
             print!("{}", s.report());
             println!("wrote {}", args.out.display());
+        }
+        Command::Eval { model, data, split, samples, preprocess, json } => {
+            let split = match split.as_str() {
+                "train" => Split::Train,
+                "validation" => Split::Validation,
+                "test" => Split::Test,
+                other => anyhow::bail!("--split {other:?}: expected train, validation or test"),
+            };
+            let (flow, run) = mflow::run::load_model(&model)?;
+            let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), preprocess)?;
+            let gpu = Gpu::new(&choice)?;
+            let rows = mflow::run::evaluate(&gpu, &flow, &data, split, &samples)?;
+            for r in &rows {
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    let bpd = match (r.bits_per_dim, r.bits_per_dim_se) {
+                        (Some(b), Some(se)) => format!("  {b:.4} ± {se:.4} bits/dim"),
+                        _ => String::new(),
+                    };
+                    let s = if r.exact { "exact (B = 0), S unused".to_string() } else { format!("S = {}", r.samples) };
+                    println!(
+                        "{} {} split: log-likelihood {:.4} ± {:.4} nats{bpd}  ({s}; {} points, {:.0} flow evaluations/s)",
+                        data.spec, r.split, r.ll, r.ll_se, r.points, r.evals_per_s
+                    );
+                }
+            }
+        }
+        Command::Sample { model, n, temperature, out, data, no_real, density, density_samples, seed } => {
+            let (flow, run) = mflow::run::load_model(&model)?;
+            let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), None)?;
+            let gpu = Gpu::new(&choice)?;
+            let samples = mflow::sample::sample(&gpu, &flow, n, temperature, seed);
+            match &data.image {
+                Some(info) => mflow::plot::image_grid(&samples, info, (!no_real).then_some(&data.test), 8, &out)?,
+                None if flow.config.d == 2 => mflow::plot::scatter(&data.test, &samples, 512, &out)?,
+                None => anyhow::bail!("pictures of samples need 2-D or image data (D = {})", flow.config.d),
+            }
+            println!("wrote {}", out.display());
+            if let Some(path) = density {
+                if flow.config.d != 2 {
+                    anyhow::bail!("--density needs 2-D data");
+                }
+                let view = mflow::plot::view_of(&data.test);
+                let grid = mflow::sample::density_grid(&gpu, &flow, view, 256, density_samples)?;
+                mflow::plot::heatmap(&grid, 256, &path)?;
+                println!("wrote {}", path.display());
+            }
         }
         Command::Demo { batch, seed } => mflow::demo::run(&Gpu::new(&choice)?, batch, seed)?,
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {

@@ -321,7 +321,7 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
     }
 
     let t = Instant::now();
-    let ev = Evaluator::new(gpu, &flow, cfg.samples);
+    let ev = Evaluator::for_points(gpu, &flow, cfg.samples, data.train.rows().max(data.test.rows()));
     ev.upload_params(gpu, &flow.params);
     let train_ll = split_log_likelihood(gpu, &ev, &data, Split::Train)?;
     let heldout = split_log_likelihood(gpu, &ev, &data, Split::Test)?;
@@ -428,4 +428,83 @@ fn true_ll(data: &Dataset) -> Option<f64> {
     let f = data.truth.as_ref()?;
     let t = &data.test;
     Some((0..t.rows()).map(|i| f(t.row(i))).sum::<f64>() / t.rows() as f64)
+}
+
+/// A trained model with the run configuration it was trained under (from its checkpoint).
+pub fn load_model(path: &Path) -> Result<(Flow, Option<RunConfig>)> {
+    let (flow, state) = checkpoint::load(path, None)?;
+    let run = match state.as_ref().and_then(|s| s.extra.get("run")) {
+        Some(json) => Some(
+            serde_json::from_str(json).with_context(|| format!("{}: unreadable run configuration", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok((flow, run))
+}
+
+/// The dataset a model is evaluated or sampled against: `spec` when given, else the one it
+/// was trained on; `mode` overrides the preprocessing it was trained with.
+pub fn model_data(flow: &Flow, run: Option<&RunConfig>, spec: Option<&str>, mode: Option<Mode>) -> Result<Dataset> {
+    let mut cfg = match (run, spec) {
+        (Some(r), _) => r.clone(),
+        (None, Some(s)) => RunConfig::defaults(DataSpec::parse(s)?, flow.config.b, flow.config.seed),
+        (None, None) => bail!("the checkpoint does not say which data it was trained on: pass --data"),
+    };
+    if let Some(s) = spec {
+        cfg.data = DataSpec::parse(s)?;
+    }
+    if let Some(m) = mode {
+        cfg.preprocess = m;
+    }
+    let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
+    if data.train.dim != flow.config.d {
+        bail!("{} has {} dimensions per point but the model has D = {}", data.spec, data.train.dim, flow.config.d);
+    }
+    Ok(data)
+}
+
+/// One row of `mflow eval`: the estimate at one S.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvalRow {
+    pub split: &'static str,
+    pub samples: usize,
+    pub exact: bool,
+    pub ll: f64,
+    pub ll_se: f64,
+    pub bits_per_dim: Option<f64>,
+    pub bits_per_dim_se: Option<f64>,
+    pub points: usize,
+    pub seconds: f64,
+    /// Flow evaluations (points × S) per second.
+    pub evals_per_s: f64,
+}
+
+/// Thesis eq. 8 on a split for each S in `samples` (the S-curve).
+pub fn evaluate(gpu: &Gpu, flow: &Flow, data: &Dataset, split: Split, samples: &[usize]) -> Result<Vec<EvalRow>> {
+    let mut rows = Vec::new();
+    for &s in samples {
+        let t = Instant::now();
+        let ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows());
+        let ll = split_log_likelihood(gpu, &ev, data, split)?;
+        let secs = t.elapsed().as_secs_f64();
+        let e = Estimate::of(&ll);
+        let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
+        let d = flow.config.d as f64;
+        rows.push(EvalRow {
+            split: split.name(),
+            samples: ev.s,
+            exact: flow.config.b == 0,
+            ll: e.mean,
+            ll_se: e.se,
+            bits_per_dim: dequant.map(|i| i.pre.bits_per_dim(e.mean, flow.config.d)),
+            bits_per_dim_se: dequant.map(|_| e.se / (d * std::f64::consts::LN_2)),
+            points: e.n,
+            seconds: secs,
+            evals_per_s: (e.n * ev.s) as f64 / secs,
+        });
+        if flow.config.b == 0 {
+            break; // exact: every S gives the same number
+        }
+    }
+    Ok(rows)
 }

@@ -20,3 +20,18 @@ pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> 
     let data = y.chunks_exact(q).flat_map(|r| r[..d].to_vec()).collect();
     Table { dim: d, data }
 }
+
+/// log p(x) on a res×res grid over `view` ([x0, x1, y0, y1]) for 2-D data (marginal estimate
+/// with S samples when B > 0), row-major with y up.
+pub fn density_grid(gpu: &Gpu, flow: &Flow, view: [f64; 4], res: usize, s: usize) -> anyhow::Result<Vec<f64>> {
+    let mut pts = Vec::with_capacity(res * res * 2);
+    for j in 0..res {
+        for i in 0..res {
+            pts.push((view[0] + (i as f64 + 0.5) / res as f64 * (view[1] - view[0])) as f32);
+            pts.push((view[2] + (j as f64 + 0.5) / res as f64 * (view[3] - view[2])) as f32);
+        }
+    }
+    let ev = crate::eval::Evaluator::new(gpu, flow, s);
+    ev.upload_params(gpu, &flow.params);
+    ev.log_likelihood(gpu, &Table { dim: 2, data: pts }, 0xD0)
+}

@@ -1,0 +1,94 @@
+//! Model files: bit-exact round trips, clear errors for other models and corrupt files, and
+//! resuming that reproduces an uninterrupted run.
+
+mod common;
+use common::*;
+use mflow::checkpoint::{self, TrainState};
+use mflow::data::DataSpec;
+use mflow::model::{Flow, FlowConfig};
+use mflow::run::{self, RunConfig};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("mflow-ckpt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn round_trip_is_bit_exact() {
+    let dir = tmp("rt");
+    let mut flow = Flow::new(FlowConfig { d: 3, b: 2, blocks: 3, depth: 2, hidden: 5, seed: 9 }).unwrap();
+    flow.randomize(1, 1.0);
+    let p = flow.params.len();
+    let state = TrainState {
+        m: uniform(2, p, 1e-3),
+        v: uniform(3, p, 1e-6),
+        step: 12345,
+        extra: [("note".to_string(), "x".to_string())].into(),
+    };
+    let path = dir.join("m.safetensors");
+    checkpoint::save(&path, &flow, Some(&state)).unwrap();
+    let (back, st) = checkpoint::load(&path, Some(&flow.config)).unwrap();
+    assert_eq!(
+        back.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        flow.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(back.layers, flow.layers, "permutations and layout");
+    assert!(back.actnorm_initialized);
+    assert_eq!(st.unwrap(), state);
+    assert!(!dir.join("m.safetensors.tmp").exists(), "written atomically through a temporary file");
+}
+
+#[test]
+fn other_models_and_corrupt_files_are_clear_errors() {
+    let dir = tmp("bad");
+    let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 2, depth: 1, hidden: 4, seed: 0 }).unwrap();
+    let path = dir.join("m.safetensors");
+    checkpoint::save(&path, &flow, None).unwrap();
+    let other = FlowConfig { hidden: 8, ..flow.config.clone() };
+    let e = format!("{:#}", checkpoint::load(&path, Some(&other)).unwrap_err());
+    assert!(e.contains("m.safetensors") && e.contains("hidden: 4") && e.contains("hidden: 8"), "{e}");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(dir.join("cut.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = format!("{:#}", checkpoint::load(&dir.join("cut.safetensors"), None).unwrap_err());
+    assert!(e.contains("cut.safetensors"), "{e}");
+    std::fs::write(dir.join("junk.safetensors"), b"not a model").unwrap();
+    let e = format!("{:#}", checkpoint::load(&dir.join("junk.safetensors"), None).unwrap_err());
+    assert!(e.contains("junk.safetensors"), "{e}");
+}
+
+fn small_run(epochs: usize) -> RunConfig {
+    let mut c = RunConfig::defaults(DataSpec::Moons { noise: 0.1 }, 1, 4);
+    c.sizes.train = 256;
+    c.sizes.test = 50;
+    c.flow.hidden = 8;
+    c.flow.blocks = 2;
+    c.epochs = epochs;
+    c.samples = 2;
+    c.log_every = 3;
+    c.checkpoint_every = 1;
+    c
+}
+
+#[test]
+fn resume_equals_an_uninterrupted_run() {
+    let gpu = gpu();
+    let (a, b) = (tmp("whole"), tmp("split"));
+    run::train(gpu, &small_run(4), &a, None, false).unwrap();
+    run::train(gpu, &small_run(2), &b, None, false).unwrap();
+    let half = b.join("half.safetensors");
+    std::fs::copy(b.join("model.safetensors"), &half).unwrap();
+    run::train(gpu, &small_run(4), &b, Some(&half), false).unwrap();
+    let (fa, sa) = checkpoint::load(&a.join("model.safetensors"), None).unwrap();
+    let (fb, sb) = checkpoint::load(&b.join("model.safetensors"), None).unwrap();
+    assert_eq!(sa.as_ref().unwrap().step, 16);
+    assert_eq!(sb.as_ref().unwrap().step, 16);
+    assert_eq!(fa.params, fb.params, "parameters after 2 + 2 epochs equal those after 4");
+    assert_eq!(sa.unwrap().m, sb.unwrap().m, "Adam moments too");
+    // A checkpoint of another configuration cannot be resumed.
+    let mut other = small_run(4);
+    other.flow.hidden = 16;
+    let e = format!("{:#}", run::train(gpu, &other, &b, Some(&half), false).unwrap_err());
+    assert!(e.contains("half.safetensors"), "{e}");
+}
