@@ -90,6 +90,9 @@ struct TrainArgs {
     /// Epochs between checkpoints [default: a tenth of the run].
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Evaluate only the first N points of each split at the end [default: all].
+    #[arg(long)]
+    eval_points: Option<usize>,
     /// Continue from this checkpoint (its configuration must match); exact: N steps, resume,
     /// M steps gives the parameters of N + M steps in one run.
     #[arg(long)]
@@ -136,6 +139,7 @@ impl TrainArgs {
         c.samples = self.samples;
         c.log_every = self.log_every.unwrap_or(c.log_every).max(1);
         c.checkpoint_every = self.checkpoint_every.unwrap_or((c.epochs / 10).max(1));
+        c.eval_points = self.eval_points;
         Ok(c)
     }
 }
@@ -161,6 +165,9 @@ enum Command {
         /// Image preprocessing [default: the model's].
         #[arg(long, value_enum)]
         preprocess: Option<Mode>,
+        /// Only the first N points of the split [default: all].
+        #[arg(long)]
+        limit: Option<usize>,
         /// One JSON object per S instead of text.
         #[arg(long)]
         json: bool,
@@ -260,7 +267,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", s.report());
             println!("wrote {}", args.out.display());
         }
-        Command::Eval { model, data, split, samples, preprocess, json } => {
+        Command::Eval { model, data, split, samples, preprocess, limit, json } => {
             let split = match split.as_str() {
                 "train" => Split::Train,
                 "validation" => Split::Validation,
@@ -270,7 +277,7 @@ fn run(cli: Cli) -> Result<()> {
             let (flow, run) = mflow::run::load_model(&model)?;
             let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), preprocess)?;
             let gpu = Gpu::new(&choice)?;
-            let rows = mflow::run::evaluate(&gpu, &flow, &data, split, &samples)?;
+            let rows = mflow::run::evaluate(&gpu, &flow, &data, split, &samples, limit)?;
             for r in &rows {
                 if json {
                     println!("{}", serde_json::to_string(r)?);

@@ -33,6 +33,9 @@ pub struct RunConfig {
     pub log_every: usize,
     /// Epochs between checkpoints (the last epoch always writes one).
     pub checkpoint_every: usize,
+    /// Evaluate only the first N points of each split (all when absent); the summary says so.
+    #[serde(default)]
+    pub eval_points: Option<usize>,
 }
 
 impl RunConfig {
@@ -62,6 +65,7 @@ impl RunConfig {
             samples: 200,
             log_every: if image { 50 } else { 64 },
             checkpoint_every: (epochs / 10).max(1),
+            eval_points: None,
         }
     }
 }
@@ -77,6 +81,9 @@ pub struct Summary {
     pub heldout_ll: f64,
     pub heldout_ll_se: f64,
     pub heldout_split: &'static str,
+    /// Points evaluated per split.
+    pub train_points: usize,
+    pub heldout_points: usize,
     /// What the log-likelihoods measure: "nats" per point (synthetic data and thesis-mode
     /// images) or, in dequant mode, nats of log p(v) per image beside bits per dimension.
     pub units: &'static str,
@@ -222,9 +229,17 @@ impl MetricsLog {
 /// Per-point log-likelihoods of a split: the marginal estimate of the flow's input density,
 /// plus (dequant mode) the Jacobian back to v ∈ [0,1]^D. Preprocessing noise comes from a
 /// fixed seed, ε from another.
-pub fn split_log_likelihood(gpu: &Gpu, ev: &Evaluator, data: &Dataset, split: Split) -> Result<Vec<f64>> {
+pub fn split_log_likelihood(gpu: &Gpu, ev: &Evaluator, data: &Dataset, split: Split, limit: Option<usize>) -> Result<Vec<f64>> {
     const EVAL_SEED: u64 = 0xE7A1;
-    let t = data.split(split);
+    let full = data.split(split);
+    let limited;
+    let t = match limit {
+        Some(n) if n < full.rows() => {
+            limited = Table { dim: full.dim, data: full.data[..n * full.dim].to_vec() };
+            &limited
+        }
+        _ => full,
+    };
     if t.rows() == 0 {
         bail!("the {} split of {} is empty", split.name(), data.spec);
     }
@@ -323,8 +338,8 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
     let t = Instant::now();
     let ev = Evaluator::for_points(gpu, &flow, cfg.samples, data.train.rows().max(data.test.rows()));
     ev.upload_params(gpu, &flow.params);
-    let train_ll = split_log_likelihood(gpu, &ev, &data, Split::Train)?;
-    let heldout = split_log_likelihood(gpu, &ev, &data, Split::Test)?;
+    let train_ll = split_log_likelihood(gpu, &ev, &data, Split::Train, cfg.eval_points)?;
+    let heldout = split_log_likelihood(gpu, &ev, &data, Split::Test, cfg.eval_points)?;
     if heldout.iter().any(|v| !v.is_finite()) {
         bail!("the held-out log-likelihood is not finite for some points");
     }
@@ -350,6 +365,8 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
         heldout_ll: heldout_e.mean,
         heldout_ll_se: heldout_e.se,
         heldout_split: "test",
+        train_points: train_e.n,
+        heldout_points: heldout_e.n,
         units: if dequant.is_some() {
             "nats of log p(v) per image; bits/dim in the data's pixel levels"
         } else {
@@ -480,12 +497,19 @@ pub struct EvalRow {
 }
 
 /// Thesis eq. 8 on a split for each S in `samples` (the S-curve).
-pub fn evaluate(gpu: &Gpu, flow: &Flow, data: &Dataset, split: Split, samples: &[usize]) -> Result<Vec<EvalRow>> {
+pub fn evaluate(
+    gpu: &Gpu,
+    flow: &Flow,
+    data: &Dataset,
+    split: Split,
+    samples: &[usize],
+    limit: Option<usize>,
+) -> Result<Vec<EvalRow>> {
     let mut rows = Vec::new();
     for &s in samples {
         let t = Instant::now();
         let ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows());
-        let ll = split_log_likelihood(gpu, &ev, data, split)?;
+        let ll = split_log_likelihood(gpu, &ev, data, split, limit)?;
         let secs = t.elapsed().as_secs_f64();
         let e = Estimate::of(&ll);
         let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
