@@ -213,3 +213,62 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     println!("{line}");
     Ok(())
 }
+
+/// The input pipeline: host time to prepare a minibatch (gather + preprocess) against the
+/// GPU's step time, and training fed by the background stream against training on one
+/// fixed minibatch. Equal step times mean the GPU never waits for the host.
+pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Result<()> {
+    use crate::run::{batch_stream, Schedule};
+    use crate::train::Trainer;
+    use std::sync::Arc;
+    let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
+    let mut fc = cfg.flow.clone();
+    fc.d = data.train.dim;
+    let flow = crate::model::Flow::new(fc.clone())?;
+    let pre = data.image.as_ref().map(|i| i.pre.clone());
+    let train = Arc::new(data.train.clone());
+    let sched = || Schedule { rows: train.rows(), batch: cfg.optim.batch, seed: 1 };
+    let steps = steps.min(sched().steps_per_epoch() * 4).max(1);
+
+    // Host alone: the stream drained as fast as it can produce.
+    let t = Instant::now();
+    let rx = batch_stream(train.clone(), pre.clone(), sched(), 1, steps as u64);
+    let first: Vec<f32> = rx.recv()?;
+    for _ in 1..steps {
+        rx.recv()?;
+    }
+    let host = t.elapsed().as_secs_f64() / steps as f64;
+
+    let mut trainer = Trainer::new(gpu, &flow, &cfg.optim);
+    trainer.step(gpu, &first, false);
+    trainer.drain(gpu);
+    let t = Instant::now();
+    for _ in 0..steps {
+        trainer.step(gpu, &first, false);
+    }
+    trainer.drain(gpu);
+    let fixed = t.elapsed().as_secs_f64() / steps as f64;
+
+    let rx = batch_stream(train.clone(), pre, sched(), 1, steps as u64);
+    let t = Instant::now();
+    for _ in 0..steps {
+        let xb = rx.recv()?;
+        trainer.step(gpu, &xb, false);
+    }
+    trainer.drain(gpu);
+    let streamed = t.elapsed().as_secs_f64() / steps as f64;
+    println!("adapter: {}", gpu.describe());
+    println!(
+        "{} D={} B={} H={} batch {}: host prepares a minibatch in {:.2} ms; GPU step on a fixed minibatch {:.2} ms; streamed step {:.2} ms ({:+.1}%)",
+        data.spec,
+        fc.d,
+        fc.b,
+        fc.hidden,
+        cfg.optim.batch,
+        host * 1e3,
+        fixed * 1e3,
+        streamed * 1e3,
+        100.0 * (streamed / fixed - 1.0)
+    );
+    Ok(())
+}

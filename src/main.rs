@@ -227,6 +227,22 @@ enum BenchWhat {
         #[arg(long)]
         all: bool,
     },
+    /// The input pipeline: host minibatch preparation vs GPU step, streamed vs fixed batches.
+    Stream {
+        /// Data (the --data syntax of train).
+        #[arg(long, default_value = "digits")]
+        data: String,
+        #[arg(long, default_value_t = 4)]
+        aux: usize,
+        /// Hidden width [default: MODEL.md's].
+        #[arg(long)]
+        hidden: Option<usize>,
+        /// Minibatch [default: MODEL.md's].
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+    },
     /// Training samples/s and GEMM share: moons-shaped and MNIST-shaped models.
     Train {
         /// Timed steps per trial.
@@ -321,6 +337,12 @@ fn run(cli: Cli) -> Result<()> {
             let variants =
                 if all { vec![Variant::Reg, Variant::Tiled, Variant::Vec4] } else { vec![Variant::for_adapter(&gpu)] };
             mflow::bench::bench_gemm(&gpu, &variants, quick)?;
+        }
+        Command::Bench { what: BenchWhat::Stream { data, aux, hidden, batch, steps } } => {
+            let mut cfg = RunConfig::defaults(DataSpec::parse(&data)?, aux, 0);
+            cfg.flow.hidden = hidden.unwrap_or(cfg.flow.hidden);
+            cfg.optim.batch = batch.unwrap_or(cfg.optim.batch);
+            mflow::bench::bench_stream(&Gpu::new(&choice)?, &cfg, steps)?;
         }
         Command::Bench { what: BenchWhat::Train { steps, small } } => {
             let gpu = Gpu::new(&choice)?;

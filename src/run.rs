@@ -172,7 +172,7 @@ impl Schedule {
 
 /// Prepares minibatches for steps `first..=last` (1-based) on a background thread, so the
 /// GPU never waits for the host to gather and preprocess.
-fn batch_stream(
+pub fn batch_stream(
     data: Arc<Table>,
     pre: Option<Preprocess>,
     sched: Schedule,
@@ -229,7 +229,13 @@ impl MetricsLog {
 /// Per-point log-likelihoods of a split: the marginal estimate of the flow's input density,
 /// plus (dequant mode) the Jacobian back to v ∈ [0,1]^D. Preprocessing noise comes from a
 /// fixed seed, ε from another.
-pub fn split_log_likelihood(gpu: &Gpu, ev: &Evaluator, data: &Dataset, split: Split, limit: Option<usize>) -> Result<Vec<f64>> {
+pub fn split_log_likelihood(
+    gpu: &Gpu,
+    ev: &Evaluator,
+    data: &Dataset,
+    split: Split,
+    limit: Option<usize>,
+) -> Result<Vec<f64>> {
     const EVAL_SEED: u64 = 0xE7A1;
     let full = data.split(split);
     let limited;
