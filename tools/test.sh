@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 export NODEVICE_SELECT=1
 
 cargo build --release --quiet
-if ! ./target/release/mflow info >/dev/null 2>&1; then
+mflow="${CARGO_TARGET_DIR:-target}/release/mflow"
+if ! "$mflow" info >/dev/null 2>&1; then
     echo "test.sh: no usable GPU adapter; installing Mesa's lavapipe (software Vulkan)"
     bash tools/install-lavapipe.sh
-    ./target/release/mflow info >/dev/null || { ./target/release/mflow info; exit 1; }
+    "$mflow" info >/dev/null || { "$mflow" info; exit 1; }
 fi
-./target/release/mflow info | tail -n 1
+"$mflow" info | tail -n 1
 cargo test --release "$@"
