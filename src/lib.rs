@@ -16,6 +16,8 @@ pub mod kernels;
 pub mod model;
 pub mod plot;
 pub mod reference;
+pub mod report;
 pub mod run;
 pub mod sample;
+pub mod sweep;
 pub mod train;

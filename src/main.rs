@@ -8,6 +8,7 @@ use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::kernels::gemm::Variant;
 use mflow::model::FlowConfig;
 use mflow::run::RunConfig;
+use mflow::sweep::{Grid, Overrides};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -200,6 +201,51 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Run one of the thesis's experiment grids; resumable (finished runs are skipped) and
+    /// shardable (--shard i/n).
+    Sweep {
+        /// gauss, moons or images (with --data).
+        grid: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Image data for the images grid (the --data syntax of train).
+        #[arg(long)]
+        data: Option<String>,
+        /// Seeds per configuration (0..N).
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Run only shard i of n (i/n): every n-th run from the i-th.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Print the runs and exit.
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        samples: Option<usize>,
+        #[arg(long)]
+        hidden: Option<usize>,
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        train_size: Option<usize>,
+        #[arg(long)]
+        test_size: Option<usize>,
+        #[arg(long)]
+        eval_points: Option<usize>,
+    },
+    /// Tables 2–4 (thesis protocol beside the honest one) and figures from sweep folders.
+    Report {
+        /// Sweep folders (shards are merged).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where report.md, report.csv and the figures go [default: the first folder].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List every adapter with backend, type, driver, limits and features.
     Info,
     /// Builds a half-moons MF, runs it forward and inverse on the GPU, checks it on the CPU.
@@ -330,6 +376,53 @@ fn run(cli: Cli) -> Result<()> {
                 mflow::plot::heatmap(&grid, 256, &path)?;
                 println!("wrote {}", path.display());
             }
+        }
+        Command::Sweep {
+            grid,
+            out,
+            data,
+            seeds,
+            shard,
+            list,
+            epochs,
+            samples,
+            hidden,
+            batch,
+            lr,
+            train_size,
+            test_size,
+            eval_points,
+        } => {
+            let grid = match grid.as_str() {
+                "gauss" => Grid::Gauss,
+                "moons" => Grid::Moons,
+                "images" => Grid::Images(DataSpec::parse(
+                    data.as_deref().ok_or_else(|| anyhow::anyhow!("the images grid needs --data"))?,
+                )?),
+                other => anyhow::bail!("unknown grid {other:?}: gauss, moons or images"),
+            };
+            let o = Overrides { epochs, samples, hidden, batch, lr, train_size, test_size, eval_points };
+            let mut runs = mflow::sweep::runs(&grid, seeds, &o);
+            if let Some(s) = shard {
+                let (i, n) = mflow::sweep::parse_shard(&s)?;
+                runs = mflow::sweep::shard(runs, i, n);
+            }
+            if list {
+                for r in &runs {
+                    println!("{}", r.key);
+                }
+                return Ok(());
+            }
+            let gpu = Gpu::new(&choice)?;
+            let (ran, skipped) = mflow::sweep::run_sweep(&gpu, &runs, &out, true)?;
+            println!("{ran} runs done, {skipped} already finished; results in {}", out.join("results.csv").display());
+        }
+        Command::Report { dirs, out } => {
+            let out = out.unwrap_or_else(|| dirs[0].clone());
+            let refs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
+            let md = mflow::report::report(&refs, &out)?;
+            print!("{md}");
+            println!("wrote {}", out.join("report.md").display());
         }
         Command::Demo { batch, seed } => mflow::demo::run(&Gpu::new(&choice)?, batch, seed)?,
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {

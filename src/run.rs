@@ -70,7 +70,7 @@ impl RunConfig {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub data: String,
     pub adapter: String,
@@ -78,15 +78,17 @@ pub struct Summary {
     pub samples: usize,
     pub train_ll: f64,
     pub train_ll_se: f64,
+    /// The thesis's protocol: log of the mean likelihood over the training points.
+    pub train_log_mean_likelihood: f64,
     pub heldout_ll: f64,
     pub heldout_ll_se: f64,
-    pub heldout_split: &'static str,
+    pub heldout_split: String,
     /// Points evaluated per split.
     pub train_points: usize,
     pub heldout_points: usize,
     /// What the log-likelihoods measure: "nats" per point (synthetic data and thesis-mode
     /// images) or, in dequant mode, nats of log p(v) per image beside bits per dimension.
-    pub units: &'static str,
+    pub units: String,
     pub train_bits_per_dim: Option<f64>,
     pub heldout_bits_per_dim: Option<f64>,
     pub heldout_bits_per_dim_se: Option<f64>,
@@ -368,16 +370,18 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
         samples: ev.s,
         train_ll: train_e.mean,
         train_ll_se: train_e.se,
+        train_log_mean_likelihood: crate::reference::marginal::logsumexp(&train_ll) - (train_ll.len() as f64).ln(),
         heldout_ll: heldout_e.mean,
         heldout_ll_se: heldout_e.se,
-        heldout_split: "test",
+        heldout_split: "test".into(),
         train_points: train_e.n,
         heldout_points: heldout_e.n,
         units: if dequant.is_some() {
             "nats of log p(v) per image; bits/dim in the data's pixel levels"
         } else {
             "nats"
-        },
+        }
+        .into(),
         train_bits_per_dim: bpd(train_e.mean),
         heldout_bits_per_dim: bpd(heldout_e.mean),
         heldout_bits_per_dim_se: bpd_se,

@@ -1,0 +1,249 @@
+//! `mflow report DIR…`: the thesis's tables 2–4 in their layout, each cell twice — the
+//! thesis's protocol (training split, log of the mean likelihood, best of the seeds) and the
+//! honest one (held-out test split, mean ± 95% confidence interval over seeds) — beside the
+//! analytic truth for synthetic data; and figures: log-likelihood against B with confidence
+//! bands, and samples side by side per B.
+
+use crate::run::Summary;
+use crate::sweep::summaries;
+use anyhow::{bail, Result};
+use image::{Rgb, RgbImage};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Student's t at 97.5% for 1..=30 degrees of freedom (normal beyond).
+fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    if df == 0 {
+        f64::NAN
+    } else {
+        T.get(df - 1).copied().unwrap_or(1.96)
+    }
+}
+
+/// Mean and 95% half-width over seeds (NaN half-width with one seed).
+pub fn mean_ci(v: &[f64]) -> (f64, f64) {
+    let n = v.len();
+    let mean = v.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, f64::NAN);
+    }
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    (mean, t975(n - 1) * sd / (n as f64).sqrt())
+}
+
+/// A row of a table: a dataset configuration; cells by B.
+struct Row {
+    label: String,
+    truth: Option<f64>,
+    by_b: BTreeMap<usize, Vec<(String, Summary)>>,
+}
+
+fn group(all: Vec<(String, Summary)>) -> BTreeMap<String, Row> {
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for (key, s) in all {
+        // The key is "<row>_b<B>_s<seed>"; the row label is everything before "_b".
+        let label = key.rsplit_once("_b").map(|(l, _)| l.to_string()).unwrap_or(key.clone());
+        let row = rows.entry(label.clone()).or_insert(Row { label, truth: None, by_b: BTreeMap::new() });
+        row.truth = row.truth.or(s.true_ll_expected);
+        row.by_b.entry(s.config.flow.b).or_default().push((key, s));
+    }
+    rows
+}
+
+fn fmt_cell(v: f64, ci: f64) -> String {
+    if ci.is_nan() {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.3} ± {ci:.3}")
+    }
+}
+
+/// Writes report.md, report.csv and the figures into `out`; returns the Markdown.
+pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
+    let mut all = Vec::new();
+    for d in dirs {
+        all.extend(summaries(d)?);
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.dedup_by(|a, b| a.0 == b.0);
+    if all.is_empty() {
+        bail!("no finished runs under {:?}", dirs);
+    }
+    std::fs::create_dir_all(out)?;
+    let rows = group(all);
+    let mut md = String::from("# mflow sweep report\n\n");
+    let mut csv = String::from("row,b,seeds,honest_heldout_mean,honest_heldout_ci95,thesis_best_train,truth\n");
+    type Pick = fn(&str) -> bool;
+    let families: [(&str, Pick); 3] = [
+        ("Table 2 — synthetic Gaussian (rows: D, ψ)", |l| l.starts_with("gauss")),
+        ("Table 3 — half-moons", |l| l.starts_with("moons")),
+        ("Table 4 — images", |l| !l.starts_with("gauss") && !l.starts_with("moons")),
+    ];
+    for (title, pick) in families {
+        let chosen: Vec<&Row> = rows.values().filter(|r| pick(&r.label)).collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let bs: Vec<usize> = {
+            let mut b: Vec<usize> = chosen.iter().flat_map(|r| r.by_b.keys().copied()).collect();
+            b.sort();
+            b.dedup();
+            b
+        };
+        let _ = writeln!(md, "## {title}\n");
+        let _ = writeln!(
+            md,
+            "Each cell: **honest** = held-out test split, mean ± 95% CI over seeds · *thesis* = training split, log of the mean likelihood, best of the seeds. Units: nats per point (images in dequant mode: nats of log p(v) per image).\n"
+        );
+        let mut head = String::from("| row | truth |");
+        let mut sep = String::from("|---|---|");
+        for b in &bs {
+            let _ = write!(head, " B = {b} |");
+            sep += "---|";
+        }
+        let _ = writeln!(md, "{head}\n{sep}");
+        for r in &chosen {
+            let truth = r.truth.map(|t| format!("{t:.3}")).unwrap_or("—".into());
+            let mut line = format!("| {} | {truth} |", r.label);
+            for b in &bs {
+                match r.by_b.get(b) {
+                    None => line += " — |",
+                    Some(runs) => {
+                        let held: Vec<f64> = runs.iter().map(|(_, s)| s.heldout_ll).collect();
+                        let best =
+                            runs.iter().map(|(_, s)| s.train_log_mean_likelihood).fold(f64::NEG_INFINITY, f64::max);
+                        let (m, ci) = mean_ci(&held);
+                        let _ = write!(line, " **{}** (n={}) · *{best:.3}* |", fmt_cell(m, ci), runs.len());
+                        let _ = writeln!(
+                            csv,
+                            "{},{b},{},{m},{ci},{best},{}",
+                            r.label,
+                            runs.len(),
+                            r.truth.map(|t| t.to_string()).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(md, "{line}");
+        }
+        md.push('\n');
+        for r in &chosen {
+            let fig = out.join(format!("ll_vs_b_{}.png", r.label));
+            ll_vs_b(r, &fig)?;
+            let strip = out.join(format!("samples_by_b_{}.png", r.label));
+            if samples_strip(r, dirs, &strip)? {
+                let _ = writeln!(md, "![{0}](ll_vs_b_{0}.png) ![samples](samples_by_b_{0}.png)\n", r.label);
+            } else {
+                let _ = writeln!(md, "![{0}](ll_vs_b_{0}.png)\n", r.label);
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "Figures: log-likelihood (y) against B (x, equally spaced in the order of the columns); blue: honest held-out mean with its 95% band, orange: the thesis protocol (best training figure), grey dashed: the truth where known."
+    );
+    crate::checkpoint::write_atomic(&out.join("report.md"), md.as_bytes())?;
+    crate::checkpoint::write_atomic(&out.join("report.csv"), csv.as_bytes())?;
+    Ok(md)
+}
+
+/// Log-likelihood against B: mean with its 95% band (blue), best training figure (orange),
+/// truth (grey). Axes are drawn without text; the report's caption names them.
+fn ll_vs_b(r: &Row, path: &Path) -> Result<()> {
+    let (w, h, pad) = (480u32, 320u32, 30f64);
+    let pts: Vec<(usize, f64, f64, f64)> = r
+        .by_b
+        .iter()
+        .map(|(b, runs)| {
+            let held: Vec<f64> = runs.iter().map(|(_, s)| s.heldout_ll).collect();
+            let (m, ci) = mean_ci(&held);
+            let best = runs.iter().map(|(_, s)| s.train_log_mean_likelihood).fold(f64::NEG_INFINITY, f64::max);
+            (*b, m, if ci.is_nan() { 0.0 } else { ci }, best)
+        })
+        .collect();
+    let mut lo = pts.iter().map(|p| (p.1 - p.2).min(p.3)).fold(f64::INFINITY, f64::min);
+    let mut hi = pts.iter().map(|p| (p.1 + p.2).max(p.3)).fold(f64::NEG_INFINITY, f64::max);
+    if let Some(t) = r.truth {
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    let span = (hi - lo).max(1e-3);
+    let (lo, hi) = (lo - 0.1 * span, hi + 0.1 * span);
+    let x = |i: usize| pad + i as f64 * (w as f64 - 2.0 * pad) / (pts.len().max(2) - 1) as f64;
+    let y = |v: f64| h as f64 - pad - (v - lo) / (hi - lo) * (h as f64 - 2.0 * pad);
+    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
+    let line = |img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: Rgb<u8>, dashed: bool| {
+        let n = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
+        for k in 0..=n {
+            if dashed && (k / 6) % 2 == 1 {
+                continue;
+            }
+            let t = k as f64 / n as f64;
+            let (px, py) = ((x0 + t * (x1 - x0)) as i64, (y0 + t * (y1 - y0)) as i64);
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
+                let (qx, qy) = (px + dx, py + dy);
+                if qx >= 0 && qy >= 0 && (qx as u32) < w && (qy as u32) < h {
+                    img.put_pixel(qx as u32, qy as u32, c);
+                }
+            }
+        }
+    };
+    // axes and ticks
+    line(&mut img, pad, pad, pad, h as f64 - pad, Rgb([0, 0, 0]), false);
+    line(&mut img, pad, h as f64 - pad, w as f64 - pad, h as f64 - pad, Rgb([0, 0, 0]), false);
+    for i in 0..pts.len() {
+        line(&mut img, x(i), h as f64 - pad, x(i), h as f64 - pad + 5.0, Rgb([0, 0, 0]), false);
+    }
+    // band
+    for i in 0..pts.len().saturating_sub(1) {
+        let steps = (x(i + 1) - x(i)) as usize;
+        for s in 0..=steps {
+            let t = s as f64 / steps.max(1) as f64;
+            let m = pts[i].1 + t * (pts[i + 1].1 - pts[i].1);
+            let c = pts[i].2 + t * (pts[i + 1].2 - pts[i].2);
+            let px = (x(i) + s as f64) as u32;
+            for py in y(m + c) as u32..=y(m - c) as u32 {
+                if px < w && py < h {
+                    img.put_pixel(px, py, Rgb([200, 215, 245]));
+                }
+            }
+        }
+    }
+    if let Some(t) = r.truth {
+        line(&mut img, pad, y(t), w as f64 - pad, y(t), Rgb([150, 150, 150]), true);
+    }
+    for i in 0..pts.len().saturating_sub(1) {
+        line(&mut img, x(i), y(pts[i].1), x(i + 1), y(pts[i + 1].1), Rgb([31, 90, 200]), false);
+        line(&mut img, x(i), y(pts[i].3), x(i + 1), y(pts[i + 1].3), Rgb([230, 120, 20]), false);
+    }
+    crate::plot::save_png(&img, path)
+}
+
+/// The first seed's samples.png for each B, side by side; false when none exist.
+fn samples_strip(r: &Row, dirs: &[&Path], path: &Path) -> Result<bool> {
+    let mut tiles = Vec::new();
+    for runs in r.by_b.values() {
+        let key = &runs[0].0;
+        if let Some(p) = dirs.iter().map(|d| d.join("runs").join(key).join("samples.png")).find(|p| p.exists()) {
+            tiles.push(image::open(&p)?.to_rgb8());
+        }
+    }
+    if tiles.is_empty() {
+        return Ok(false);
+    }
+    let th = tiles.iter().map(|t| t.height()).max().unwrap_or(1);
+    let tw: u32 = tiles.iter().map(|t| t.width() + 8).sum();
+    let mut img = RgbImage::from_pixel(tw, th, Rgb([255, 255, 255]));
+    let mut x0 = 0;
+    for t in &tiles {
+        image::imageops::overlay(&mut img, t, x0 as i64, 0);
+        x0 += t.width() + 8;
+    }
+    crate::plot::save_png(&img, path)?;
+    Ok(true)
+}

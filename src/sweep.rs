@@ -1,0 +1,199 @@
+//! Experiment sweeps over the thesis's grids: every run is an ordinary `run::train` into
+//! `DIR/runs/KEY/`, skipped when its summary exists (so an interrupted sweep restarted with
+//! the same command resumes), and `--shard i/n` takes a deterministic 1/n of the runs.
+//! Results go to `DIR/results.jsonl` and `DIR/results.csv` after every run.
+
+use crate::data::DataSpec;
+use crate::gpu::Gpu;
+use crate::run::{self, RunConfig, Summary};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// The thesis's experiment grids.
+#[derive(Clone, Debug)]
+pub enum Grid {
+    /// D ∈ {2,3,4} × ψ ∈ {1,2,3} × B ∈ {0..4} (table 2, figures 3–5).
+    Gauss,
+    /// B ∈ {0..4} (table 3, figure 6).
+    Moons,
+    /// B ∈ {0,1,2,4,8,16} on one image dataset (table 4, figures 7–13).
+    Images(DataSpec),
+}
+
+/// Settings that override MODEL.md's defaults for every run of a sweep.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub samples: Option<usize>,
+    pub hidden: Option<usize>,
+    pub batch: Option<usize>,
+    pub lr: Option<f64>,
+    pub train_size: Option<usize>,
+    pub test_size: Option<usize>,
+    pub eval_points: Option<usize>,
+}
+
+/// One run of a sweep: its key (also its folder name) and configuration.
+#[derive(Clone, Debug)]
+pub struct SweepRun {
+    pub key: String,
+    pub cfg: RunConfig,
+}
+
+impl Overrides {
+    fn apply(&self, c: &mut RunConfig) {
+        c.epochs = self.epochs.unwrap_or(c.epochs);
+        c.checkpoint_every = (c.epochs / 4).max(1);
+        c.samples = self.samples.unwrap_or(c.samples);
+        c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
+        c.optim.batch = self.batch.unwrap_or(c.optim.batch);
+        c.optim.lr = self.lr.unwrap_or(c.optim.lr);
+        c.sizes.train = self.train_size.unwrap_or(c.sizes.train);
+        c.sizes.test = self.test_size.unwrap_or(c.sizes.test);
+        c.eval_points = self.eval_points.or(c.eval_points);
+    }
+}
+
+/// Every run of `grid` for seeds 0..seeds, in a fixed order.
+pub fn runs(grid: &Grid, seeds: u64, o: &Overrides) -> Vec<SweepRun> {
+    let mut out = Vec::new();
+    let mut add = |key: String, data: DataSpec, b: usize, seed: u64| {
+        let mut cfg = RunConfig::defaults(data, b, seed);
+        o.apply(&mut cfg);
+        out.push(SweepRun { key, cfg });
+    };
+    for seed in 0..seeds {
+        match grid {
+            Grid::Gauss => {
+                for d in 2..=4 {
+                    for psi in 1..=3 {
+                        for b in 0..=4 {
+                            add(format!("gauss_d{d}_psi{psi}_b{b}_s{seed}"), DataSpec::Gauss { d, psi }, b, seed);
+                        }
+                    }
+                }
+            }
+            Grid::Moons => {
+                for b in 0..=4 {
+                    add(format!("moons_b{b}_s{seed}"), DataSpec::Moons { noise: 0.1 }, b, seed);
+                }
+            }
+            Grid::Images(spec) => {
+                let name = spec.describe().split(':').next().unwrap_or("images").to_string();
+                for b in [0, 1, 2, 4, 8, 16] {
+                    add(format!("{name}_b{b}_s{seed}"), spec.clone(), b, seed);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parses `i/n` (0 ≤ i < n).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s.split_once('/').context("--shard takes i/n, e.g. 0/4")?;
+    let (i, n): (usize, usize) = (i.trim().parse()?, n.trim().parse()?);
+    if n == 0 || i >= n {
+        bail!("--shard {s}: need 0 ≤ i < n");
+    }
+    Ok((i, n))
+}
+
+/// The runs of shard i of n: every n-th run starting at i, so shards partition the grid.
+pub fn shard(runs: Vec<SweepRun>, i: usize, n: usize) -> Vec<SweepRun> {
+    runs.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, r)| r).collect()
+}
+
+/// Reads every finished run's summary under `dir/runs/`.
+pub fn summaries(dir: &Path) -> Result<Vec<(String, Summary)>> {
+    let mut out = Vec::new();
+    let runs = dir.join("runs");
+    if !runs.exists() {
+        return Ok(out);
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(&runs)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let f = e.path().join("summary.json");
+        if f.exists() {
+            let text = std::fs::read_to_string(&f)?;
+            let s: Summary = serde_json::from_str(&text).with_context(|| format!("reading {}", f.display()))?;
+            out.push((e.file_name().to_string_lossy().into_owned(), s));
+        }
+    }
+    Ok(out)
+}
+
+pub const CSV_HEADER: &str = "key,data,d,b,seed,epochs,samples,train_ll,train_ll_se,train_log_mean_likelihood,heldout_ll,heldout_ll_se,heldout_split,heldout_bits_per_dim,true_ll,train_seconds,eval_seconds,train_samples_per_s,adapter";
+
+pub fn csv_row(key: &str, s: &Summary) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    format!(
+        "{key},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.0},\"{}\"",
+        s.data,
+        s.config.flow.d,
+        s.config.flow.b,
+        s.config.flow.seed,
+        s.config.epochs,
+        s.samples,
+        s.train_ll,
+        s.train_ll_se,
+        s.train_log_mean_likelihood,
+        s.heldout_ll,
+        s.heldout_ll_se,
+        s.heldout_split,
+        opt(s.heldout_bits_per_dim),
+        opt(s.true_ll),
+        s.train_seconds,
+        s.eval_seconds,
+        s.train_samples_per_s,
+        s.adapter.replace('"', "'")
+    )
+}
+
+/// Rewrites `results.csv` and `results.jsonl` from the finished runs.
+pub fn write_results(dir: &Path) -> Result<usize> {
+    let all = summaries(dir)?;
+    let mut csv = String::from(CSV_HEADER);
+    csv.push('\n');
+    let mut jsonl = String::new();
+    for (key, s) in &all {
+        csv += &csv_row(key, s);
+        csv.push('\n');
+        jsonl += &serde_json::to_string(&serde_json::json!({ "key": key, "summary": s }))?;
+        jsonl.push('\n');
+    }
+    crate::checkpoint::write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
+    crate::checkpoint::write_atomic(&dir.join("results.jsonl"), jsonl.as_bytes())?;
+    Ok(all.len())
+}
+
+/// Runs what is not finished yet; returns (ran, skipped).
+pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, progress: bool) -> Result<(usize, usize)> {
+    std::fs::create_dir_all(dir.join("runs")).with_context(|| format!("creating {}", dir.display()))?;
+    let (mut ran, mut skipped) = (0, 0);
+    for (i, r) in runs.iter().enumerate() {
+        let out = dir.join("runs").join(&r.key);
+        if out.join("summary.json").exists() {
+            skipped += 1;
+            continue;
+        }
+        if progress {
+            eprintln!("[{}/{}] {}", i + 1, runs.len(), r.key);
+        }
+        let s = run::train(gpu, &r.cfg, &out, None, false).with_context(|| format!("sweep run {}", r.key))?;
+        if progress {
+            eprintln!(
+                "    heldout {:.4} ± {:.4} (train {:.4}) in {:.0} s",
+                s.heldout_ll,
+                s.heldout_ll_se,
+                s.train_ll,
+                s.train_seconds + s.eval_seconds
+            );
+        }
+        ran += 1;
+        write_results(dir)?;
+    }
+    write_results(dir)?;
+    Ok((ran, skipped))
+}

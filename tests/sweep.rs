@@ -1,0 +1,66 @@
+//! Sweeps: a tiny grid end to end (runs, results, report), resuming skips finished runs,
+//! and shards partition the grid exactly once.
+
+mod common;
+use common::*;
+use mflow::sweep::{self, Grid, Overrides};
+
+fn tiny() -> Overrides {
+    Overrides {
+        epochs: Some(2),
+        samples: Some(2),
+        hidden: Some(8),
+        batch: Some(32),
+        train_size: Some(64),
+        test_size: Some(40),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tiny_grid_runs_resumes_and_reports() {
+    let gpu = gpu();
+    let dir = std::env::temp_dir().join(format!("mflow-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Two configurations (B = 0, 1) × two seeds.
+    let runs: Vec<_> = sweep::runs(&Grid::Moons, 2, &tiny()).into_iter().filter(|r| r.cfg.flow.b <= 1).collect();
+    assert_eq!(runs.len(), 4);
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, false).unwrap(), (4, 0));
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert_eq!(std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().count(), 4);
+    // Restarted with the same runs: nothing is redone.
+    let stamp = std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap();
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, false).unwrap(), (0, 4));
+    assert_eq!(std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap(), stamp);
+    let md = mflow::report::report(&[&dir], &dir).unwrap();
+    assert!(md.contains("Table 3") && md.contains("| moons |"), "{md}");
+    assert!(md.contains("(n=2)"), "two seeds per cell: {md}");
+    assert!(dir.join("ll_vs_b_moons.png").exists() && dir.join("samples_by_b_moons.png").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn shards_partition_the_grid() {
+    let all: Vec<String> = sweep::runs(&Grid::Gauss, 3, &tiny()).into_iter().map(|r| r.key).collect();
+    assert_eq!(all.len(), 3 * 3 * 5 * 3);
+    for n in 1..=7 {
+        let mut seen: Vec<String> =
+            (0..n).flat_map(|i| sweep::shard(sweep::runs(&Grid::Gauss, 3, &tiny()), i, n)).map(|r| r.key).collect();
+        seen.sort();
+        let mut want = all.clone();
+        want.sort();
+        assert_eq!(seen, want, "{n} shards");
+    }
+    assert!(sweep::parse_shard("3/3").is_err() && sweep::parse_shard("x").is_err());
+    assert_eq!(sweep::parse_shard("1/4").unwrap(), (1, 4));
+}
+
+#[test]
+fn confidence_intervals_use_student_t() {
+    let (m, ci) = mflow::report::mean_ci(&[1.0, 2.0, 3.0]);
+    assert!((m - 2.0).abs() < 1e-12);
+    // sd = 1, n = 3: t(2) = 4.303, half-width 4.303/√3
+    assert!((ci - 4.303 / 3f64.sqrt()).abs() < 1e-9, "{ci}");
+    assert!(mflow::report::mean_ci(&[1.0]).1.is_nan());
+}
