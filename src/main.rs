@@ -440,7 +440,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { what: BenchWhat::Train { steps, small } } => {
             let gpu = Gpu::new(&choice)?;
             println!("adapter: {}", gpu.describe());
+            let gauss = FlowConfig { d: 2, b: 0, blocks: 4, depth: 2, hidden: 128, seed: 0 };
             let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+            mflow::bench::bench_train(&gpu, "gauss", gauss, 256, steps)?;
             let mnist = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0 };
             for batch in [64, 256] {
                 mflow::bench::bench_train(&gpu, "moons", moons.clone(), batch, steps)?;

@@ -128,8 +128,10 @@ struct Builder {
 
 impl Builder {
     fn add(&mut self, name: String, shape: Vec<usize>) -> usize {
-        let offset = self.len;
-        self.len += shape.iter().product::<usize>();
+        // Every tensor starts on a 16-byte boundary so that GEMMs over it can take the vec4
+        // paths; the padding holds zeros, gets zero gradients and never moves.
+        let offset = self.len.next_multiple_of(4);
+        self.len = offset + shape.iter().product::<usize>();
         self.tensors.push(Tensor { name, shape, offset });
         offset
     }
@@ -183,7 +185,7 @@ impl Flow {
                 actnorm(&mut b, &mut layers);
             }
         }
-        let mut params = vec![0f32; b.len];
+        let mut params = vec![0f32; b.len.next_multiple_of(4)];
         for layer in &layers {
             if let Layer::Coupling { linears, .. } = layer {
                 for lin in &linears[..linears.len() - 1] {
@@ -201,9 +203,9 @@ impl Flow {
         self.tensors.iter().find(|t| t.name == name)
     }
 
-    /// The number of parameters.
+    /// The number of parameters (without the alignment padding of the flat vector).
     pub fn num_params(&self) -> usize {
-        self.params.len()
+        self.tensors.iter().map(Tensor::len).sum()
     }
 
     /// The widest conditioner activation (for sizing workspaces).
@@ -271,5 +273,34 @@ impl Flow {
                 Layer::Shuffle { index, .. } => ("shuffle", Some(*index)),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_aligned_and_initialised_as_model_md_says() {
+        for (d, b) in [(2, 0), (3, 0), (5, 2)] {
+            let f = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 6, seed: 1 }).unwrap();
+            assert!(f.tensors.iter().all(|t| t.offset % 4 == 0), "vec4-aligned tensors");
+            let covered: usize = f.tensors.iter().map(Tensor::len).sum();
+            assert_eq!(f.num_params(), covered);
+            for layer in &f.layers {
+                if let Layer::Coupling { linears, .. } = layer {
+                    let out = linears.last().unwrap();
+                    assert!(
+                        f.params[out.w..out.w + out.fan_in * out.fan_out].iter().all(|&w| w == 0.0),
+                        "zero output layer"
+                    );
+                    let hid = &linears[0];
+                    let bound = (6.0 / hid.fan_in as f64).sqrt() as f32;
+                    let w = &f.params[hid.w..hid.w + hid.fan_in * hid.fan_out];
+                    assert!(w.iter().all(|&x| x.abs() <= bound) && w.iter().any(|&x| x != 0.0), "He-uniform hidden");
+                }
+            }
+            assert_eq!(f.arch().len(), 1 + 5 * 2 + 3, "ActNorm, (L−1) R-blocks, last block");
+        }
     }
 }
