@@ -118,13 +118,13 @@ impl Summary {
         let unit = if self.train_bits_per_dim.is_some() { "nats of log p(v)" } else { "nats" };
         let _ = writeln!(
             r,
-            "train   log-likelihood {:>10.4} ± {:.4} {unit}  (S = {})",
-            self.train_ll, self.train_ll_se, self.samples
+            "train   log-likelihood {:>10.4} ± {:.4} {unit}  (train split, S = {}, {} points)",
+            self.train_ll, self.train_ll_se, self.samples, self.train_points
         );
         let _ = writeln!(
             r,
-            "heldout log-likelihood {:>10.4} ± {:.4} {unit}  (test split, S = {})",
-            self.heldout_ll, self.heldout_ll_se, self.samples
+            "heldout log-likelihood {:>10.4} ± {:.4} {unit}  (test split, S = {}, {} points)",
+            self.heldout_ll, self.heldout_ll_se, self.samples, self.heldout_points
         );
         if let (Some(tr), Some(te), Some(se)) =
             (self.train_bits_per_dim, self.heldout_bits_per_dim, self.heldout_bits_per_dim_se)
