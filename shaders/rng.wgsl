@@ -16,6 +16,8 @@ struct Rng {
     stream: u32, temperature: f32, _p0: u32, _p1: u32,
 }
 
+// The per-step state written by the host; WGSL has no includes, so this repeats
+// optim.wgsl's declaration, and both must match StepState in src/kernels/optim.rs.
 struct StepState {
     t: u32, seed_lo: u32, seed_hi: u32, _p0: u32,
     lr: f32, bc1: f32, bc2: f32, _p1: f32,
