@@ -127,11 +127,16 @@ pub fn forward_tape(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> Tape {
     let mut x = y.to_vec();
     let (mut inputs, mut conds) = (Vec::new(), Vec::new());
     for layer in &flow.layers {
-        let c = match layer {
-            Layer::Coupling { linears, .. } => conditioner(params, linears, &x, n, q),
-            _ => Vec::new(),
+        let (u, c) = match layer {
+            // The conditioner's outputs are kept for backprop; the coupling reuses its rm.
+            Layer::Coupling { linears, .. } => {
+                let c = conditioner(params, linears, &x, n, q);
+                let mut u = vec![0.0; n * q];
+                coupling::forward(&x, c.last().expect("output layer"), &mut u, &mut logdet, n, q);
+                (u, c)
+            }
+            _ => (layer_forward(layer, params, &x, &mut logdet, n, q), Vec::new()),
         };
-        let u = layer_forward(layer, params, &x, &mut logdet, n, q);
         inputs.push(std::mem::replace(&mut x, u));
         conds.push(c);
     }
