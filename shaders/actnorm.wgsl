@@ -8,11 +8,13 @@
 //                     exp(a) = population std of the batch; a = 0 where std < 1e-6.
 // Bindings: 0 uniform ActNorm; 1 params (β at beta_off, a at a_off); 2 input (N, Q);
 //           3 output (N, Q); 4 logdet (N) (forward only).
-// Dispatch: 1-D grid of 64-wide workgroups, folded into y past 65535 (see grid_index).
+// Dispatch: 1-D grid of 64-wide workgroups, folded into y past 65535 (see grid_index); z is
+// the model: model z's params and grads start at z·ps, its rows at z·N·Q, logdet at z·N.
 // Twin: src/reference/actnorm.rs
 
 struct ActNorm {
     n: u32, q: u32, beta_off: u32, a_off: u32,
+    ps: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 const GAMMA: f32 = 1e-6;
@@ -28,8 +30,8 @@ fn grid_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
 }
 
-fn scale(i: u32) -> f32 {
-    return exp(params[p.a_off + i]) + GAMMA;
+fn scale(z: u32, i: u32) -> f32 {
+    return exp(params[z * p.ps + p.a_off + i]) + GAMMA;
 }
 
 @compute @workgroup_size(64)
@@ -38,14 +40,16 @@ fn actnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     if (e >= p.n * p.q) {
         return;
     }
+    let z = gid.z;
     let i = e % p.q;
-    x_out[e] = (x_in[e] - params[p.beta_off + i]) / scale(i);
+    let x = z * p.n * p.q + e;
+    x_out[x] = (x_in[x] - params[z * p.ps + p.beta_off + i]) / scale(z, i);
     if (i == 0u) {
         var ld = 0.0;
         for (var j = 0u; j < p.q; j++) {
-            ld -= log(scale(j));
+            ld -= log(scale(z, j));
         }
-        logdet[e / p.q] += ld;
+        logdet[z * p.n + e / p.q] += ld;
     }
 }
 
@@ -55,8 +59,10 @@ fn actnorm_inverse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     if (e >= p.n * p.q) {
         return;
     }
+    let z = gid.z;
     let i = e % p.q;
-    x_out[e] = x_in[e] * scale(i) + params[p.beta_off + i];
+    let x = z * p.n * p.q + e;
+    x_out[x] = x_in[x] * scale(z, i) + params[z * p.ps + p.beta_off + i];
 }
 
 @compute @workgroup_size(64)
@@ -65,20 +71,21 @@ fn actnorm_init(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= p.q) {
         return;
     }
+    let x0 = gid.z * p.n * p.q + i;
     // Two passes (mean, then squared deviations) keep f32 variance accurate.
     var mean = 0.0;
     for (var r = 0u; r < p.n; r++) {
-        mean += x_in[r * p.q + i];
+        mean += x_in[x0 + r * p.q];
     }
     mean /= f32(p.n);
     var var_ = 0.0;
     for (var r = 0u; r < p.n; r++) {
-        let d = x_in[r * p.q + i] - mean;
+        let d = x_in[x0 + r * p.q] - mean;
         var_ += d * d;
     }
     let sd = sqrt(var_ / f32(p.n));
-    params[p.beta_off + i] = mean;
-    params[p.a_off + i] = select(0.0, log(sd), sd >= 1e-6);
+    params[gid.z * p.ps + p.beta_off + i] = mean;
+    params[gid.z * p.ps + p.a_off + i] = select(0.0, log(sd), sd >= 1e-6);
 }
 
 // ---- backward -------------------------------------------------------------------------
@@ -101,20 +108,22 @@ fn actnorm_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (e >= p.n * p.q) {
         return;
     }
+    let z = gid.z;
     let i = e % p.q;
-    let sigma = scale(i);
-    dx[e] = du[e] / sigma;
+    let sigma = scale(z, i);
+    let x0 = z * p.n * p.q;
+    dx[x0 + e] = du[x0 + e] / sigma;
     if (e < p.q) {
-        let beta = params[p.beta_off + i];
-        let ea = exp(params[p.a_off + i]);
+        let beta = params[z * p.ps + p.beta_off + i];
+        let ea = exp(params[z * p.ps + p.a_off + i]);
         var dbeta = 0.0;
         var da = 0.0;
         for (var r = 0u; r < p.n; r++) {
-            let g = du[r * p.q + i];
+            let g = du[x0 + r * p.q + i];
             dbeta -= g;
-            da -= g * (x_in[r * p.q + i] - beta) / sigma + dld[r];
+            da -= g * (x_in[x0 + r * p.q + i] - beta) / sigma + dld[z * p.n + r];
         }
-        grads[p.beta_off + i] = dbeta / sigma;
-        grads[p.a_off + i] = da * ea / sigma;
+        grads[z * p.ps + p.beta_off + i] = dbeta / sigma;
+        grads[z * p.ps + p.a_off + i] = da * ea / sigma;
     }
 }

@@ -9,6 +9,8 @@
 // forward, thread (row, 0) also adds the row's Σ s to logdet.
 // Bindings: 0 uniform Coupling; 1 x_in (N, Q); 2 rm (N, 2(Q−h)); 3 x_out (N, Q);
 //           4 logdet (N) (forward only).
+// Dispatch: 1-D grid folded into y past 65535; z is the model, whose copy of every
+// binding follows model z − 1's (strides N·Q, N·2(Q−h), N).
 // Twin: src/reference/coupling.rs
 
 struct Coupling {
@@ -40,19 +42,20 @@ fn coupling_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let row = e / p.q;
     let i = e % p.q;
     let nb = p.q - p.h;
-    let rm0 = row * 2u * nb;
+    let x = gid.z * p.n * p.q + e;
+    let rm0 = (gid.z * p.n + row) * 2u * nb;
     if (i < p.h) {
-        x_out[e] = x_in[e];
+        x_out[x] = x_in[x];
     } else {
         let j = i - p.h;
-        x_out[e] = x_in[e] * exp(bound(rm[rm0 + j])) + rm[rm0 + nb + j];
+        x_out[x] = x_in[x] * exp(bound(rm[rm0 + j])) + rm[rm0 + nb + j];
     }
     if (i == 0u) {
         var ld = 0.0;
         for (var j = 0u; j < nb; j++) {
             ld += bound(rm[rm0 + j]);
         }
-        logdet[row] += ld;
+        logdet[gid.z * p.n + row] += ld;
     }
 }
 
@@ -65,12 +68,13 @@ fn coupling_inverse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let row = e / p.q;
     let i = e % p.q;
     let nb = p.q - p.h;
-    let rm0 = row * 2u * nb;
+    let x = gid.z * p.n * p.q + e;
+    let rm0 = (gid.z * p.n + row) * 2u * nb;
     if (i < p.h) {
-        x_out[e] = x_in[e];
+        x_out[x] = x_in[x];
     } else {
         let j = i - p.h;
-        x_out[e] = (x_in[e] - rm[rm0 + nb + j]) * exp(-bound(rm[rm0 + j]));
+        x_out[x] = (x_in[x] - rm[rm0 + nb + j]) * exp(-bound(rm[rm0 + j]));
     }
 }
 
@@ -104,16 +108,17 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let row = e / p.q;
     let i = e % p.q;
     let nb = p.q - p.h;
-    let rm0 = row * 2u * nb;
+    let x = gid.z * p.n * p.q + e;
+    let rm0 = (gid.z * p.n + row) * 2u * nb;
     if (i < p.h) {
-        dx[e] = du[e];
+        dx[x] = du[x];
         return;
     }
     let j = i - p.h;
     let r = rm[rm0 + j];
     let es = exp(bound(r));
-    dx[e] = du[e] * es;
-    let ds = du[e] * x_in[e] * es + dld[row];
+    dx[x] = du[x] * es;
+    let ds = du[x] * x_in[x] * es + dld[gid.z * p.n + row];
     drm[rm0 + j] = ds * bound_grad(r);
-    drm[rm0 + nb + j] = du[e];
+    drm[rm0 + nb + j] = du[x];
 }

@@ -16,7 +16,7 @@
 //   gemm_nn4, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
 //                blocks, no workgroup memory: the fast paths on CPU adapters (lavapipe),
 //                when shapes and strides are multiples of 4 (see their headers below).
-// Dispatch: (⌈N/TN⌉, ⌈M/TM⌉) with the tile TM×TN of the entry point: 32×32 gemm_reg,
+// Dispatch: (⌈N/TN⌉, ⌈M/TM⌉, models) with the tile TM×TN of the entry point: 32×32 gemm_reg,
 // 64×64 gemm_tiled and gemm_nt4, 64×128 gemm_nn4 and gemm_tn4.
 // Bindings: 0 uniform Gemm; 1 a; 2 b; 3 aux (bias or mask); 4 c (read_write).
 // Twin: src/reference/gemm.rs
@@ -25,7 +25,8 @@ struct Gemm {
     m: u32, n: u32, k: u32, flags: u32,
     a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
     b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
-    aux_off: u32, _p0: u32, _p1: u32, _p2: u32,
+    aux_off: u32, a_ms: u32, b_ms: u32, c_ms: u32,
+    aux_ms: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 const BIAS: u32 = 1u;
@@ -39,19 +40,33 @@ const MASK: u32 = 8u;
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+// Many models at once: the model index is the grid's z, and each operand of model z starts
+// *_ms elements after model z − 1's (0 for an operand all models share).
+var<private> a_off: u32;
+var<private> b_off: u32;
+var<private> c_off: u32;
+var<private> aux_off: u32;
+
+fn set_model(z: u32) {
+    a_off = g.a_off + z * g.a_ms;
+    b_off = g.b_off + z * g.b_ms;
+    c_off = g.c_off + z * g.c_ms;
+    aux_off = g.aux_off + z * g.aux_ms;
+}
+
 fn store(row: u32, col: u32, acc: f32) {
     if (row >= g.m || col >= g.n) {
         return;
     }
-    let idx = g.c_off + row * g.c_rs + col;
+    let idx = c_off + row * g.c_rs + col;
     var v = acc;
     if ((g.flags & ACCUM) != 0u) {
         v += c[idx];
     }
     if ((g.flags & BIAS) != 0u) {
-        v += aux[g.aux_off + col];
+        v += aux[aux_off + col];
     }
-    if ((g.flags & MASK) != 0u && aux[g.aux_off + row * g.c_rs + col] <= 0.0) {
+    if ((g.flags & MASK) != 0u && aux[aux_off + row * g.c_rs + col] <= 0.0) {
         v = 0.0;
     }
     if ((g.flags & RELU) != 0u) {
@@ -74,14 +89,15 @@ const RT: u32 = 8u; // gemm_reg threads per side; the block is 4·RT = 32 square
 
 @compute @workgroup_size(8, 8)
 fn gemm_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_model(wg.z);
     let row0 = wg.y * RT * 4u + lid.y;
     let col0 = wg.x * RT * 4u + lid.x;
     let steps = vec4<u32>(0u, 1u, 2u, 3u) * RT;
     // Out-of-range rows and columns read clamped (valid) addresses; store() masks them.
     let rows = min(vec4<u32>(row0) + steps, vec4<u32>(g.m - 1u));
     let cols = min(vec4<u32>(col0) + steps, vec4<u32>(g.n - 1u));
-    var ai = vec4<u32>(g.a_off) + rows * g.a_rs;
-    var bi = vec4<u32>(g.b_off) + cols * g.b_cs;
+    var ai = vec4<u32>(a_off) + rows * g.a_rs;
+    var bi = vec4<u32>(b_off) + cols * g.b_cs;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -111,6 +127,7 @@ fn gemm_tiled(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    set_model(wg.z);
     let row_base = wg.y * TM;
     let col_base = wg.x * TM;
     var acc0 = vec4<f32>(0.0);
@@ -126,13 +143,13 @@ fn gemm_tiled(
             var av = 0.0;
             let gi = row_base + i;
             if (gi < g.m && gk < g.k) {
-                av = a[g.a_off + gi * g.a_rs + gk * g.a_cs];
+                av = a[a_off + gi * g.a_rs + gk * g.a_cs];
             }
             a_tile[kk * TM + i] = av;
             var bv = 0.0;
             let gj = col_base + i;
             if (gj < g.n && gk < g.k) {
-                bv = b[g.b_off + gk * g.b_rs + gj * g.b_cs];
+                bv = b[b_off + gk * g.b_rs + gj * g.b_cs];
             }
             b_tile[kk * TM + i] = bv;
         }
@@ -172,6 +189,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
 // columns (4 vec4); workgroup 8×8 → 64×128 tile. Needs k, n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4.
 @compute @workgroup_size(8, 8)
 fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
     let k4 = g.k / 4u;
     let n4 = g.n / 4u;
     let row0 = gid.y * 8u;
@@ -179,18 +197,18 @@ fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (row0 >= g.m || c0 >= n4) {
         return;
     }
-    let ar0 = (g.a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
-    let ar1 = (g.a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
-    let ar2 = (g.a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
-    let ar3 = (g.a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
-    let ar4 = (g.a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
-    let ar5 = (g.a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
-    let ar6 = (g.a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
-    let ar7 = (g.a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
-    let bc0 = g.b_off / 4u + min(c0 + 0u, n4 - 1u);
-    let bc1 = g.b_off / 4u + min(c0 + 1u, n4 - 1u);
-    let bc2 = g.b_off / 4u + min(c0 + 2u, n4 - 1u);
-    let bc3 = g.b_off / 4u + min(c0 + 3u, n4 - 1u);
+    let ar0 = (a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let ar4 = (a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
+    let ar5 = (a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
+    let ar6 = (a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
+    let ar7 = (a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
+    let bc0 = b_off / 4u + min(c0 + 0u, n4 - 1u);
+    let bc1 = b_off / 4u + min(c0 + 1u, n4 - 1u);
+    let bc2 = b_off / 4u + min(c0 + 2u, n4 - 1u);
+    let bc3 = b_off / 4u + min(c0 + 3u, n4 - 1u);
     var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0); var acc0_2 = vec4<f32>(0.0); var acc0_3 = vec4<f32>(0.0);
     var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0); var acc1_2 = vec4<f32>(0.0); var acc1_3 = vec4<f32>(0.0);
     var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0); var acc2_2 = vec4<f32>(0.0); var acc2_3 = vec4<f32>(0.0);
@@ -272,28 +290,29 @@ fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Needs k, a_rs, b_cs, a_off, b_off ≡ 0 mod 4.
 @compute @workgroup_size(8, 8)
 fn gemm_nt4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
     let k4 = g.k / 4u;
     let row0 = gid.y * 8u;
     let col0 = gid.x * 8u;
     if (row0 >= g.m || col0 >= g.n) {
         return;
     }
-    let ar0 = (g.a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
-    let ar1 = (g.a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
-    let ar2 = (g.a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
-    let ar3 = (g.a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
-    let ar4 = (g.a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
-    let ar5 = (g.a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
-    let ar6 = (g.a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
-    let ar7 = (g.a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
-    let bc0 = (g.b_off + min(col0 + 0u, g.n - 1u) * g.b_cs) / 4u;
-    let bc1 = (g.b_off + min(col0 + 1u, g.n - 1u) * g.b_cs) / 4u;
-    let bc2 = (g.b_off + min(col0 + 2u, g.n - 1u) * g.b_cs) / 4u;
-    let bc3 = (g.b_off + min(col0 + 3u, g.n - 1u) * g.b_cs) / 4u;
-    let bc4 = (g.b_off + min(col0 + 4u, g.n - 1u) * g.b_cs) / 4u;
-    let bc5 = (g.b_off + min(col0 + 5u, g.n - 1u) * g.b_cs) / 4u;
-    let bc6 = (g.b_off + min(col0 + 6u, g.n - 1u) * g.b_cs) / 4u;
-    let bc7 = (g.b_off + min(col0 + 7u, g.n - 1u) * g.b_cs) / 4u;
+    let ar0 = (a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let ar4 = (a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
+    let ar5 = (a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
+    let ar6 = (a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
+    let ar7 = (a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
+    let bc0 = (b_off + min(col0 + 0u, g.n - 1u) * g.b_cs) / 4u;
+    let bc1 = (b_off + min(col0 + 1u, g.n - 1u) * g.b_cs) / 4u;
+    let bc2 = (b_off + min(col0 + 2u, g.n - 1u) * g.b_cs) / 4u;
+    let bc3 = (b_off + min(col0 + 3u, g.n - 1u) * g.b_cs) / 4u;
+    let bc4 = (b_off + min(col0 + 4u, g.n - 1u) * g.b_cs) / 4u;
+    let bc5 = (b_off + min(col0 + 5u, g.n - 1u) * g.b_cs) / 4u;
+    let bc6 = (b_off + min(col0 + 6u, g.n - 1u) * g.b_cs) / 4u;
+    let bc7 = (b_off + min(col0 + 7u, g.n - 1u) * g.b_cs) / 4u;
     var acc0_0 = 0.0; var acc0_1 = 0.0; var acc0_2 = 0.0; var acc0_3 = 0.0; var acc0_4 = 0.0; var acc0_5 = 0.0; var acc0_6 = 0.0; var acc0_7 = 0.0;
     var acc1_0 = 0.0; var acc1_1 = 0.0; var acc1_2 = 0.0; var acc1_3 = 0.0; var acc1_4 = 0.0; var acc1_5 = 0.0; var acc1_6 = 0.0; var acc1_7 = 0.0;
     var acc2_0 = 0.0; var acc2_1 = 0.0; var acc2_2 = 0.0; var acc2_3 = 0.0; var acc2_4 = 0.0; var acc2_5 = 0.0; var acc2_6 = 0.0; var acc2_7 = 0.0;
@@ -397,6 +416,7 @@ fn gemm_nt4(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4.
 @compute @workgroup_size(8, 8)
 fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
     let m4 = g.m / 4u;
     let n4 = g.n / 4u;
     let r0 = gid.y * 2u;
@@ -406,12 +426,12 @@ fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let a_cs4 = g.a_cs / 4u;
     let b_rs4 = g.b_rs / 4u;
-    let ar0 = g.a_off / 4u + min(r0 + 0u, m4 - 1u);
-    let ar1 = g.a_off / 4u + min(r0 + 1u, m4 - 1u);
-    let bc0 = g.b_off / 4u + min(c0 + 0u, n4 - 1u);
-    let bc1 = g.b_off / 4u + min(c0 + 1u, n4 - 1u);
-    let bc2 = g.b_off / 4u + min(c0 + 2u, n4 - 1u);
-    let bc3 = g.b_off / 4u + min(c0 + 3u, n4 - 1u);
+    let ar0 = a_off / 4u + min(r0 + 0u, m4 - 1u);
+    let ar1 = a_off / 4u + min(r0 + 1u, m4 - 1u);
+    let bc0 = b_off / 4u + min(c0 + 0u, n4 - 1u);
+    let bc1 = b_off / 4u + min(c0 + 1u, n4 - 1u);
+    let bc2 = b_off / 4u + min(c0 + 2u, n4 - 1u);
+    let bc3 = b_off / 4u + min(c0 + 3u, n4 - 1u);
     var acc00_0 = vec4<f32>(0.0); var acc00_1 = vec4<f32>(0.0); var acc00_2 = vec4<f32>(0.0); var acc00_3 = vec4<f32>(0.0);
     var acc01_0 = vec4<f32>(0.0); var acc01_1 = vec4<f32>(0.0); var acc01_2 = vec4<f32>(0.0); var acc01_3 = vec4<f32>(0.0);
     var acc02_0 = vec4<f32>(0.0); var acc02_1 = vec4<f32>(0.0); var acc02_2 = vec4<f32>(0.0); var acc02_3 = vec4<f32>(0.0);

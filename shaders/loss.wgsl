@@ -7,7 +7,8 @@
 //                     Bindings: 1 u (N, Q); 2 du (N, Q) out; 3 dld (N) out.
 //   loss_accumulate — one workgroup: metrics[0] += L, metrics[1] += 1 (steps summed), and
 //                     metrics[2] += 1 when L is not finite. Bindings: 1 logp (N); 2 metrics (4).
-// Binding 0 is the uniform Loss everywhere.
+// Binding 0 is the uniform Loss everywhere. Grid z is the model: its rows follow model
+// z − 1's (strides N·Q and N) and its metrics are metrics[4z..4z + 4].
 // Twin: src/reference/loss.rs
 
 struct Loss {
@@ -27,12 +28,13 @@ fn log_prob(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (row >= p.n) {
         return;
     }
+    let r = gid.z * p.n + row;
     var ss = 0.0;
     for (var i = 0u; i < p.q; i++) {
-        let v = u[row * p.q + i];
+        let v = u[r * p.q + i];
         ss += v * v;
     }
-    logp[row] = -0.5 * ss - f32(p.q) * HALF_LOG_2PI + logdet[row];
+    logp[r] = -0.5 * ss - f32(p.q) * HALF_LOG_2PI + logdet[r];
 }
 
 @group(0) @binding(2) var<storage, read_write> du: array<f32>;
@@ -45,9 +47,10 @@ fn loss_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         return;
     }
     let inv_n = 1.0 / f32(p.n);
-    du[e] = u[e] * inv_n;
+    let x = gid.z * p.n * p.q + e;
+    du[x] = u[x] * inv_n;
     if (e % p.q == 0u) {
-        dld[e / p.q] = -inv_n;
+        dld[gid.z * p.n + e / p.q] = -inv_n;
     }
 }
 
@@ -61,10 +64,10 @@ fn is_finite(x: f32) -> bool {
 }
 
 @compute @workgroup_size(64)
-fn loss_accumulate(@builtin(local_invocation_index) li: u32) {
+fn loss_accumulate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     var acc = 0.0;
     for (var r = li; r < p.n; r += 64u) {
-        acc += logp_in[r];
+        acc += logp_in[wg.z * p.n + r];
     }
     partial[li] = acc;
     workgroupBarrier();
@@ -76,11 +79,12 @@ fn loss_accumulate(@builtin(local_invocation_index) li: u32) {
     }
     if (li == 0u) {
         let loss = -partial[0] / f32(p.n);
+        let m = 4u * wg.z;
         if (is_finite(loss)) {
-            metrics[0] += loss;
+            metrics[m] += loss;
         } else {
-            metrics[2] += 1.0;
+            metrics[m + 2u] += 1.0;
         }
-        metrics[1] += 1.0;
+        metrics[m + 1u] += 1.0;
     }
 }

@@ -9,7 +9,9 @@
 //                host sees the loss and stops). With clip > 0 and norm > clip, g ← g·clip/norm.
 //                Bindings: 1 step (StepState); 2 norm (1); 3 grads (P); 4 params (P);
 //                5 m (P); 6 v (P).
-// Binding 0 is the uniform Optim everywhere.
+// Binding 0 is the uniform Optim everywhere. Grid z is the model: each has its own
+// gradient norm (clipping is per model, as if trained alone), step state st[z], and
+// parameters, gradients and moments at z·count, partials at z·parts.
 // Twin: src/reference/optim.rs
 
 struct Optim {
@@ -19,7 +21,7 @@ struct Optim {
 
 // Written by the host once per step (lr and the bias corrections 1 − β^t, computed in f64).
 struct StepState {
-    t: u32, seed_lo: u32, seed_hi: u32, _p0: u32,
+    t: u32, seed_lo: u32, seed_hi: u32, d: u32,
     lr: f32, bc1: f32, bc2: f32, _p1: f32,
 }
 
@@ -41,15 +43,16 @@ fn workgroup_sum(li: u32) {
 
 @compute @workgroup_size(256)
 fn grad_sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let base = wg.z * o.count;
     var s = 0.0;
     for (var i = wg.x * 256u + li; i < o.count; i += o.parts * 256u) {
-        let g = g_in[i];
+        let g = g_in[base + i];
         s += g * g;
     }
     acc[li] = s;
     workgroup_sum(li);
     if (li == 0u) {
-        partials[wg.x] = acc[0];
+        partials[wg.z * o.parts + wg.x] = acc[0];
     }
 }
 
@@ -57,19 +60,19 @@ fn grad_sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 @group(0) @binding(2) var<storage, read_write> norm_out: array<f32>;
 
 @compute @workgroup_size(256)
-fn grad_norm(@builtin(local_invocation_index) li: u32) {
+fn grad_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     var s = 0.0;
     for (var i = li; i < o.parts; i += 256u) {
-        s += partials_in[i];
+        s += partials_in[wg.z * o.parts + i];
     }
     acc[li] = s;
     workgroup_sum(li);
     if (li == 0u) {
-        norm_out[0] = sqrt(acc[0]);
+        norm_out[wg.z] = sqrt(acc[0]);
     }
 }
 
-@group(0) @binding(1) var<storage, read> st: StepState;
+@group(0) @binding(1) var<storage, read> st: array<StepState>;
 @group(0) @binding(2) var<storage, read> norm: array<f32>;
 @group(0) @binding(3) var<storage, read> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> params: array<f32>;
@@ -78,14 +81,16 @@ fn grad_norm(@builtin(local_invocation_index) li: u32) {
 
 @compute @workgroup_size(64)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
-    if (i >= o.count) {
+    let e = gid.x + gid.y * nwg.x * 64u;
+    if (e >= o.count) {
         return;
     }
-    let gn = norm[0];
+    let z = gid.z;
+    let gn = norm[z];
     if (!(abs(gn) <= 3.4028235e38)) {
         return;
     }
+    let i = z * o.count + e;
     var g = grads[i];
     if (o.clip > 0.0 && gn > o.clip) {
         g *= o.clip / gn;
@@ -94,5 +99,5 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let vi = o.beta2 * v[i] + (1.0 - o.beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    params[i] -= st.lr * (mi / st.bc1) / (sqrt(vi / st.bc2) + o.eps);
+    params[i] -= st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
 }

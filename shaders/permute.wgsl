@@ -4,6 +4,7 @@
 //
 // Entry point: permute_gather — thread per element of (N, Q).
 // Bindings: 0 uniform Permute; 1 idx (Q) u32; 2 x_in (N, Q); 3 x_out (N, Q).
+// Dispatch: 1-D grid folded into y; z is the model (its own idx, strides Q and N·Q).
 // Twin: src/reference/permute.rs
 
 struct Permute {
@@ -23,5 +24,6 @@ fn permute_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
     let row = e / p.q;
     let i = e % p.q;
-    x_out[e] = x_in[row * p.q + idx[i]];
+    let x0 = gid.z * p.n * p.q;
+    x_out[x0 + e] = x_in[x0 + row * p.q + idx[gid.z * p.q + i]];
 }

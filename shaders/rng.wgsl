@@ -6,7 +6,10 @@
 // Entry points:
 //   assemble    — y (N, Q) = [x, ε]: row r takes x row ⌊r / repeat⌋ (repeat = S in
 //                 evaluation, 1 in training) and ε ~ N(0, I_B) drawn at index r·B + b.
-//                 Bindings: 1 step (StepState); 2 x (N / repeat, D); 3 y (N, Q) out.
+//                 Bindings: 1 step (StepState per model); 2 x (N / repeat, D); 3 y (N, Q) out.
+//                 Grid z is the model: its own seed in st[z], x at z·(N / repeat)·D, y at
+//                 z·N·Q. D is the row stride of x; a model whose st[z].d is set (≠ 0) uses
+//                 only its first st[z].d columns, so models of one Q may differ in D.
 //   normal_fill — out[i] = temperature · N(0, 1) at index i. Bindings: 1 step; 2 out (count).
 // Binding 0 is the uniform Rng everywhere.
 // Twin: src/reference/rng.rs
@@ -19,12 +22,12 @@ struct Rng {
 // The per-step state written by the host; WGSL has no includes, so this repeats
 // optim.wgsl's declaration, and both must match StepState in src/kernels/optim.rs.
 struct StepState {
-    t: u32, seed_lo: u32, seed_hi: u32, _p0: u32,
+    t: u32, seed_lo: u32, seed_hi: u32, d: u32,
     lr: f32, bc1: f32, bc2: f32, _p1: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Rng;
-@group(0) @binding(1) var<storage, read> st: StepState;
+@group(0) @binding(1) var<storage, read> st: array<StepState>;
 
 // 32×32 → 64-bit product as (hi, lo), from 16-bit halves (WGSL has no mulhi).
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {
@@ -55,8 +58,8 @@ fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 }
 
 // The standard normal at `index` of stream `stream`: Box–Muller on the pair index / 2.
-fn normal_at(index: u32, stream: u32) -> f32 {
-    let w = philox(vec4<u32>(index / 2u, st.t, stream, 0u), vec2<u32>(st.seed_lo, st.seed_hi));
+fn normal_at(z: u32, index: u32, stream: u32) -> f32 {
+    let w = philox(vec4<u32>(index / 2u, st[z].t, stream, 0u), vec2<u32>(st[z].seed_lo, st[z].seed_hi));
     let u1 = (f32(w.x >> 8u) + 0.5) / 16777216.0;
     let u2 = (f32(w.y >> 8u) + 0.5) / 16777216.0;
     let r = sqrt(-2.0 * log(u1));
@@ -73,12 +76,15 @@ fn assemble(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (e >= p.n * p.q) {
         return;
     }
+    let z = gid.z;
     let row = e / p.q;
     let i = e % p.q;
-    if (i < p.d) {
-        y[e] = x[(row / p.repeat) * p.d + i];
+    let d = select(p.d, st[z].d, st[z].d != 0u);
+    let y0 = z * p.n * p.q;
+    if (i < d) {
+        y[y0 + e] = x[(z * (p.n / p.repeat) + row / p.repeat) * p.d + i];
     } else {
-        y[e] = normal_at(row * (p.q - p.d) + i - p.d, p.stream);
+        y[y0 + e] = normal_at(z, row * (p.q - d) + i - d, p.stream);
     }
 }
 
@@ -90,5 +96,5 @@ fn normal_fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (i >= p.n) {
         return;
     }
-    out[i] = p.temperature * normal_at(i, p.stream);
+    out[i] = p.temperature * normal_at(0u, i, p.stream);
 }

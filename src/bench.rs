@@ -72,13 +72,14 @@ pub fn gemm_gflops(
         m,
         n,
         k,
-        a: View { buf: &ab, off: av.off, rs: av.rs, cs: av.cs },
-        b: View { buf: &bb, off: bv.off, rs: bv.rs, cs: bv.cs },
+        a: View { buf: &ab, off: av.off, rs: av.rs, cs: av.cs, ms: 0 },
+        b: View { buf: &bb, off: bv.off, rs: bv.rs, cs: bv.cs, ms: 0 },
         bias: None,
         mask: None,
         c: View::rows(&cb, 0, n),
         relu: false,
         accumulate: false,
+        models: 1,
     };
     let d = g.dispatch(gpu, variant, "bench gemm");
     crate::gpu::submit(gpu, "bench check", &[&d]);

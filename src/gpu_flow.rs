@@ -2,6 +2,12 @@
 //! activation buffer per layer boundary, the conditioners' workspaces, and the forward,
 //! inverse and (for training) backward programs as lists of dispatches built once.
 //! Callers record those lists into their own encoders; nothing here allocates after `new`.
+//!
+//! Several flows of one shape (same Q, L, depth, H; their D, B, parameters and shuffles may
+//! differ) can live in one `GpuFlow` (`build_models`): every buffer then holds one copy per
+//! model, model z's `z·stride` elements in, and each dispatch runs all of them with the model
+//! index as its grid's z. That is what makes a sweep of tiny models fast: one dispatch
+//! instead of one per model.
 
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
@@ -19,11 +25,14 @@ pub enum Mode {
 }
 
 pub struct GpuFlow {
-    /// Rows per batch.
+    /// Rows per batch (per model).
     pub n: usize,
     pub q: usize,
+    /// Flows laid out side by side.
+    pub models: usize,
+    /// Parameters per model (`Flow::params.len()`, a multiple of 4).
     pub num_params: usize,
-    /// Flat parameters, the layout of `Flow::tensors`.
+    /// Flat parameters, the layout of `Flow::tensors`, one copy per model.
     pub params: wgpu::Buffer,
     /// acts[0] = y, acts[k + 1] = output of layer k; the last is u. Each (n, q).
     pub acts: Vec<wgpu::Buffer>,
@@ -37,36 +46,56 @@ pub struct GpuFlow {
     backward: Vec<Dispatch>,
 }
 
+/// Shapes shared by every dispatch of one `GpuFlow`.
+#[derive(Clone, Copy)]
+struct Shape {
+    variant: Variant,
+    n: usize,
+    q: usize,
+    models: usize,
+    /// Parameters per model.
+    ps: usize,
+}
+
+impl Shape {
+    /// A row-major (n, cols) activation, one per model.
+    fn act<'a>(&self, buf: &'a wgpu::Buffer, cols: usize) -> View<'a> {
+        View::rows(buf, 0, cols).per_model(self.n * cols)
+    }
+    fn act_t<'a>(&self, buf: &'a wgpu::Buffer, cols: usize) -> View<'a> {
+        View::transposed(buf, 0, cols).per_model(self.n * cols)
+    }
+}
+
 /// The conditioner of a coupling as GEMMs reading the first h columns of `x`.
 fn conditioner(
     gpu: &Gpu,
-    variant: Variant,
+    s: Shape,
     params: &wgpu::Buffer,
     linears: &[Linear],
     x: &wgpu::Buffer,
     outs: &[wgpu::Buffer],
-    n: usize,
-    q: usize,
     label: &str,
 ) -> Vec<Dispatch> {
     linears
         .iter()
         .enumerate()
         .map(|(k, lin)| {
-            let a = if k == 0 { View::rows(x, 0, q) } else { View::rows(&outs[k - 1], 0, lin.fan_in) };
+            let a = if k == 0 { s.act(x, s.q) } else { s.act(&outs[k - 1], lin.fan_in) };
             Gemm {
-                m: n,
+                m: s.n,
                 n: lin.fan_out,
                 k: lin.fan_in,
                 a,
-                b: View::rows(params, lin.w, lin.fan_out),
-                bias: Some((params, lin.b)),
+                b: View::rows(params, lin.w, lin.fan_out).per_model(s.ps),
+                bias: Some((params, lin.b, s.ps)),
                 mask: None,
-                c: View::rows(&outs[k], 0, lin.fan_out),
+                c: s.act(&outs[k], lin.fan_out),
                 relu: k + 1 < linears.len(),
                 accumulate: false,
+                models: s.models,
             }
-            .dispatch(gpu, variant, &format!("{label}.W{k}"))
+            .dispatch(gpu, s.variant, &format!("{label}.W{k}"))
         })
         .collect()
 }
@@ -76,7 +105,7 @@ fn conditioner(
 /// written (=); ∂L/∂y_a is added (ACCUM) into the first h columns of dx.
 fn conditioner_backward(
     gpu: &Gpu,
-    variant: Variant,
+    s: Shape,
     params: &wgpu::Buffer,
     grads: &wgpu::Buffer,
     linears: &[Linear],
@@ -84,48 +113,75 @@ fn conditioner_backward(
     outs: &[wgpu::Buffer],
     dz: &[wgpu::Buffer],
     dx: &wgpu::Buffer,
-    n: usize,
-    q: usize,
     label: &str,
 ) -> Vec<Dispatch> {
     let mut out = Vec::new();
     for (j, lin) in linears.iter().enumerate().rev() {
         // inputᵀ as a view: element (feature, row) of the layer's input
-        let input_t = if j == 0 { View::transposed(x, 0, q) } else { View::transposed(&outs[j - 1], 0, lin.fan_in) };
+        let input_t = if j == 0 { s.act_t(x, s.q) } else { s.act_t(&outs[j - 1], lin.fan_in) };
         let dw = Gemm {
             m: lin.fan_in,
             n: lin.fan_out,
-            k: n,
+            k: s.n,
             a: input_t,
-            b: View::rows(&dz[j], 0, lin.fan_out),
+            b: s.act(&dz[j], lin.fan_out),
             bias: None,
             mask: None,
-            c: View::rows(grads, lin.w, lin.fan_out),
+            c: View::rows(grads, lin.w, lin.fan_out).per_model(s.ps),
             relu: false,
             accumulate: false,
+            models: s.models,
         };
-        out.push(dw.dispatch(gpu, variant, &format!("{label}.dW{j}")));
-        out.push(reduce::colsum(gpu, n, lin.fan_out, &dz[j], 0, lin.fan_out, grads, lin.b));
+        out.push(dw.dispatch(gpu, s.variant, &format!("{label}.dW{j}")));
+        out.push(reduce::colsum_models(
+            gpu,
+            s.n,
+            lin.fan_out,
+            &dz[j],
+            0,
+            lin.fan_out,
+            grads,
+            lin.b,
+            s.models,
+            s.n * lin.fan_out,
+            s.ps,
+        ));
         let (c, mask, accumulate) = if j == 0 {
-            (View::rows(dx, 0, q), None, true)
+            (s.act(dx, s.q), None, true)
         } else {
-            (View::rows(&dz[j - 1], 0, lin.fan_in), Some((&outs[j - 1], 0)), false)
+            (s.act(&dz[j - 1], lin.fan_in), Some((&outs[j - 1], 0, s.n * lin.fan_in)), false)
         };
         let dinput = Gemm {
-            m: n,
+            m: s.n,
             n: lin.fan_in,
             k: lin.fan_out,
-            a: View::rows(&dz[j], 0, lin.fan_out),
-            b: View::transposed(params, lin.w, lin.fan_out),
+            a: s.act(&dz[j], lin.fan_out),
+            b: View::transposed(params, lin.w, lin.fan_out).per_model(s.ps),
             bias: None,
             mask,
             c,
             relu: false,
             accumulate,
+            models: s.models,
         };
-        out.push(dinput.dispatch(gpu, variant, &format!("{label}.dX{j}")));
+        out.push(dinput.dispatch(gpu, s.variant, &format!("{label}.dX{j}")));
     }
     out
+}
+
+/// Whether two flows can share one `GpuFlow`: the same layers at the same parameter offsets
+/// (same Q, L, depth, H). D, B, parameter values and shuffle permutations may differ.
+pub fn same_shape(a: &Flow, b: &Flow) -> bool {
+    let strip = |f: &Flow| -> Vec<Layer> {
+        f.layers
+            .iter()
+            .map(|l| match l {
+                Layer::Shuffle { index, .. } => Layer::Shuffle { index: *index, perm: Vec::new() },
+                l => l.clone(),
+            })
+            .collect()
+    };
+    a.config.q() == b.config.q() && a.params.len() == b.params.len() && strip(a) == strip(b)
 }
 
 /// Output of a forward run, read back.
@@ -145,17 +201,29 @@ impl GpuFlow {
     }
 
     pub fn build(gpu: &Gpu, flow: &Flow, n: usize, mode: Mode, variant: Variant) -> Self {
+        Self::build_models(gpu, &[flow], n, mode, variant)
+    }
+
+    /// Several flows of one shape side by side (see the module header). Panics when their
+    /// shapes differ: `same_shape` says whether they can share.
+    pub fn build_models(gpu: &Gpu, flows: &[&Flow], n: usize, mode: Mode, variant: Variant) -> Self {
         assert!(n > 0, "a batch has at least one row");
+        let flow = flows.first().expect("at least one flow");
+        assert!(flows.iter().all(|f| same_shape(flow, f)), "flows of one GpuFlow must share their shape");
+        let models = flows.len();
         let q = flow.config.q();
+        let ps = flow.params.len();
+        let s = Shape { variant, n, q, models, ps };
         let training = mode == Mode::Training;
-        let params = storage_init(gpu, "params", &flow.params);
-        let grads = storage(gpu, "grads", if training { flow.params.len() } else { 1 });
-        let acts: Vec<_> = (0..=flow.layers.len()).map(|k| storage(gpu, &format!("acts{k}"), n * q)).collect();
+        let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
+        let params = storage_init(gpu, "params", &all_params);
+        let grads = storage(gpu, "grads", if training { models * ps } else { 1 });
+        let acts: Vec<_> = (0..=flow.layers.len()).map(|k| storage(gpu, &format!("acts{k}"), models * n * q)).collect();
         let workspace = |label: &str, linears: &[Linear]| -> Vec<wgpu::Buffer> {
             linears
                 .iter()
                 .enumerate()
-                .map(|(j, lin)| storage(gpu, &format!("{label}.out{j}"), n * lin.fan_out))
+                .map(|(j, lin)| storage(gpu, &format!("{label}.out{j}"), models * n * lin.fan_out))
                 .collect()
         };
         let first_linears = flow.layers.iter().find_map(|l| match l {
@@ -169,14 +237,14 @@ impl GpuFlow {
         // Backprop scratch: ∂L/∂u ping-pong, ∂L/∂logdet, and ∂L/∂(each linear's output).
         let (dacts, dld, dz) = match (&first_linears, training) {
             (Some(l), true) => (
-                [storage(gpu, "dacts0", n * q), storage(gpu, "dacts1", n * q)],
-                storage(gpu, "dld", n),
+                [storage(gpu, "dacts0", models * n * q), storage(gpu, "dacts1", models * n * q)],
+                storage(gpu, "dld", models * n),
                 workspace("dz", l),
             ),
             _ => ([storage(gpu, "dacts0", 1), storage(gpu, "dacts1", 1)], storage(gpu, "dld", 1), Vec::new()),
         };
-        let logdet = storage(gpu, "logdet", n);
-        let logp = storage(gpu, "logp", n);
+        let logdet = storage(gpu, "logdet", models * n);
+        let logp = storage(gpu, "logp", models * n);
 
         let mut forward = Vec::new();
         let mut forward_init = Vec::new();
@@ -191,12 +259,12 @@ impl GpuFlow {
             let (du, dx) = (&dacts[cur], &dacts[1 - cur]);
             match layer {
                 Layer::ActNorm { beta, a, .. } => {
-                    let an = ActNorm { n, q, beta_off: *beta, a_off: *a };
-                    forward_init.push(an.init(gpu, &params, x));
-                    fwd.push(an.forward(gpu, &params, x, u, &logdet));
-                    inv.push(an.inverse(gpu, &params, u, x));
+                    let an = ActNorm { n, q, beta_off: *beta, a_off: *a, ps };
+                    forward_init.push(an.init(gpu, &params, x).models(models));
+                    fwd.push(an.forward(gpu, &params, x, u, &logdet).models(models));
+                    inv.push(an.inverse(gpu, &params, u, x).models(models));
                     if training {
-                        bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads));
+                        bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads).models(models));
                     }
                 }
                 Layer::Coupling { index, linears } => {
@@ -205,25 +273,26 @@ impl GpuFlow {
                     let outs = if training { workspace(&label, linears) } else { Vec::new() };
                     let outs = if training { &outs } else { &shared };
                     let rm = outs.last().expect("output layer");
-                    fwd.extend(conditioner(gpu, variant, &params, linears, x, outs, n, q, &label));
-                    fwd.push(cp.forward(gpu, x, rm, u, &logdet));
-                    inv.extend(conditioner(gpu, variant, &params, linears, u, outs, n, q, &format!("{label}.inv")));
-                    inv.push(cp.inverse(gpu, u, rm, x));
+                    fwd.extend(conditioner(gpu, s, &params, linears, x, outs, &label));
+                    fwd.push(cp.forward(gpu, x, rm, u, &logdet).models(models));
+                    inv.extend(conditioner(gpu, s, &params, linears, u, outs, &format!("{label}.inv")));
+                    inv.push(cp.inverse(gpu, u, rm, x).models(models));
                     if training {
-                        bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, dz.last().expect("dz")));
-                        bwd.extend(conditioner_backward(
-                            gpu, variant, &params, &grads, linears, x, outs, &dz, dx, n, q, &label,
-                        ));
+                        bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, dz.last().expect("dz")).models(models));
+                        bwd.extend(conditioner_backward(gpu, s, &params, &grads, linears, x, outs, &dz, dx, &label));
                     }
                 }
                 Layer::Reverse | Layer::Shuffle { .. } => {
-                    let idx = layer.gather_indices(q).expect("permutation");
+                    // Each model's own permutation (shuffles differ by seed), q apart.
+                    let idx: Vec<u32> =
+                        flows.iter().flat_map(|f| f.layers[k].gather_indices(q).expect("permutation")).collect();
+                    let inv_perm: Vec<u32> = idx.chunks(q).flat_map(invert_perm).collect();
                     let fwd_idx = storage_init(gpu, "perm", &idx);
-                    let inv_idx = storage_init(gpu, "perm_inv", &invert_perm(&idx));
-                    fwd.push(permute::gather(gpu, n, q, &fwd_idx, x, u));
-                    inv.push(permute::gather(gpu, n, q, &inv_idx, u, x));
+                    let inv_idx = storage_init(gpu, "perm_inv", &inv_perm);
+                    fwd.push(permute::gather(gpu, n, q, &fwd_idx, x, u).models(models));
+                    inv.push(permute::gather(gpu, n, q, &inv_idx, u, x).models(models));
                     if training {
-                        bwd.push(permute::gather(gpu, n, q, &inv_idx, du, dx));
+                        bwd.push(permute::gather(gpu, n, q, &inv_idx, du, dx).models(models));
                     }
                 }
             }
@@ -237,20 +306,21 @@ impl GpuFlow {
             cur = 1 - cur;
         }
         let u = acts.last().expect("acts");
-        let lp = loss::log_prob(gpu, n, q, u, &logdet, &logp);
+        let lp = loss::log_prob(gpu, n, q, u, &logdet, &logp).models(models);
         forward_init.push(lp.clone());
         forward.push(lp);
         let inverse = inverse_rev.into_iter().rev().flatten().collect();
         let mut backward = Vec::new();
         if training {
             // The last layer was built with cur flipped after it: its du is dacts[1 − cur].
-            backward.push(loss::backward(gpu, n, q, u, &dacts[1 - cur], &dld));
+            backward.push(loss::backward(gpu, n, q, u, &dacts[1 - cur], &dld).models(models));
             backward.extend(backward_rev.into_iter().rev().flatten());
         }
         Self {
             n,
             q,
-            num_params: flow.params.len(),
+            models,
+            num_params: ps,
             params,
             acts,
             logdet,
@@ -288,17 +358,25 @@ impl GpuFlow {
         &self.inverse
     }
 
+    /// Uploads the parameters of every model, one after another.
     pub fn upload_params(&self, gpu: &Gpu, params: &[f32]) {
-        assert_eq!(params.len(), self.num_params);
+        assert_eq!(params.len(), self.models * self.num_params);
         gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
     }
 
+    /// Model 0's parameters.
     pub fn download_params(&self, gpu: &Gpu) -> Vec<f32> {
-        read_back(gpu, &self.params, 0, self.num_params)
+        self.download_model(gpu, 0)
+    }
+
+    pub fn download_model(&self, gpu: &Gpu, z: usize) -> Vec<f32> {
+        assert!(z < self.models);
+        read_back(gpu, &self.params, z * self.num_params, self.num_params)
     }
 
     fn check_rows(&self, data: &[f32]) {
-        assert_eq!(data.len(), self.n * self.q, "expected {} rows of {} values", self.n, self.q);
+        let rows = self.models * self.n;
+        assert_eq!(data.len(), rows * self.q, "expected {rows} rows of {} values", self.q);
     }
 
     /// Runs the forward on `y` (n, q) and reads everything back.
@@ -318,16 +396,18 @@ impl GpuFlow {
         enc.clear_buffer(&self.logdet, 0, None);
         record_all(&mut enc, "forward", self.forward_dispatches(init));
         gpu.queue.submit([enc.finish()]);
+        let rows = self.models * self.n;
         ForwardOut {
-            u: read_back(gpu, self.u(), 0, self.n * self.q),
-            logdet: read_back(gpu, &self.logdet, 0, self.n),
-            logp: read_back(gpu, &self.logp, 0, self.n),
+            u: read_back(gpu, self.u(), 0, rows * self.q),
+            logdet: read_back(gpu, &self.logdet, 0, rows),
+            logp: read_back(gpu, &self.logp, 0, rows),
         }
     }
 
     /// Forward then backward on `y` (training mode): returns the loss and reads `grads` back.
     pub fn loss_and_grad(&self, gpu: &Gpu, y: &[f32]) -> (f64, Vec<f32>) {
         assert!(!self.backward.is_empty(), "built without Mode::Training");
+        assert_eq!(self.models, 1, "loss_and_grad runs one model");
         self.check_rows(y);
         gpu.queue.write_buffer(&self.acts[0], 0, bytemuck::cast_slice(y));
         let mut enc =
@@ -347,6 +427,6 @@ impl GpuFlow {
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("inverse") });
         record_all(&mut enc, "inverse", self.inverse_dispatches());
         gpu.queue.submit([enc.finish()]);
-        read_back(gpu, &self.acts[0], 0, self.n * self.q)
+        read_back(gpu, &self.acts[0], 0, self.models * self.n * self.q)
     }
 }

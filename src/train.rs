@@ -3,8 +3,12 @@
 //! ε drawn on the GPU → forward per layer → loss → backward in reverse → gradient norm →
 //! clip + Adam. The loss is summed on the GPU and read back every `log_every` steps through
 //! a ring of staging buffers mapped asynchronously, so the host never waits on a step.
+//!
+//! `Trainer::new_models` trains several flows of one shape in the same dispatches (see
+//! `gpu_flow`): each with its own data, noise seed, Adam state, gradient norm and loss, so
+//! that each model follows exactly the path it would follow trained alone.
 
-use crate::gpu::{read_back, storage, uniform_storage, Dispatch, Gpu};
+use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
 use crate::gpu_flow::{GpuFlow, Mode};
 use crate::kernels::gemm::Variant;
 use crate::kernels::optim::{norm_parts, Optimizer, StepState};
@@ -24,9 +28,11 @@ pub struct OptimConfig {
     pub noise_seed: u64,
 }
 
-/// What a logging interval reports.
+/// What a logging interval reports, per model.
 #[derive(Clone, Copy, Debug)]
 pub struct Logged {
+    /// Which model (0 when one is trained).
+    pub model: usize,
     /// The step at the end of the interval.
     pub step: u64,
     /// Mean training loss (−log p_T) over the interval's finite steps.
@@ -50,11 +56,14 @@ struct Slot {
 pub struct Trainer {
     pub gflow: GpuFlow,
     pub batch: usize,
+    /// Row stride of a minibatch: the widest D of the models.
     d: usize,
+    /// Each model's D (0 when all share `d`) and noise seed.
+    model_d: Vec<u32>,
+    noise_seeds: Vec<u64>,
     /// Steps taken so far (Adam's t after the last step).
     pub step: u64,
     lr: f64,
-    noise_seed: u64,
     initialized: bool,
     /// A ring of minibatch buffers, each with its own noise-and-assemble dispatch: the host
     /// writes minibatch t + 1 while the GPU may still read minibatch t.
@@ -70,27 +79,51 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(gpu: &Gpu, flow: &Flow, opt: &OptimConfig) -> Self {
-        let (d, q, p, n) = (flow.config.d, flow.config.q(), flow.params.len(), opt.batch);
-        let gflow = GpuFlow::build(gpu, flow, n, Mode::Training, Variant::for_adapter(gpu));
-        let step_state = uniform_storage(gpu, "train.step", &StepState::default());
+        Self::new_models(gpu, &[flow], &[opt.noise_seed], opt)
+    }
+
+    /// Trains `flows` (one shape, see `gpu_flow::same_shape`) together, model z drawing its
+    /// noise from `noise_seeds[z]`; `opt`'s batch, lr and clip apply to all of them.
+    pub fn new_models(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig) -> Self {
+        assert_eq!(flows.len(), noise_seeds.len(), "one noise seed per model");
+        let models = flows.len();
+        let first = flows.first().expect("at least one flow");
+        let (q, p, n) = (first.config.q(), first.params.len(), opt.batch);
+        let d = flows.iter().map(|f| f.config.d).max().expect("flows");
+        let model_d = flows.iter().map(|f| if f.config.d == d { 0 } else { f.config.d as u32 }).collect();
+        let gflow = GpuFlow::build_models(gpu, flows, n, Mode::Training, Variant::for_adapter(gpu));
+        let step_state = storage_init(gpu, "train.step", &vec![StepState::default(); models]);
         let x_ring = (0..X_RING)
             .map(|i| {
-                let x = storage(gpu, &format!("train.x{i}"), n * d);
-                let a = rng::assemble(gpu, n, d, q, 1, rng::stream::TRAIN_EPS, &step_state, &x, &gflow.acts[0]);
+                let x = storage(gpu, &format!("train.x{i}"), models * n * d);
+                let a = rng::assemble(gpu, n, d, q, 1, rng::stream::TRAIN_EPS, &step_state, &x, &gflow.acts[0])
+                    .models(models);
                 (x, a)
             })
             .collect();
-        let (m, v) = (storage(gpu, "adam.m", p), storage(gpu, "adam.v", p));
-        let (partials, norm) = (storage(gpu, "norm.partials", norm_parts(p)), storage(gpu, "norm", 1));
-        let metrics = storage(gpu, "metrics", 4);
-        let accumulate = loss::accumulate(gpu, n, &gflow.logp, &metrics);
-        let optimizer =
-            Optimizer::new(gpu, p, opt.clip, &step_state, &partials, &norm, &gflow.grads, &gflow.params, &m, &v);
+        let (m, v) = (storage(gpu, "adam.m", models * p), storage(gpu, "adam.v", models * p));
+        let partials = storage(gpu, "norm.partials", models * norm_parts(p));
+        let norm = storage(gpu, "norm", models);
+        let metrics = storage(gpu, "metrics", 4 * models);
+        let accumulate = loss::accumulate(gpu, n, &gflow.logp, &metrics).models(models);
+        let optimizer = Optimizer::new(
+            gpu,
+            p,
+            models,
+            opt.clip,
+            &step_state,
+            &partials,
+            &norm,
+            &gflow.grads,
+            &gflow.params,
+            &m,
+            &v,
+        );
         let slots = (0..4)
             .map(|i| Slot {
                 buf: gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("metrics staging {i}")),
-                    size: 16,
+                    size: 16 * models as u64,
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 }),
@@ -102,10 +135,11 @@ impl Trainer {
             gflow,
             batch: n,
             d,
+            model_d,
+            noise_seeds: noise_seeds.to_vec(),
             step: 0,
             lr: opt.lr,
-            noise_seed: opt.noise_seed,
-            initialized: flow.actnorm_initialized,
+            initialized: first.actnorm_initialized,
             x_ring,
             step_state,
             m,
@@ -117,22 +151,31 @@ impl Trainer {
         }
     }
 
-    /// Restores Adam's moments and step count (resuming).
+    pub fn models(&self) -> usize {
+        self.gflow.models
+    }
+
+    /// Restores Adam's moments and step count (resuming; every model's moments in `m`, `v`).
     pub fn restore(&mut self, gpu: &Gpu, m: &[f32], v: &[f32], step: u64) {
         gpu.queue.write_buffer(&self.m, 0, bytemuck::cast_slice(m));
         gpu.queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
         self.step = step;
     }
 
-    /// One training step on the minibatch `x` (batch, D). With `log`, the interval's loss is
-    /// queued for readback; finished readbacks are returned (possibly from earlier steps).
+    /// One training step on the minibatch `x` (batch, D) — for several models, each model's
+    /// minibatch in turn, rows `d` wide (the widest D; narrower models' rows padded). With
+    /// `log`, the interval's loss is queued for readback; finished readbacks are returned
+    /// (possibly from earlier steps).
     pub fn step(&mut self, gpu: &Gpu, x: &[f32], log: bool) -> Vec<Logged> {
-        assert_eq!(x.len(), self.batch * self.d, "minibatch shape");
+        assert_eq!(x.len(), self.models() * self.batch * self.d, "minibatch shape");
         self.step += 1;
         let t = u32::try_from(self.step).expect("fewer than 2^32 steps");
         let ring = (self.step % X_RING as u64) as usize;
         gpu.queue.write_buffer(&self.x_ring[ring].0, 0, bytemuck::cast_slice(x));
-        gpu.queue.write_buffer(&self.step_state, 0, bytemuck::bytes_of(&StepState::new(t, self.noise_seed, self.lr)));
+        let states: Vec<StepState> = (0..self.models())
+            .map(|z| StepState { d: self.model_d[z], ..StepState::new(t, self.noise_seeds[z], self.lr) })
+            .collect();
+        gpu.queue.write_buffer(&self.step_state, 0, bytemuck::cast_slice(&states));
         let mut out = Vec::new();
         let slot = if log { Some(self.free_slot(gpu, &mut out)) } else { None };
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
@@ -155,7 +198,7 @@ impl Trainer {
         }
         self.initialized = true;
         if let Some(i) = slot {
-            enc.copy_buffer_to_buffer(&self.metrics, 0, &self.slots[i].buf, 0, 16);
+            enc.copy_buffer_to_buffer(&self.metrics, 0, &self.slots[i].buf, 0, 16 * self.models() as u64);
             enc.clear_buffer(&self.metrics, 0, None);
         }
         gpu.queue.submit([enc.finish()]);
@@ -195,9 +238,11 @@ impl Trainer {
             if s.state.load(Ordering::SeqCst) == MAPPED {
                 let v: Vec<f32> = bytemuck::cast_slice(&s.buf.slice(..).get_mapped_range().expect("mapped")).to_vec();
                 s.buf.unmap();
-                let finite_steps = (v[1] - v[2]).max(0.0) as f64;
-                let loss = if finite_steps > 0.0 { v[0] as f64 / finite_steps } else { f64::NAN };
-                out.push(Logged { step: s.step, loss, nonfinite: v[2] as u32 });
+                for (model, v) in v.chunks(4).enumerate() {
+                    let finite_steps = (v[1] - v[2]).max(0.0) as f64;
+                    let loss = if finite_steps > 0.0 { v[0] as f64 / finite_steps } else { f64::NAN };
+                    out.push(Logged { model, step: s.step, loss, nonfinite: v[2] as u32 });
+                }
             }
             s.state.store(IDLE, Ordering::SeqCst);
         }
@@ -211,10 +256,15 @@ impl Trainer {
         out
     }
 
-    /// Current parameters and Adam moments (blocking readback).
+    /// Current parameters and Adam moments (blocking readback; model 0).
     pub fn download(&self, gpu: &Gpu) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        self.download_model(gpu, 0)
+    }
+
+    /// Model z's parameters and Adam moments.
+    pub fn download_model(&self, gpu: &Gpu, z: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let p = self.gflow.num_params;
-        (self.gflow.download_params(gpu), read_back(gpu, &self.m, 0, p), read_back(gpu, &self.v, 0, p))
+        (self.gflow.download_model(gpu, z), read_back(gpu, &self.m, z * p, p), read_back(gpu, &self.v, z * p, p))
     }
 
     /// One step's dispatches in order (for profiling): noise, forward, loss, backward, Adam.

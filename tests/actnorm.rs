@@ -21,7 +21,7 @@ fn actnorm_forward_inverse_match_reference() {
             storage_init(gpu, "ld", &ld0),
         );
         let yb2 = storage(gpu, "y2", n * q);
-        let an = ActNorm { n, q, beta_off, a_off };
+        let an = ActNorm { n, q, beta_off, a_off, ps: 0 };
         let f = an.forward(gpu, &pb, &yb, &ub, &ldb);
         let i = an.inverse(gpu, &pb, &ub, &yb2);
         submit(gpu, "actnorm test", &[&f, &i]);
@@ -49,7 +49,7 @@ fn actnorm_init_matches_reference_including_constant_columns() {
         let (beta_off, a_off) = (0, q);
         let pb = storage(gpu, "p", 2 * q);
         let yb = storage_init(gpu, "y", &y);
-        let d = ActNorm { n, q, beta_off, a_off }.init(gpu, &pb, &yb);
+        let d = ActNorm { n, q, beta_off, a_off, ps: 0 }.init(gpu, &pb, &yb);
         submit(gpu, "actnorm init test", &[&d]);
         let mut want = vec![0.0; 2 * q];
         r::init(&mut want, beta_off, a_off, &to_f64(&y), n, q);
@@ -75,7 +75,8 @@ fn actnorm_backward_matches_reference() {
             storage_init(gpu, "dld", &dld),
         ];
         let (dxb, gb) = (storage(gpu, "dx", n * q), storage(gpu, "grads", 2 + 2 * q));
-        let d = ActNorm { n, q, beta_off, a_off }.backward(gpu, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &dxb, &gb);
+        let d =
+            ActNorm { n, q, beta_off, a_off, ps: 0 }.backward(gpu, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &dxb, &gb);
         submit(gpu, "actnorm backward test", &[&d]);
         let (mut dx, mut grads) = (vec![0.0; n * q], vec![0.0; 2 + 2 * q]);
         r::backward(

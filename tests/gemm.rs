@@ -37,6 +37,23 @@ fn check(
     relu: bool,
     accumulate: bool,
 ) -> Entry {
+    check_models(variant, layout, m, n, k, aux, relu, accumulate, 1)
+}
+
+/// `check` for `models` independent GEMMs in one dispatch (grid z), each operand's copies a
+/// per-model stride apart (a multiple of 4, so the vec4 paths stay eligible).
+#[allow(clippy::too_many_arguments)]
+fn check_models(
+    variant: Variant,
+    layout: Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+    aux: Aux,
+    relu: bool,
+    accumulate: bool,
+    models: usize,
+) -> Entry {
     let bias = aux == Aux::Bias;
     let gpu = gpu();
     // Offsets and an extra leading dimension on A test strided views and column blocks;
@@ -52,13 +69,17 @@ fn check(
         Layout::Nt => (n, k),
         _ => (k, n),
     };
-    let seed = (m * 1000 + n * 10 + k) as u64;
-    let a = uniform(seed, a_off + a_rows * a_cols, 1.0);
-    let b = uniform(seed + 1, b_off + b_rows * b_cols, 1.0);
+    let a_ms = (a_off + a_rows * a_cols).next_multiple_of(4);
+    let b_ms = (b_off + b_rows * b_cols).next_multiple_of(4);
+    let c_ms = (c_off + m * n).next_multiple_of(4);
+    let aux_ms = (bias_off + m * n).next_multiple_of(4);
+    let seed = (m * 1000 + n * 10 + k + 7 * models) as u64;
+    let a = uniform(seed, models * a_ms, 1.0);
+    let b = uniform(seed + 1, models * b_ms, 1.0);
     // The aux buffer holds the bias (first n values) or a ReLU mask shaped like C (about
     // half its entries ≤ 0).
-    let bias_v = uniform(seed + 2, bias_off + m * n, 1.0);
-    let c0 = uniform(seed + 3, c_off + m * n, 1.0);
+    let bias_v = uniform(seed + 2, models * aux_ms, 1.0);
+    let c0 = uniform(seed + 3, models * c_ms, 1.0);
     let av = match layout {
         Layout::Tn => Strided::transposed(a_off, a_cols),
         _ => Strided::rows(a_off, a_cols),
@@ -68,22 +89,25 @@ fn check(
         _ => Strided::rows(b_off, b_cols),
     };
     let mut want = to_f64(&c0);
-    let bias64 = to_f64(&bias_v);
-    gemm(
-        &mut want,
-        Strided::rows(c_off, n),
-        &to_f64(&a),
-        av,
-        &to_f64(&b),
-        bv,
-        bias.then_some((bias64.as_slice(), bias_off)),
-        (aux == Aux::Mask).then_some((bias64.as_slice(), bias_off)),
-        m,
-        n,
-        k,
-        relu,
-        accumulate,
-    );
+    let (a64, b64, bias64) = (to_f64(&a), to_f64(&b), to_f64(&bias_v));
+    for z in 0..models {
+        let auxz = &bias64[z * aux_ms..(z + 1) * aux_ms];
+        gemm(
+            &mut want[z * c_ms..(z + 1) * c_ms],
+            Strided::rows(c_off, n),
+            &a64[z * a_ms..(z + 1) * a_ms],
+            av,
+            &b64[z * b_ms..(z + 1) * b_ms],
+            bv,
+            bias.then_some((auxz, bias_off)),
+            (aux == Aux::Mask).then_some((auxz, bias_off)),
+            m,
+            n,
+            k,
+            relu,
+            accumulate,
+        );
+    }
 
     let (ab, bb, biasb, cb) = (
         storage_init(gpu, "a", &a),
@@ -91,25 +115,27 @@ fn check(
         storage_init(gpu, "bias", &bias_v),
         storage_init(gpu, "c", &c0),
     );
-    let view = |buf, s: Strided| View { buf, off: s.off, rs: s.rs, cs: s.cs };
+    let view = |buf, s: Strided, ms| View { buf, off: s.off, rs: s.rs, cs: s.cs, ms };
     let g = Gemm {
         m,
         n,
         k,
-        a: view(&ab, av),
-        b: view(&bb, bv),
-        bias: bias.then_some((&biasb, bias_off)),
-        mask: (aux == Aux::Mask).then_some((&biasb, bias_off)),
-        c: View::rows(&cb, c_off, n),
+        a: view(&ab, av, a_ms),
+        b: view(&bb, bv, b_ms),
+        bias: bias.then_some((&biasb, bias_off, aux_ms)),
+        mask: (aux == Aux::Mask).then_some((&biasb, bias_off, aux_ms)),
+        c: View::rows(&cb, c_off, n).per_model(c_ms),
         relu,
         accumulate,
+        models,
     };
     let entry = g.entry(variant);
     let d = g.dispatch(gpu, variant, "gemm test");
     submit(gpu, "gemm test", &[&d]);
-    let got = read_back::<f32>(gpu, &cb, 0, c_off + m * n);
+    let got = read_back::<f32>(gpu, &cb, 0, models * c_ms);
     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-    assert_close(&format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate}"), &got, &want, tol, 1e-5);
+    let what = format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate} models={models}");
+    assert_close(&what, &got, &want, tol, 1e-5);
     entry
 }
 
@@ -150,4 +176,17 @@ fn gemm_vec4_falls_back_on_awkward_shapes() {
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), Entry::Reg);
         assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, true), Entry::Reg);
     }
+}
+
+#[test]
+fn gemm_runs_many_models_in_one_dispatch() {
+    // Each model reads and writes its own copies; an odd count and shapes off the tiles.
+    for variant in [Variant::Reg, Variant::Tiled] {
+        check_models(variant, Layout::Nn, 5, 3, 2, Aux::Bias, true, false, 3);
+        check_models(variant, Layout::Nt, 33, 17, 9, Aux::Mask, false, true, 3);
+        check_models(variant, Layout::Tn, 31, 65, 1, Aux::None, false, true, 2);
+    }
+    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 8, 20, Aux::Bias, true, false, 3), Entry::Nn4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nt, 68, 132, 36, Aux::Mask, false, true, 3), Entry::Nt4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 4, 128, 64, Aux::Bias, false, true, 5), Entry::Tn4);
 }

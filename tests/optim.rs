@@ -16,7 +16,7 @@ fn run(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64) {
         storage(gpu, "norm", 1),
         storage(gpu, "step", 8),
     );
-    let opt = Optimizer::new(gpu, count, clip, &step, &partials, &norm, &gb, &pb, &mb, &vb);
+    let opt = Optimizer::new(gpu, count, 1, clip, &step, &partials, &norm, &gb, &pb, &mb, &vb);
     let (mut p, mut m, mut v) = (to_f64(&p0), vec![0.0; count], vec![0.0; count]);
     for t in 1..=steps {
         let g = uniform(100 + t as u64, count, grad_scale);

@@ -83,3 +83,76 @@ fn non_finite_loss_is_reported() {
     // The NaN gradient norm makes Adam skip the update: parameters stay finite.
     assert!(trainer.gflow.download_params(gpu).iter().all(|p| p.is_finite()));
 }
+
+/// Trains `flows` together and each alone for `steps` steps on the same minibatches and
+/// seeds; returns (together, alone) parameters and losses per model.
+fn together_and_alone(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>) {
+    let gpu = gpu();
+    let dmax = flows.iter().map(|f| f.config.d).max().unwrap();
+    let seeds: Vec<u64> = (0..flows.len() as u64).map(|z| 40 + z).collect();
+    let opt = OptimConfig { batch: n, lr: 3e-2, clip, noise_seed: 0 };
+    // Each model's own data, then padded to dmax-wide rows for the batched step.
+    let data: Vec<Vec<Vec<f32>>> = flows
+        .iter()
+        .enumerate()
+        .map(|(z, f)| (0..steps).map(|s| uniform((100 * z + s) as u64, n * f.config.d, 2.0)).collect())
+        .collect();
+    let refs: Vec<&Flow> = flows.iter().collect();
+    let mut together = Trainer::new_models(gpu, &refs, &seeds, &opt);
+    let mut logged_together = Vec::new();
+    let padded = |s: usize| -> Vec<f32> {
+        let mut x = vec![0f32; flows.len() * n * dmax];
+        for (z, f) in flows.iter().enumerate() {
+            let d = f.config.d;
+            for (r, row) in data[z][s].chunks(d).enumerate() {
+                x[(z * n + r) * dmax..][..d].copy_from_slice(row);
+            }
+        }
+        x
+    };
+    for s in 0..steps {
+        logged_together.extend(together.step(gpu, &padded(s), true));
+    }
+    logged_together.extend(together.drain(gpu));
+    for (z, f) in flows.iter().enumerate() {
+        let mut alone = Trainer::new(gpu, f, &OptimConfig { noise_seed: seeds[z], ..opt.clone() });
+        let mut logged = Vec::new();
+        for x in &data[z] {
+            logged.extend(alone.step(gpu, x, true));
+        }
+        logged.extend(alone.drain(gpu));
+        let (p1, m1, v1) = alone.download(gpu);
+        let (p2, m2, v2) = together.download_model(gpu, z);
+        let what = format!("model {z} (D={}, B={}) n={n}", f.config.d, f.config.b);
+        assert_close(&format!("{what} params"), &p2, &to_f64(&p1), 1e-6, 1e-5);
+        assert_close(&format!("{what} adam.m"), &m2, &to_f64(&m1), 1e-9, 1e-5);
+        assert_close(&format!("{what} adam.v"), &v2, &to_f64(&v1), 1e-12, 1e-5);
+        let mine: Vec<f64> = logged_together.iter().filter(|l| l.model == z).map(|l| l.loss).collect();
+        let alone: Vec<f64> = logged.iter().map(|l| l.loss).collect();
+        assert_eq!(mine.len(), steps, "{what}: one loss per step");
+        assert_close(
+            &format!("{what} losses"),
+            &mine.iter().map(|&l| l as f32).collect::<Vec<_>>(),
+            &alone,
+            1e-5,
+            1e-5,
+        );
+        assert!(p1 != f.params, "{what}: training moved the parameters");
+    }
+}
+
+#[test]
+fn models_trained_together_equal_models_trained_alone() {
+    // One Q = 4 shape: different D (2 and 3), seeds (init, shuffles, noise) and data.
+    let cfg = |d, b, seed| FlowConfig { d, b, blocks: 2, depth: 2, hidden: 8, seed };
+    let flows: Vec<Flow> =
+        [cfg(2, 2, 1), cfg(3, 1, 2), cfg(2, 2, 3)].into_iter().map(|c| Flow::new(c).unwrap()).collect();
+    // n = 16 takes the vec4 GEMMs, n = 6 the general ones; a small clip makes each model's
+    // own gradient norm matter.
+    together_and_alone(&flows, 16, 4, Some(0.5));
+    together_and_alone(&flows, 6, 3, None);
+    // B = 0 and a single model through the batched path.
+    let flows: Vec<Flow> = [cfg(2, 0, 5), cfg(2, 0, 6)].into_iter().map(|c| Flow::new(c).unwrap()).collect();
+    together_and_alone(&flows, 8, 3, Some(1.0));
+    together_and_alone(&flows[..1], 5, 2, None);
+}

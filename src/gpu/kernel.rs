@@ -53,6 +53,13 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// The same work for `models` models at once: the grid's z is the model index, which
+    /// every mflow kernel uses to offset its bindings (see each shader's header).
+    pub fn models(mut self, models: usize) -> Self {
+        self.workgroups[2] = u32::try_from(models).ok().filter(|&m| m <= 65535).expect("at most 65535 models");
+        self
+    }
+
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         if self.workgroups.contains(&0) {
             return;

@@ -9,6 +9,8 @@ pub struct ActNormUniform {
     pub q: u32,
     pub beta_off: u32,
     pub a_off: u32,
+    pub ps: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Shapes and parameter offsets of one ActNorm over (n, q) rows.
@@ -18,6 +20,8 @@ pub struct ActNorm {
     pub q: usize,
     pub beta_off: usize,
     pub a_off: usize,
+    /// Parameters per model when several run at once (grid z); 0 for one model.
+    pub ps: usize,
 }
 
 impl ActNorm {
@@ -27,6 +31,8 @@ impl ActNorm {
             q: self.q as u32,
             beta_off: self.beta_off as u32,
             a_off: self.a_off as u32,
+            ps: self.ps as u32,
+            _pad: [0; 3],
         };
         uniform(gpu, label, &u)
     }

@@ -3,25 +3,34 @@
 
 use crate::gpu::{uniform, Dispatch, Gpu};
 
-/// A strided matrix view into a flat buffer: element (i, j) at `off + i·rs + j·cs`.
+/// A strided matrix view into a flat buffer: element (i, j) of model z at
+/// `off + z·ms + i·rs + j·cs` (z = 0 when one model runs; `ms` = 0 for a shared operand).
 #[derive(Clone, Copy, Debug)]
 pub struct View<'a> {
     pub buf: &'a wgpu::Buffer,
     pub off: usize,
     pub rs: usize,
     pub cs: usize,
+    pub ms: usize,
 }
 
 impl<'a> View<'a> {
     /// Row-major with `cols` columns starting at element `off`.
     pub fn rows(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
-        Self { buf, off, rs: cols, cs: 1 }
+        Self { buf, off, rs: cols, cs: 1, ms: 0 }
     }
     /// The transpose of a row-major matrix with `cols` columns.
     pub fn transposed(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
-        Self { buf, off, rs: 1, cs: cols }
+        Self { buf, off, rs: 1, cs: cols, ms: 0 }
+    }
+    /// The same view with model z's copy `ms` elements after model z − 1's.
+    pub fn per_model(self, ms: usize) -> Self {
+        Self { ms, ..self }
     }
 }
+
+/// An epilogue operand (bias or ReLU mask): buffer, offset, model stride.
+pub type Aux<'a> = (&'a wgpu::Buffer, usize, usize);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -39,6 +48,10 @@ pub struct GemmUniform {
     pub c_off: u32,
     pub c_rs: u32,
     pub aux_off: u32,
+    pub a_ms: u32,
+    pub b_ms: u32,
+    pub c_ms: u32,
+    pub aux_ms: u32,
     pub _pad: [u32; 3],
 }
 
@@ -96,13 +109,15 @@ pub struct Gemm<'a> {
     pub k: usize,
     pub a: View<'a>,
     pub b: View<'a>,
-    /// Bias buffer and offset; added per column.
-    pub bias: Option<(&'a wgpu::Buffer, usize)>,
+    /// Bias; added per column.
+    pub bias: Option<Aux<'a>>,
     /// ReLU mask (m×n, row stride `c.rs`): zeroes C where the mask is ≤ 0. Excludes `bias`.
-    pub mask: Option<(&'a wgpu::Buffer, usize)>,
+    pub mask: Option<Aux<'a>>,
     pub c: View<'a>,
     pub relu: bool,
     pub accumulate: bool,
+    /// Independent models computed by one dispatch (grid z); each operand's `ms` apart.
+    pub models: usize,
 }
 
 fn u32_of(x: usize, what: &str) -> u32 {
@@ -139,7 +154,11 @@ impl Gemm<'_> {
             b_cs: u32_of(self.b.cs, "b_cs"),
             c_off: u32_of(self.c.off, "c_off"),
             c_rs: u32_of(self.c.rs, "c_rs"),
-            aux_off: self.bias.or(self.mask).map_or(0, |(_, o)| u32_of(o, "aux_off")),
+            aux_off: self.bias.or(self.mask).map_or(0, |(_, o, _)| u32_of(o, "aux_off")),
+            a_ms: u32_of(self.a.ms, "a_ms"),
+            b_ms: u32_of(self.b.ms, "b_ms"),
+            c_ms: u32_of(self.c.ms, "c_ms"),
+            aux_ms: self.bias.or(self.mask).map_or(0, |(_, _, s)| u32_of(s, "aux_ms")),
             _pad: [0; 3],
         }
     }
@@ -150,7 +169,7 @@ impl Gemm<'_> {
     pub fn entry(&self, variant: Variant) -> Entry {
         let (a, b) = (&self.a, &self.b);
         let m4 = |x: usize| x.is_multiple_of(4);
-        let offs = m4(a.off) && m4(b.off);
+        let offs = m4(a.off) && m4(b.off) && m4(a.ms) && m4(b.ms);
         match variant {
             Variant::Reg => Entry::Reg,
             Variant::Tiled => Entry::Tiled,
@@ -178,14 +197,20 @@ impl Gemm<'_> {
             Entry::Tn4 => &kernels.gemm_tn4,
         };
         // The aux binding must exist even when unused; A stands in for it.
-        let aux = self.bias.or(self.mask).map_or(self.a.buf, |(b, _)| b);
+        let aux = self.bias.or(self.mask).map_or(self.a.buf, |(b, _, _)| b);
         let (tm, tn) = entry.tile();
         let groups = if self.m == 0 || self.n == 0 {
             [0, 0, 0]
         } else {
-            [self.n.div_ceil(tn) as u32, self.m.div_ceil(tm) as u32, 1]
+            [self.n.div_ceil(tn) as u32, self.m.div_ceil(tm) as u32, u32_of(self.models, "models")]
         };
-        assert!(groups[1] <= 65535 && groups[0] <= 65535, "gemm {}x{} exceeds the dispatch grid", self.m, self.n);
+        assert!(
+            groups.iter().all(|&g| g <= 65535),
+            "gemm {}x{} ×{} exceeds the dispatch grid",
+            self.m,
+            self.n,
+            self.models
+        );
         kernel.bind(gpu, &u, &[self.a.buf, self.b.buf, aux, self.c.buf], groups)
     }
 }

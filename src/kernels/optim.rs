@@ -23,7 +23,8 @@ pub struct StepState {
     pub t: u32,
     pub seed_lo: u32,
     pub seed_hi: u32,
-    pub _p0: u32,
+    /// The model's data dimension where models of one group differ in D (0: the kernel's own).
+    pub d: u32,
     pub lr: f32,
     /// 1 − β1^t and 1 − β2^t, computed in f64.
     pub bc1: f32,
@@ -41,7 +42,7 @@ impl StepState {
             t,
             seed_lo: seed as u32,
             seed_hi: (seed >> 32) as u32,
-            _p0: 0,
+            d: 0,
             lr: lr as f32,
             bc1: (1.0 - BETA1.powi(t as i32)) as f32,
             bc2: (1.0 - BETA2.powi(t as i32)) as f32,
@@ -57,7 +58,9 @@ pub fn norm_parts(count: usize) -> usize {
     count.div_ceil(256 * 64).clamp(1, 1024)
 }
 
-/// The three dispatches of one optimizer step over `count` parameters.
+/// The three dispatches of one optimizer step over `count` parameters per model, for
+/// `models` models laid out one after another in each buffer (`step` holds one
+/// `StepState` per model, `norm` one value per model).
 pub struct Optimizer {
     pub sumsq: Dispatch,
     pub norm: Dispatch,
@@ -68,6 +71,7 @@ impl Optimizer {
     pub fn new(
         gpu: &Gpu,
         count: usize,
+        models: usize,
         clip: Option<f64>,
         step: &wgpu::Buffer,
         partials: &wgpu::Buffer,
@@ -90,9 +94,9 @@ impl Optimizer {
         let k = gpu.kernels();
         let un = uniform(gpu, "optim", &u);
         Self {
-            sumsq: k.grad_sumsq.bind(gpu, &un, &[grads, partials], [parts as u32, 1, 1]),
-            norm: k.grad_norm.bind(gpu, &un, &[partials, norm], [1, 1, 1]),
-            adam: k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count, 64)),
+            sumsq: k.grad_sumsq.bind(gpu, &un, &[grads, partials], [parts as u32, 1, 1]).models(models),
+            norm: k.grad_norm.bind(gpu, &un, &[partials, norm], [1, 1, 1]).models(models),
+            adam: k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count, 64)).models(models),
         }
     }
 
