@@ -215,6 +215,70 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     Ok(())
 }
 
+/// Many models trained in the same dispatches against one at a time: samples/s (all models
+/// together) for each count in `counts`, from the median of three timed trials, beside the
+/// single model's rate, which is what training the same models one after another gives.
+pub fn bench_sweep(
+    gpu: &Gpu,
+    config: crate::model::FlowConfig,
+    batch: usize,
+    counts: &[usize],
+    steps: usize,
+) -> Result<()> {
+    use crate::train::{OptimConfig, Trainer};
+    println!("adapter: {}", gpu.describe());
+    println!(
+        "flow D={} B={} (Q={}) L={} depth {} H={}, batch {batch}; each model its own seed, data and noise",
+        config.d,
+        config.b,
+        config.q(),
+        config.blocks,
+        config.depth,
+        config.hidden
+    );
+    let mut single = None;
+    for &m in counts {
+        let flows: Vec<crate::model::Flow> = (0..m as u64)
+            .map(|s| crate::model::Flow::new(crate::model::FlowConfig { seed: s, ..config.clone() }))
+            .collect::<Result<_>>()?;
+        let cap = crate::gpu_flow::GpuFlow::max_models(gpu, &flows[0], batch);
+        if m > cap {
+            println!("{m:>4} models: skipped, more than the {cap} whose buffers fit one storage binding here");
+            continue;
+        }
+        let refs: Vec<&crate::model::Flow> = flows.iter().collect();
+        let seeds: Vec<u64> = (0..m as u64).collect();
+        let mut trainer =
+            Trainer::new_models(gpu, &refs, &seeds, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let x: Vec<f32> = (0..m * batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        // The first step initialises the ActNorms and compiles nothing new; then time.
+        trainer.step(gpu, &x, false);
+        trainer.drain(gpu);
+        let n = steps.div_ceil(m).max(2);
+        let mut times: Vec<f64> = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                for i in 0..n {
+                    trainer.step(gpu, &x, i + 1 == n);
+                }
+                trainer.drain(gpu);
+                t.elapsed().as_secs_f64() / n as f64
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let rate = (m * batch) as f64 / times[1];
+        let one = *single.get_or_insert(if m == 1 { rate } else { f64::NAN });
+        println!(
+            "{m:>4} models together: {rate:>9.0} samples/s  {:>9.1} ms/step  {:>6.1}× one at a time{}",
+            times[1] * 1e3,
+            rate / one,
+            if m == 1 { "  (one at a time)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
 /// The input pipeline: host time to prepare a minibatch (gather + preprocess) against the
 /// GPU's step time, and training fed by the background stream against training on one
 /// fixed minibatch. Equal step times mean the GPU never waits for the host.

@@ -333,6 +333,14 @@ impl GpuFlow {
         }
     }
 
+    /// How many flows shaped like `flow` fit in one `GpuFlow` of `n` rows: its largest buffer
+    /// (parameters, or the widest activation) must fit one storage binding of this device.
+    pub fn max_models(gpu: &Gpu, flow: &Flow, n: usize) -> usize {
+        let per_model = flow.params.len().max(n * flow.max_linear_width().max(flow.config.q())).max(1) * 4;
+        let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
+        (limit / per_model).clamp(1, 65535)
+    }
+
     /// The buffer holding u after a forward run.
     pub fn u(&self) -> &wgpu::Buffer {
         self.acts.last().expect("acts")

@@ -273,6 +273,24 @@ enum BenchWhat {
         #[arg(long)]
         all: bool,
     },
+    /// Sweep training: samples/s of many models trained in the same dispatches vs one at a time.
+    Sweep {
+        /// Model counts to time.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64,225")]
+        models: Vec<usize>,
+        /// Data dimensions D of each model.
+        #[arg(long, default_value_t = 2)]
+        dim: usize,
+        #[arg(long, default_value_t = 2)]
+        aux: usize,
+        #[arg(long, default_value_t = 128)]
+        hidden: usize,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Steps per trial for one model (divided among larger groups, at least 2).
+        #[arg(long, default_value_t = 16)]
+        steps: usize,
+    },
     /// The input pipeline: host minibatch preparation vs GPU step, streamed vs fixed batches.
     Stream {
         /// Data (the --data syntax of train).
@@ -430,6 +448,10 @@ fn run(cli: Cli) -> Result<()> {
             let variants =
                 if all { vec![Variant::Reg, Variant::Tiled, Variant::Vec4] } else { vec![Variant::for_adapter(&gpu)] };
             mflow::bench::bench_gemm(&gpu, &variants, quick)?;
+        }
+        Command::Bench { what: BenchWhat::Sweep { models, dim, aux, hidden, batch, steps } } => {
+            let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0 };
+            mflow::bench::bench_sweep(&Gpu::new(&choice)?, config, batch, &models, steps)?;
         }
         Command::Bench { what: BenchWhat::Stream { data, aux, hidden, batch, steps } } => {
             let mut cfg = RunConfig::defaults(DataSpec::parse(&data)?, aux, 0);
