@@ -220,6 +220,10 @@ enum Command {
         /// Print the runs and exit.
         #[arg(long)]
         list: bool,
+        /// At most this many runs of one flow width Q trained together in the same
+        /// dispatches [default: 0, as many as fit; 1 trains one at a time].
+        #[arg(long, default_value_t = 0)]
+        group: usize,
         #[arg(long)]
         epochs: Option<usize>,
         #[arg(long)]
@@ -402,6 +406,7 @@ fn run(cli: Cli) -> Result<()> {
             seeds,
             shard,
             list,
+            group,
             epochs,
             samples,
             hidden,
@@ -432,8 +437,19 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let gpu = Gpu::new(&choice)?;
-            let (ran, skipped) = mflow::sweep::run_sweep(&gpu, &runs, &out, true)?;
-            println!("{ran} runs done, {skipped} already finished; results in {}", out.join("results.csv").display());
+            let t = std::time::Instant::now();
+            let o = mflow::sweep::run_sweep(&gpu, &runs, &out, group, true)?;
+            println!(
+                "{} runs done, {} already finished, {} failed, in {:.0} s; results in {}",
+                o.ran,
+                o.skipped,
+                o.failed,
+                t.elapsed().as_secs_f64(),
+                out.join("results.csv").display()
+            );
+            if o.failed > 0 {
+                anyhow::bail!("{} runs failed (see above); rerun the same command to retry them", o.failed);
+            }
         }
         Command::Report { dirs, out } => {
             let out = out.unwrap_or_else(|| dirs[0].clone());

@@ -7,6 +7,7 @@ use crate::data::images::{Mode, Preprocess};
 use crate::data::{DataSpec, Dataset, Split, SplitSizes, Table};
 use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
+use crate::gpu_flow::GpuFlow;
 use crate::model::{Flow, FlowConfig};
 use crate::train::{Logged, OptimConfig, Trainer};
 use anyhow::{bail, Context, Result};
@@ -99,9 +100,17 @@ pub struct Summary {
     pub steps: u64,
     pub final_train_loss: f64,
     pub train_seconds: f64,
+    /// This run's samples per second of training wall time.
     pub train_samples_per_s: f64,
+    /// How many models were trained in the same dispatches (a sweep group; 1: alone).
+    #[serde(default = "one")]
+    pub trained_with: usize,
     pub eval_seconds: f64,
     pub model: PathBuf,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Summary {
@@ -342,12 +351,201 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
         // Nothing to train (resumed at the end): evaluate the loaded model.
         flow.actnorm_initialized = true;
     }
+    let trained = Trained {
+        steps: trainer.step,
+        final_train_loss: last_loss,
+        train_seconds,
+        train_samples_per_s: (trainer.step - first) as f64 * cfg.optim.batch as f64 / train_seconds.max(1e-9),
+        trained_with: 1,
+    };
+    finish(gpu, cfg, &data, &flow, out, &model_path, trained)
+}
 
+/// Runs with the same key can be trained in the same dispatches: one flow shape (Q, L,
+/// depth, H) and one schedule (batch, lr, clip, epochs, training-set size, log interval).
+/// Data, D, B (within Q), seeds and preprocessing may differ.
+pub fn group_key(cfg: &RunConfig) -> String {
+    let (f, o) = (&cfg.flow, &cfg.optim);
+    // Image data fixes D only when loaded; its spec stands in for it.
+    let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{}+{}", cfg.data.describe(), f.b) };
+    format!(
+        "{width} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{}",
+        f.blocks, f.depth, f.hidden, o.batch, o.lr, o.clip, cfg.epochs, cfg.sizes.train, cfg.log_every
+    )
+}
+
+/// Trains several runs of one `group_key` together — one set of dispatches advances all of
+/// them (see `Trainer::new_models`), each with its own data, order, noise and optimizer
+/// state, so each follows the path it would follow alone — then evaluates each and writes
+/// its folder as `train` does (`metrics.jsonl`, `model.safetensors`, `summary.json`, samples).
+/// The group checkpoints once, at the end; a run that diverges gets an error and the others
+/// go on. Groups larger than one storage binding holds are trained in parts.
+pub fn train_group(gpu: &Gpu, runs: &[(RunConfig, PathBuf)], progress: bool) -> Result<Vec<Result<Summary>>> {
+    if runs.len() == 1 {
+        return Ok(vec![train(gpu, &runs[0].0, &runs[0].1, None, progress)]);
+    }
+    let key = group_key(&runs[0].0);
+    if let Some((c, _)) = runs.iter().find(|(c, _)| group_key(c) != key) {
+        bail!("runs of one group must share a flow shape and schedule: {key:?} vs {:?}", group_key(c));
+    }
+    let mut cfgs = Vec::new();
+    let mut datas = Vec::new();
+    let mut flows = Vec::new();
+    for (cfg, out) in runs {
+        let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
+        let mut cfg = cfg.clone();
+        cfg.flow.d = data.train.dim;
+        flows.push(Flow::new(cfg.flow.clone())?);
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        cfgs.push(cfg);
+        datas.push(data);
+    }
+    let (batch, epochs) = (cfgs[0].optim.batch, cfgs[0].epochs);
+    let cap = GpuFlow::max_models(gpu, &flows[0], batch);
+    if runs.len() > cap {
+        let mut out = Vec::new();
+        for part in runs.chunks(cap) {
+            out.extend(train_group(gpu, part, progress)?);
+        }
+        return Ok(out);
+    }
+    if let Some(f) = flows.iter().find(|f| !crate::gpu_flow::same_shape(&flows[0], f)) {
+        bail!("flow {:?} cannot share dispatches with {:?}", f.config, flows[0].config);
+    }
+    let rows = datas[0].train.rows();
+    if let Some(d) = datas.iter().find(|d| d.train.rows() != rows) {
+        bail!("{} has {} training rows, the group {rows}", d.spec, d.train.rows());
+    }
+    let spe = rows / batch;
+    if spe == 0 {
+        bail!("batch {batch} is larger than the training set ({rows} rows)");
+    }
+    let total = (spe * epochs) as u64;
+    let m = runs.len();
+    let dmax = flows.iter().map(|f| f.config.d).max().unwrap_or(0);
+    let refs: Vec<&Flow> = flows.iter().collect();
+    let seeds: Vec<u64> = cfgs.iter().map(|c| c.optim.noise_seed).collect();
+    let mut trainer = Trainer::new_models(gpu, &refs, &seeds, &cfgs[0].optim);
+    let streams: Vec<_> = cfgs
+        .iter()
+        .zip(&datas)
+        .map(|(c, d)| {
+            let sched = Schedule { rows, batch, seed: c.flow.seed };
+            batch_stream(Arc::new(d.train.clone()), d.image.as_ref().map(|i| i.pre.clone()), sched, 1, total)
+        })
+        .collect();
+    let mut logs = runs
+        .iter()
+        .map(|(_, out)| {
+            Ok(MetricsLog {
+                file: std::io::BufWriter::new(std::fs::File::create(out.join("metrics.jsonl"))?),
+                start: Instant::now(),
+                batch,
+                first_step: 0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bar = progress_bar(progress, total);
+    let mut last_loss = vec![f64::NAN; m];
+    let mut diverged: Vec<Option<String>> = vec![None; m];
+    let mut x = vec![0f32; m * batch * dmax];
+    let start = Instant::now();
+    let mut handle = |logged: Vec<Logged>, epoch: usize| -> Result<()> {
+        for l in &logged {
+            logs[l.model].write(l, epoch)?;
+            if l.nonfinite > 0 && diverged[l.model].is_none() {
+                diverged[l.model] = Some(format!(
+                    "training diverged: the loss was not finite at {} step(s) before step {} (trained in a group; no checkpoint kept)",
+                    l.nonfinite, l.step
+                ));
+            }
+            last_loss[l.model] = l.loss;
+        }
+        if let Some(step) = logged.last().map(|l| l.step) {
+            let finite: Vec<f64> = last_loss.iter().copied().filter(|v| v.is_finite()).collect();
+            bar.set_position(step);
+            bar.set_message(format!(
+                "epoch {} mean loss {:.4} over {} models, {:.0} samples/s",
+                epoch + 1,
+                finite.iter().sum::<f64>() / finite.len().max(1) as f64,
+                m,
+                (step as f64) * (m * batch) as f64 / start.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(())
+    };
+    for step in 1..=total {
+        for (z, rx) in streams.iter().enumerate() {
+            let xb = rx.recv().context("a minibatch thread stopped")?;
+            let d = flows[z].config.d;
+            for (r, row) in xb.chunks(d).enumerate() {
+                x[(z * batch + r) * dmax..][..d].copy_from_slice(row);
+            }
+        }
+        let log = step.is_multiple_of(cfgs[0].log_every as u64) || step == total;
+        let epoch = ((step - 1) / spe as u64) as usize;
+        handle(trainer.step(gpu, &x, log), epoch)?;
+    }
+    handle(trainer.drain(gpu), epochs.saturating_sub(1))?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let mut out = Vec::new();
+    for (z, (cfg, dir)) in cfgs.iter().zip(runs.iter().map(|(_, d)| d)).enumerate() {
+        let result = (|| -> Result<Summary> {
+            if let Some(msg) = &diverged[z] {
+                bail!("{msg}");
+            }
+            let (params, mm, vv) = trainer.download_model(gpu, z);
+            if params.iter().any(|p| !p.is_finite()) {
+                bail!("training diverged (non-finite parameters; trained in a group, no checkpoint kept)");
+            }
+            let mut flow = flows[z].clone();
+            flow.params = params;
+            flow.actnorm_initialized = true;
+            let model_path = dir.join("model.safetensors");
+            let extra = std::collections::HashMap::from([("run".to_string(), serde_json::to_string(cfg)?)]);
+            checkpoint::save(&model_path, &flow, Some(&TrainState { m: mm, v: vv, step: trainer.step, extra }))?;
+            let trained = Trained {
+                steps: trainer.step,
+                final_train_loss: last_loss[z],
+                train_seconds,
+                train_samples_per_s: total as f64 * batch as f64 / train_seconds.max(1e-9),
+                trained_with: m,
+            };
+            finish(gpu, cfg, &datas[z], &flow, dir, &model_path, trained)
+        })();
+        out.push(result.with_context(|| format!("run in {}", dir.display())));
+    }
+    Ok(out)
+}
+
+/// How a run's training went, for its summary.
+struct Trained {
+    steps: u64,
+    final_train_loss: f64,
+    train_seconds: f64,
+    /// This run's own samples per second of training wall time.
+    train_samples_per_s: f64,
+    /// Models trained in the same dispatches (1: alone).
+    trained_with: usize,
+}
+
+/// The end of a run: marginal LL on both splits, samples, `summary.json`.
+fn finish(
+    gpu: &Gpu,
+    cfg: &RunConfig,
+    data: &Dataset,
+    flow: &Flow,
+    out: &Path,
+    model_path: &Path,
+    trained: Trained,
+) -> Result<Summary> {
     let t = Instant::now();
-    let ev = Evaluator::for_points(gpu, &flow, cfg.samples, data.train.rows().max(data.test.rows()));
+    let ev = Evaluator::for_points(gpu, flow, cfg.samples, data.train.rows().max(data.test.rows()));
     ev.upload_params(gpu, &flow.params);
-    let train_ll = split_log_likelihood(gpu, &ev, &data, Split::Train, cfg.eval_points)?;
-    let heldout = split_log_likelihood(gpu, &ev, &data, Split::Test, cfg.eval_points)?;
+    let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points)?;
+    let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points)?;
     if heldout.iter().any(|v| !v.is_finite()) {
         bail!("the held-out log-likelihood is not finite for some points");
     }
@@ -357,10 +555,10 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
     let bpd = |ll: f64| dequant.map(|i| i.pre.bits_per_dim(ll, flow.config.d));
     let bpd_se = dequant.map(|_| heldout_e.se / (flow.config.d as f64 * std::f64::consts::LN_2));
     if flow.config.d == 2 {
-        let samples = crate::sample::sample(gpu, &flow, 2048, 1.0, cfg.flow.seed);
+        let samples = crate::sample::sample(gpu, flow, 2048, 1.0, cfg.flow.seed);
         crate::plot::scatter(&data.test, &samples, 512, &out.join("samples.png"))?;
     } else if let Some(info) = &data.image {
-        let samples = crate::sample::sample(gpu, &flow, 64, 1.0, cfg.flow.seed);
+        let samples = crate::sample::sample(gpu, flow, 64, 1.0, cfg.flow.seed);
         crate::plot::image_grid(&samples, info, Some(&data.test), 8, &out.join("samples.png"))?;
     }
     let summary = Summary {
@@ -385,14 +583,15 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, prog
         train_bits_per_dim: bpd(train_e.mean),
         heldout_bits_per_dim: bpd(heldout_e.mean),
         heldout_bits_per_dim_se: bpd_se,
-        true_ll: true_ll(&data),
+        true_ll: true_ll(data),
         true_ll_expected: data.true_ll_expected,
-        steps: trainer.step,
-        final_train_loss: last_loss,
-        train_seconds,
-        train_samples_per_s: (trainer.step - first) as f64 * cfg.optim.batch as f64 / train_seconds.max(1e-9),
+        steps: trained.steps,
+        final_train_loss: trained.final_train_loss,
+        train_seconds: trained.train_seconds,
+        train_samples_per_s: trained.train_samples_per_s,
+        trained_with: trained.trained_with,
         eval_seconds,
-        model: model_path,
+        model: model_path.to_path_buf(),
     };
     checkpoint::write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)

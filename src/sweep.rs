@@ -1,6 +1,8 @@
-//! Experiment sweeps over the thesis's grids: every run is an ordinary `run::train` into
-//! `DIR/runs/KEY/`, skipped when its summary exists (so an interrupted sweep restarted with
-//! the same command resumes), and `--shard i/n` takes a deterministic 1/n of the runs.
+//! Experiment sweeps over the thesis's grids: every run writes `DIR/runs/KEY/` as
+//! `run::train` would, and is skipped when its summary exists (so an interrupted sweep
+//! restarted with the same command resumes); `--shard i/n` takes a deterministic 1/n of the
+//! runs. Pending runs of one flow width Q and schedule are trained together, in the same
+//! dispatches (`run::train_group`): tiny models are dispatch-bound on a GPU.
 //! Results go to `DIR/results.jsonl` and `DIR/results.csv` after every run.
 
 use crate::data::DataSpec;
@@ -124,12 +126,12 @@ pub fn summaries(dir: &Path) -> Result<Vec<(String, Summary)>> {
     Ok(out)
 }
 
-pub const CSV_HEADER: &str = "key,data,d,b,seed,epochs,samples,train_ll,train_ll_se,train_log_mean_likelihood,heldout_ll,heldout_ll_se,heldout_split,heldout_bits_per_dim,true_ll,train_seconds,eval_seconds,train_samples_per_s,adapter";
+pub const CSV_HEADER: &str = "key,data,d,b,seed,epochs,samples,train_ll,train_ll_se,train_log_mean_likelihood,heldout_ll,heldout_ll_se,heldout_split,heldout_bits_per_dim,true_ll,train_seconds,eval_seconds,train_samples_per_s,trained_with,adapter";
 
 pub fn csv_row(key: &str, s: &Summary) -> String {
     let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     format!(
-        "{key},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.0},\"{}\"",
+        "{key},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.0},{},\"{}\"",
         s.data,
         s.config.flow.d,
         s.config.flow.b,
@@ -147,6 +149,7 @@ pub fn csv_row(key: &str, s: &Summary) -> String {
         s.train_seconds,
         s.eval_seconds,
         s.train_samples_per_s,
+        s.trained_with,
         s.adapter.replace('"', "'")
     )
 }
@@ -168,32 +171,71 @@ pub fn write_results(dir: &Path) -> Result<usize> {
     Ok(all.len())
 }
 
-/// Runs what is not finished yet; returns (ran, skipped).
-pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, progress: bool) -> Result<(usize, usize)> {
+/// What `run_sweep` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub ran: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// Runs what is not finished yet. Pending runs that share a `run::group_key` (same Q and
+/// schedule) are trained together, at most `group` at a time (0: as many as fit); a run
+/// that fails is reported and left pending, and the others go on.
+pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progress: bool) -> Result<Outcome> {
     std::fs::create_dir_all(dir.join("runs")).with_context(|| format!("creating {}", dir.display()))?;
-    let (mut ran, mut skipped) = (0, 0);
-    for (i, r) in runs.iter().enumerate() {
-        let out = dir.join("runs").join(&r.key);
-        if out.join("summary.json").exists() {
-            skipped += 1;
+    let mut outcome = Outcome::default();
+    let mut groups: Vec<(String, Vec<&SweepRun>)> = Vec::new();
+    for r in runs {
+        if dir.join("runs").join(&r.key).join("summary.json").exists() {
+            outcome.skipped += 1;
             continue;
         }
-        if progress {
-            eprintln!("[{}/{}] {}", i + 1, runs.len(), r.key);
+        let key = run::group_key(&r.cfg);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((key, vec![r])),
         }
-        let s = run::train(gpu, &r.cfg, &out, None, false).with_context(|| format!("sweep run {}", r.key))?;
-        if progress {
-            eprintln!(
-                "    heldout {:.4} ± {:.4} (train {:.4}) in {:.0} s",
-                s.heldout_ll,
-                s.heldout_ll_se,
-                s.train_ll,
-                s.train_seconds + s.eval_seconds
-            );
+    }
+    let pending: usize = groups.iter().map(|(_, g)| g.len()).sum();
+    let mut done = 0;
+    for (key, members) in &groups {
+        let size = if group == 0 { members.len() } else { group };
+        for part in members.chunks(size) {
+            if progress {
+                let keys: Vec<&str> = part.iter().map(|r| r.key.as_str()).collect();
+                eprintln!(
+                    "[{}-{} of {pending}] {} together ({key}): {}",
+                    done + 1,
+                    done + part.len(),
+                    part.len(),
+                    keys.join(" ")
+                );
+            }
+            let batch: Vec<(RunConfig, std::path::PathBuf)> =
+                part.iter().map(|r| (r.cfg.clone(), dir.join("runs").join(&r.key))).collect();
+            let results = run::train_group(gpu, &batch, progress)?;
+            for (r, res) in part.iter().zip(results) {
+                match res {
+                    Ok(s) => {
+                        outcome.ran += 1;
+                        if progress {
+                            eprintln!(
+                                "    {:<28} heldout {:.4} ± {:.4} (train {:.4}) train {:.0} s, eval {:.0} s",
+                                r.key, s.heldout_ll, s.heldout_ll_se, s.train_ll, s.train_seconds, s.eval_seconds
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        outcome.failed += 1;
+                        eprintln!("    {}: failed: {e:#}", r.key);
+                    }
+                }
+            }
+            done += part.len();
+            write_results(dir)?;
         }
-        ran += 1;
-        write_results(dir)?;
     }
     write_results(dir)?;
-    Ok((ran, skipped))
+    Ok(outcome)
 }

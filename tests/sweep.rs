@@ -25,19 +25,49 @@ fn tiny_grid_runs_resumes_and_reports() {
     // Two configurations (B = 0, 1) × two seeds.
     let runs: Vec<_> = sweep::runs(&Grid::Moons, 2, &tiny()).into_iter().filter(|r| r.cfg.flow.b <= 1).collect();
     assert_eq!(runs.len(), 4);
-    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, false).unwrap(), (4, 0));
+    let done = |ran, skipped| sweep::Outcome { ran, skipped, failed: 0 };
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap(), done(4, 0));
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert_eq!(std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().count(), 4);
     // Restarted with the same runs: nothing is redone.
     let stamp = std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap();
-    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, false).unwrap(), (0, 4));
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap(), done(0, 4));
     assert_eq!(std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap(), stamp);
     let md = mflow::report::report(&[&dir], &dir).unwrap();
     assert!(md.contains("Table 3") && md.contains("| moons |"), "{md}");
     assert!(md.contains("(n=2)"), "two seeds per cell: {md}");
     assert!(dir.join("ll_vs_b_moons.png").exists() && dir.join("samples_by_b_moons.png").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn runs_trained_together_match_runs_trained_alone() {
+    let gpu = gpu();
+    let base = std::env::temp_dir().join(format!("mflow-sweep-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    // Gauss D = 2 and D = 3 with B chosen so both have Q = 4: one group of mixed D.
+    let runs: Vec<_> = sweep::runs(&Grid::Gauss, 1, &tiny())
+        .into_iter()
+        .filter(|r| r.cfg.flow.q() == 4 && r.cfg.flow.d <= 3 && r.key.contains("psi3"))
+        .collect();
+    assert_eq!(runs.len(), 2);
+    let (together, alone) = (base.join("together"), base.join("alone"));
+    assert_eq!(sweep::run_sweep(gpu, &runs, &together, 0, false).unwrap().ran, 2);
+    assert_eq!(sweep::run_sweep(gpu, &runs, &alone, 1, false).unwrap().ran, 2);
+    let (a, b) = (sweep::summaries(&together).unwrap(), sweep::summaries(&alone).unwrap());
+    for ((ka, sa), (kb, sb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        assert_eq!((sa.trained_with, sb.trained_with), (2, 1), "{ka}");
+        for (what, x, y) in [
+            ("heldout", sa.heldout_ll, sb.heldout_ll),
+            ("train", sa.train_ll, sb.train_ll),
+            ("final loss", sa.final_train_loss, sb.final_train_loss),
+        ] {
+            assert!((x - y).abs() < 1e-4 * (1.0 + y.abs()), "{ka} {what}: together {x} vs alone {y}");
+        }
+    }
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
