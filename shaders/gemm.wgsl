@@ -11,6 +11,10 @@
 //   gemm_reg   — any strides. 8×8 threads, each a 4×4 register block over rows row0 + r·8
 //                and columns col0 + c·8 (neighbouring threads touch neighbouring columns).
 //                No workgroup memory. The fallback on CPU adapters.
+//   gemm_thin  — any strides, one output per invocation over the flattened (row, col) index:
+//                for thin products (an output side below 16: a coupling's narrow last
+//                layer and the gradients of its first) where gemm_reg's 4×4 blocks would
+//                mostly compute clamped duplicates. Dispatch: 1-D over M·N in 64-wide workgroups, folded into y.
 //   gemm_tiled — any strides. 16×16 threads, 64×64 tile, K staged through workgroup memory
 //                in slabs of 16 (8 KiB): the variant for real GPUs.
 //   gemm_nn4, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
@@ -113,6 +117,26 @@ fn gemm_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
         bi += vec4<u32>(g.b_rs);
     }
     store_block(row0, col0, RT, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+}
+
+@compute @workgroup_size(64)
+fn gemm_thin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    set_model(gid.z);
+    let e = gid.x + gid.y * nwg.x * 64u;
+    if (e >= g.m * g.n) {
+        return;
+    }
+    let row = e / g.n;
+    let col = e % g.n;
+    var ai = a_off + row * g.a_rs;
+    var bi = b_off + col * g.b_cs;
+    var acc = 0.0;
+    for (var kk = 0u; kk < g.k; kk++) {
+        acc += a[ai] * b[bi];
+        ai += g.a_cs;
+        bi += g.b_rs;
+    }
+    store(row, col, acc);
 }
 
 const TT: u32 = 16u;   // gemm_tiled threads per side

@@ -1,4 +1,4 @@
-//! gemm.wgsl (both variants) against src/reference/gemm.rs: plain, transposed views,
+//! gemm.wgsl (every entry point) against src/reference/gemm.rs: plain, transposed views,
 //! column blocks, bias, ReLU, accumulate; sizes that are not tile or vector multiples.
 
 mod common;
@@ -172,10 +172,23 @@ fn gemm_vec4_paths_match_reference() {
 
 #[test]
 fn gemm_vec4_falls_back_on_awkward_shapes() {
-    for &(m, n, k) in &[(1, 1, 1), (5, 3, 2), (33, 17, 9), (2, 300, 70)] {
+    // Thin (an output side below 16): one output per invocation.
+    for &(m, n, k) in &[(1, 1, 1), (5, 3, 2), (2, 300, 70), (256, 2, 128), (1, 128, 256)] {
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), Entry::Thin);
+        assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Thin);
+        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, true), Entry::Thin);
+    }
+    // Not thin, not vec4-aligned: gemm_reg.
+    for &(m, n, k) in &[(33, 17, 9), (67, 130, 35), (256, 128, 1)] {
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), Entry::Reg);
         assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, true), Entry::Reg);
     }
+}
+
+#[test]
+fn gemm_thin_folds_a_large_grid() {
+    // 2 × 2.2M outputs: more than 65535 workgroups of 64, so the grid folds into y.
+    assert_eq!(check(Variant::Vec4, Layout::Nn, 2, 2_200_000, 1, Aux::Bias, false, false), Entry::Thin);
 }
 
 #[test]
@@ -189,4 +202,6 @@ fn gemm_runs_many_models_in_one_dispatch() {
     assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 8, 20, Aux::Bias, true, false, 3), Entry::Nn4);
     assert_eq!(check_models(Variant::Vec4, Layout::Nt, 68, 132, 36, Aux::Mask, false, true, 3), Entry::Nt4);
     assert_eq!(check_models(Variant::Vec4, Layout::Tn, 4, 128, 64, Aux::Bias, false, true, 5), Entry::Tn4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 30, 2, 20, Aux::Bias, true, false, 3), Entry::Thin);
+    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 1, 33, 40, Aux::None, false, true, 4), Entry::Thin);
 }

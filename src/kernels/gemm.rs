@@ -67,8 +67,9 @@ pub enum Variant {
     Reg,
     /// gemm_tiled: workgroup-memory tiling, any strides: for real GPUs.
     Tiled,
-    /// gemm_nn4 / gemm_nt4 / gemm_tn4 where the views allow vec4 loads, else gemm_reg:
-    /// the fast path on CPU adapters (lavapipe), where tiling only adds copies.
+    /// gemm_nn4 / gemm_nt4 / gemm_tn4 where the views allow vec4 loads, else gemm_thin for
+    /// thin products and gemm_reg for the rest: the fast paths on CPU adapters (lavapipe),
+    /// where tiling only adds copies.
     Vec4,
 }
 
@@ -86,6 +87,7 @@ impl Variant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     Reg,
+    Thin,
     Tiled,
     Nn4,
     Nt4,
@@ -96,6 +98,7 @@ impl Entry {
     fn tile(self) -> (usize, usize) {
         match self {
             Entry::Reg => (32, 32),
+            Entry::Thin => (1, 1), // one output per invocation; dispatched 1-D
             Entry::Tiled | Entry::Nt4 => (64, 64),
             Entry::Nn4 | Entry::Tn4 => (64, 128),
         }
@@ -180,6 +183,10 @@ impl Gemm<'_> {
             Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.m) && m4(self.n) && m4(a.cs) && m4(b.rs) => {
                 Entry::Tn4
             }
+            // An output side below 16: gemm_reg's 32×32 blocks would be mostly clamped
+            // waste. (A short K alone is not enough: many outputs want gemm_reg's fewer,
+            // larger workgroups, each of which costs microseconds on lavapipe.)
+            Variant::Vec4 if self.m.min(self.n) < 16 => Entry::Thin,
             Variant::Vec4 => Entry::Reg,
         }
     }
@@ -191,6 +198,7 @@ impl Gemm<'_> {
         let entry = self.entry(variant);
         let kernel = match entry {
             Entry::Reg => &kernels.gemm_reg,
+            Entry::Thin => &kernels.gemm_thin,
             Entry::Tiled => &kernels.gemm_tiled,
             Entry::Nn4 => &kernels.gemm_nn4,
             Entry::Nt4 => &kernels.gemm_nt4,
@@ -201,6 +209,9 @@ impl Gemm<'_> {
         let (tm, tn) = entry.tile();
         let groups = if self.m == 0 || self.n == 0 {
             [0, 0, 0]
+        } else if entry == Entry::Thin {
+            let [x, y, _] = crate::gpu::grid(self.m * self.n, 64);
+            [x, y, u32_of(self.models, "models")]
         } else {
             [self.n.div_ceil(tn) as u32, self.m.div_ceil(tm) as u32, u32_of(self.models, "models")]
         };

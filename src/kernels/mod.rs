@@ -16,6 +16,7 @@ use crate::gpu::{Gpu, Kernel};
 /// Every pipeline mflow uses, built once per device.
 pub struct Kernels {
     pub gemm_reg: Kernel,
+    pub gemm_thin: Kernel,
     pub gemm_tiled: Kernel,
     pub gemm_nn4: Kernel,
     pub gemm_nt4: Kernel,
@@ -60,6 +61,7 @@ impl Kernels {
         let marginal = module(gpu, "marginal.wgsl", include_str!("../../shaders/marginal.wgsl"));
         Self {
             gemm_reg: Kernel::new(gpu, &gemm, "gemm_reg"),
+            gemm_thin: Kernel::new(gpu, &gemm, "gemm_thin"),
             gemm_tiled: Kernel::new(gpu, &gemm, "gemm_tiled"),
             gemm_nn4: Kernel::new(gpu, &gemm, "gemm_nn4"),
             gemm_nt4: Kernel::new(gpu, &gemm, "gemm_nt4"),

@@ -1,0 +1,34 @@
+//! Step lab: times every dispatch of one training step on its own (median of 5 trials of 20
+//! repetitions) and prints the slowest, to see where a step's time goes on this adapter.
+//! usage: cargo run --release --example step_lab -- [D B H BATCH]
+
+use mflow::bench::time_dispatches;
+use mflow::gpu::{AdapterChoice, Gpu};
+use mflow::model::{Flow, FlowConfig};
+use mflow::train::{OptimConfig, Trainer};
+
+fn main() {
+    let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().unwrap()).collect();
+    let (d, b, h, batch) = if a.len() == 4 { (a[0], a[1], a[2], a[3]) } else { (2, 0, 128, 256) };
+    let gpu = Gpu::new(&AdapterChoice::default()).unwrap();
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 4, depth: 2, hidden: h, seed: 0 }).unwrap();
+    flow.actnorm_initialized = true;
+    let mut t = Trainer::new(&gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 });
+    t.step(&gpu, &vec![0.5; batch * d], false);
+    t.drain(&gpu);
+    let prog = t.program();
+    let mut rows: Vec<(f64, String)> = prog
+        .iter()
+        .enumerate()
+        .map(|(i, disp)| {
+            (time_dispatches(&gpu, &[disp], 20, 5), format!("#{i:<3} {:<18} {:?}", disp.kernel, disp.workgroups))
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.0).sum();
+    let whole = time_dispatches(&gpu, &prog, 5, 3);
+    rows.sort_by(|x, y| y.0.total_cmp(&x.0));
+    println!("{} dispatches: sum of singles {:.1} ms, whole step {:.1} ms", prog.len(), total * 1e3, whole * 1e3);
+    for (s, what) in rows.iter().take(usize::MAX) {
+        println!("{:>8.3} ms  {what}", s * 1e3);
+    }
+}
