@@ -36,6 +36,27 @@ pub fn mean_ci(v: &[f64]) -> (f64, f64) {
     (mean, t975(n - 1) * sd / (n as f64).sqrt())
 }
 
+/// Difference of means a − b with its 95% half-width (Welch: unequal variances, the
+/// Welch–Satterthwaite degrees of freedom rounded down). NaN half-width below two per side.
+pub fn diff_ci(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let stats = |v: &[f64]| {
+        let n = v.len() as f64;
+        let m = v.iter().sum::<f64>() / n;
+        (m, v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0), n)
+    };
+    let ((ma, va, na), (mb, vb, nb)) = (stats(a), stats(b));
+    if a.len() < 2 || b.len() < 2 {
+        return (ma - mb, f64::NAN);
+    }
+    let (sa, sb) = (va / na, vb / nb);
+    let se2 = sa + sb;
+    if se2 == 0.0 {
+        return (ma - mb, 0.0);
+    }
+    let df = se2 * se2 / (sa * sa / (na - 1.0) + sb * sb / (nb - 1.0));
+    (ma - mb, t975(df.floor().max(1.0) as usize) * se2.sqrt())
+}
+
 /// A row of a table: a dataset configuration; cells by B.
 struct Row {
     label: String,
@@ -132,6 +153,46 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
             let _ = writeln!(md, "{line}");
         }
         md.push('\n');
+        // The question the thesis asks of each row, answered on held-out data.
+        if bs.len() > 1 && bs[0] == 0 {
+            let _ = writeln!(
+                md,
+                "Does B > 0 beat B = 0 on held-out data? Each cell: mean held-out gain over B = 0 (nats) with its 95% CI over seeds (Welch); **yes** when the whole interval is above 0, **no** when it is below, *unclear* when it straddles 0.\n"
+            );
+            let mut head = String::from("| row |");
+            let mut sep = String::from("|---|");
+            for b in &bs[1..] {
+                let _ = write!(head, " B = {b} |");
+                sep += "---|";
+            }
+            let _ = writeln!(md, "{head}\n{sep}");
+            for r in &chosen {
+                let held = |b: &usize| -> Option<Vec<f64>> {
+                    r.by_b.get(b).map(|runs| runs.iter().map(|(_, s)| s.heldout_ll).collect())
+                };
+                let mut line = format!("| {} |", r.label);
+                for b in &bs[1..] {
+                    match (held(b), held(&0)) {
+                        (Some(x), Some(y)) => {
+                            let (d, ci) = diff_ci(&x, &y);
+                            let verdict = if ci.is_nan() {
+                                "*one seed*"
+                            } else if d - ci > 0.0 {
+                                "**yes**"
+                            } else if d + ci < 0.0 {
+                                "**no**"
+                            } else {
+                                "*unclear*"
+                            };
+                            let _ = write!(line, " {d:+.3} [{:+.3}, {:+.3}] {verdict} |", d - ci, d + ci);
+                        }
+                        _ => line += " — |",
+                    }
+                }
+                let _ = writeln!(md, "{line}");
+            }
+            md.push('\n');
+        }
         for r in &chosen {
             let fig = out.join(format!("ll_vs_b_{}.png", r.label));
             ll_vs_b(r, &fig)?;

@@ -93,4 +93,10 @@ fn confidence_intervals_use_student_t() {
     // sd = 1, n = 3: t(2) = 4.303, half-width 4.303/√3
     assert!((ci - 4.303 / 3f64.sqrt()).abs() < 1e-9, "{ci}");
     assert!(mflow::report::mean_ci(&[1.0]).1.is_nan());
+    // Welch by hand: a = (1, 2, 3), b = (0, 0, 2): diff 2 − 2/3 = 4/3;
+    // var a = 1, var b = 4/3; se² = 1/3 + 4/9 = 7/9; df = (7/9)² / ((1/3)²/2 + (4/9)²/2) = 3.92 → 3.
+    let (d, ci) = mflow::report::diff_ci(&[1.0, 2.0, 3.0], &[0.0, 0.0, 2.0]);
+    assert!((d - 4.0 / 3.0).abs() < 1e-12);
+    assert!((ci - 3.182 * (7.0f64 / 9.0).sqrt()).abs() < 1e-9, "{ci}");
+    assert!(mflow::report::diff_ci(&[1.0], &[0.0, 1.0]).1.is_nan());
 }
