@@ -175,16 +175,18 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
                     match (held(b), held(&0)) {
                         (Some(x), Some(y)) => {
                             let (d, ci) = diff_ci(&x, &y);
-                            let verdict = if ci.is_nan() {
-                                "*one seed*"
-                            } else if d - ci > 0.0 {
+                            let verdict = if d - ci > 0.0 {
                                 "**yes**"
                             } else if d + ci < 0.0 {
                                 "**no**"
                             } else {
                                 "*unclear*"
                             };
-                            let _ = write!(line, " {d:+.3} [{:+.3}, {:+.3}] {verdict} |", d - ci, d + ci);
+                            if ci.is_nan() {
+                                let _ = write!(line, " {d:+.3} *(one seed: no interval)* |");
+                            } else {
+                                let _ = write!(line, " {d:+.3} [{:+.3}, {:+.3}] {verdict} |", d - ci, d + ci);
+                            }
                         }
                         _ => line += " — |",
                     }

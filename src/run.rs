@@ -542,7 +542,10 @@ fn finish(
     trained: Trained,
 ) -> Result<Summary> {
     let t = Instant::now();
-    let ev = Evaluator::for_points(gpu, flow, cfg.samples, data.train.rows().max(data.test.rows()));
+    // Chunks no larger than what is evaluated: a sweep's few hundred points must not pay
+    // for a chunk sized to the whole test split.
+    let points = data.train.rows().max(data.test.rows()).min(cfg.eval_points.unwrap_or(usize::MAX));
+    let ev = Evaluator::for_points(gpu, flow, cfg.samples, points);
     ev.upload_params(gpu, &flow.params);
     let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points)?;
     let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points)?;
