@@ -14,7 +14,8 @@
 //   gemm_thin  — any strides, one output per invocation over the flattened (row, col) index:
 //                for thin products (an output side below 16: a coupling's narrow last
 //                layer and the gradients of its first) where gemm_reg's 4×4 blocks would
-//                mostly compute clamped duplicates. Dispatch: 1-D over M·N in 64-wide workgroups, folded into y.
+//                mostly compute clamped duplicates. Dispatch: 1-D over M·N in 64-wide
+//                workgroups, folded into y past 65535, z = model.
 //   gemm_tiled — any strides. 16×16 threads, 64×64 tile, K staged through workgroup memory
 //                in slabs of 16 (8 KiB): the variant for real GPUs.
 //   gemm_nn4, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
