@@ -55,6 +55,23 @@ fn runs_trained_together_match_runs_trained_alone() {
     let (together, alone) = (base.join("together"), base.join("alone"));
     assert_eq!(sweep::run_sweep(gpu, &runs, &together, 0, false).unwrap().ran, 2);
     assert_eq!(sweep::run_sweep(gpu, &runs, &alone, 1, false).unwrap().ran, 2);
+    // results.csv parses: gauss data specs hold commas, so they are quoted.
+    let csv = std::fs::read_to_string(together.join("results.csv")).unwrap();
+    let fields = |line: &str| {
+        let mut quoted = false;
+        1 + line
+            .chars()
+            .filter(|&c| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == ',' && !quoted
+            })
+            .count()
+    };
+    let header = fields(csv.lines().next().unwrap());
+    assert!(csv.lines().all(|l| fields(l) == header), "{csv}");
+    assert!(csv.contains("\"gauss:d=2,psi=3\""), "{csv}");
     let (a, b) = (sweep::summaries(&together).unwrap(), sweep::summaries(&alone).unwrap());
     for ((ka, sa), (kb, sb)) in a.iter().zip(&b) {
         assert_eq!(ka, kb);
