@@ -58,9 +58,9 @@ pub struct Trainer {
     pub batch: usize,
     /// Row stride of a minibatch: the widest D of the models.
     d: usize,
-    /// Each model's D (0 when all share `d`) and noise seed.
-    model_d: Vec<u32>,
-    noise_seeds: Vec<u64>,
+    /// Each model's step state (its noise seed and D fixed; t, lr and the bias corrections
+    /// rewritten every step), kept so that a step allocates nothing.
+    states: Vec<StepState>,
     /// Steps taken so far (Adam's t after the last step).
     pub step: u64,
     lr: f64,
@@ -90,9 +90,13 @@ impl Trainer {
         let first = flows.first().expect("at least one flow");
         let (q, p, n) = (first.config.q(), first.params.len(), opt.batch);
         let d = flows.iter().map(|f| f.config.d).max().expect("flows");
-        let model_d = flows.iter().map(|f| if f.config.d == d { 0 } else { f.config.d as u32 }).collect();
+        let states: Vec<StepState> = flows
+            .iter()
+            .zip(noise_seeds)
+            .map(|(f, &seed)| StepState { d: f.config.d as u32, ..StepState::new(0, seed, opt.lr) })
+            .collect();
         let gflow = GpuFlow::build_models(gpu, flows, n, Mode::Training, Variant::for_adapter(gpu));
-        let step_state = storage_init(gpu, "train.step", &vec![StepState::default(); models]);
+        let step_state = storage_init(gpu, "train.step", &states);
         let x_ring = (0..X_RING)
             .map(|i| {
                 let x = storage(gpu, &format!("train.x{i}"), models * n * d);
@@ -135,8 +139,7 @@ impl Trainer {
             gflow,
             batch: n,
             d,
-            model_d,
-            noise_seeds: noise_seeds.to_vec(),
+            states,
             step: 0,
             lr: opt.lr,
             initialized: first.actnorm_initialized,
@@ -172,10 +175,11 @@ impl Trainer {
         let t = u32::try_from(self.step).expect("fewer than 2^32 steps");
         let ring = (self.step % X_RING as u64) as usize;
         gpu.queue.write_buffer(&self.x_ring[ring].0, 0, bytemuck::cast_slice(x));
-        let states: Vec<StepState> = (0..self.models())
-            .map(|z| StepState { d: self.model_d[z], ..StepState::new(t, self.noise_seeds[z], self.lr) })
-            .collect();
-        gpu.queue.write_buffer(&self.step_state, 0, bytemuck::cast_slice(&states));
+        let fresh = StepState::new(t, 0, self.lr);
+        for s in &mut self.states {
+            *s = StepState { seed_lo: s.seed_lo, seed_hi: s.seed_hi, d: s.d, ..fresh };
+        }
+        gpu.queue.write_buffer(&self.step_state, 0, bytemuck::cast_slice(&self.states));
         let mut out = Vec::new();
         let slot = if log { Some(self.free_slot(gpu, &mut out)) } else { None };
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
