@@ -170,6 +170,23 @@ pub fn profile(gpu: &Gpu, dispatches: &[&Dispatch]) -> Option<Vec<(&'static str,
     Some(by_kernel)
 }
 
+/// Seconds per training step on the fixed minibatch `x`: the median of three trials of
+/// `steps` steps, each trial ending with a wait for the GPU (the loss is read back once).
+fn median_step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps: usize) -> f64 {
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            for i in 0..steps {
+                trainer.step(gpu, x, i + 1 == steps);
+            }
+            trainer.drain(gpu);
+            t.elapsed().as_secs_f64() / steps as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
+}
+
 /// Training throughput for one configuration: samples/s over timed steps (median of trials)
 /// and the share of GPU time in GEMMs from a per-kernel profile.
 pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, batch: usize, steps: usize) -> Result<()> {
@@ -183,18 +200,7 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
         trainer.step(gpu, &x, false);
     }
     trainer.drain(gpu);
-    let mut times: Vec<f64> = (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            for i in 0..steps {
-                trainer.step(gpu, &x, i + 1 == steps);
-            }
-            trainer.drain(gpu);
-            t.elapsed().as_secs_f64() / steps as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let step = times[1];
+    let step = median_step_seconds(gpu, &mut trainer, &x, steps);
     let mut line = format!(
         "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step",
         config.q(),
@@ -255,23 +261,12 @@ pub fn bench_sweep(
         // The first step initialises the ActNorms and compiles nothing new; then time.
         trainer.step(gpu, &x, false);
         trainer.drain(gpu);
-        let n = steps.div_ceil(m).max(2);
-        let mut times: Vec<f64> = (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                for i in 0..n {
-                    trainer.step(gpu, &x, i + 1 == n);
-                }
-                trainer.drain(gpu);
-                t.elapsed().as_secs_f64() / n as f64
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let rate = (m * batch) as f64 / times[1];
+        let step = median_step_seconds(gpu, &mut trainer, &x, steps.div_ceil(m).max(2));
+        let rate = (m * batch) as f64 / step;
         let one = *single.get_or_insert(if m == 1 { rate } else { f64::NAN });
         println!(
             "{m:>4} models together: {rate:>9.0} samples/s  {:>9.1} ms/step  {:>6.1}× one at a time{}",
-            times[1] * 1e3,
+            step * 1e3,
             rate / one,
             if m == 1 { "  (one at a time)" } else { "" }
         );

@@ -170,11 +170,12 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
                 let held = |b: &usize| -> Option<Vec<f64>> {
                     r.by_b.get(b).map(|runs| runs.iter().map(|(_, s)| s.heldout_ll).collect())
                 };
+                let base = held(&0);
                 let mut line = format!("| {} |", r.label);
                 for b in &bs[1..] {
-                    match (held(b), held(&0)) {
+                    match (held(b), &base) {
                         (Some(x), Some(y)) => {
-                            let (d, ci) = diff_ci(&x, &y);
+                            let (d, ci) = diff_ci(&x, y);
                             let verdict = if d - ci > 0.0 {
                                 "**yes**"
                             } else if d + ci < 0.0 {
