@@ -33,7 +33,12 @@ add_backports() {
     if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
         uri=$(awk '$1=="deb" && $0 ~ /debian\/? / {for(i=2;i<=NF;i++) if ($i ~ /^http/) {print $i; exit}}' /etc/apt/sources.list)
     fi
-    [ -n "$uri" ] || uri="http://deb.debian.org/debian"
+    if [ -z "$uri" ]; then
+        echo "install-lavapipe: found no Debian entry in /etc/apt/sources.list.d/debian.sources or" \
+            "/etc/apt/sources.list to derive a $codename-backports source from; add one by hand" \
+            "(same URI as your Debian entry, suite $codename-backports) or install a Vulkan driver" >&2
+        return 1
+    fi
     [ -n "$keyring" ] || keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     printf 'Types: deb\nURIs: %s\nSuites: %s-backports\nComponents: main\nSigned-By: %s\n' \
         "$uri" "$codename" "$keyring" | $SUDO tee "$list" >/dev/null
