@@ -15,7 +15,7 @@ fn main() {
     flow.actnorm_initialized = true;
     let mut t = Trainer::new(&gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 });
     t.step(&gpu, &vec![0.5; batch * d], false);
-    t.drain(&gpu);
+    t.drain(&gpu).unwrap();
     let prog = t.program();
     let mut rows: Vec<(f64, String)> = prog
         .iter()

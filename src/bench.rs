@@ -21,7 +21,8 @@ pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: usize, trials:
             }
         }
         gpu.queue.submit([enc.finish()]);
-        gpu.wait();
+        // A failed device is reported by the `check` after the timings.
+        let _ = gpu.wait();
     };
     run(1); // warm-up: pipeline compilation, first-touch allocation
     let mut times: Vec<f64> = (0..trials)
@@ -117,6 +118,7 @@ pub fn bench_gemm(gpu: &Gpu, variants: &[Variant], quick: bool) -> Result<()> {
         for (op, (mm, kk, nn)) in [(Op::Nn, (m, k, n)), (Op::Nt, (m, n, k)), (Op::Tn, (k, m, n))] {
             for &v in variants {
                 let (entry, g) = gemm_gflops(gpu, v, op, mm, kk, nn, reps, trials)?;
+                gpu.check()?;
                 println!("{:<16} {:?}  {:<6} {:>6.2} GFLOP/s", format!("{mm}x{kk}x{nn}"), op, format!("{entry:?}"), g);
             }
         }
@@ -172,19 +174,19 @@ pub fn profile(gpu: &Gpu, dispatches: &[&Dispatch]) -> Option<Vec<(&'static str,
 
 /// Seconds per training step on the fixed minibatch `x`: the median of three trials of
 /// `steps` steps, each trial ending with a wait for the GPU (the loss is read back once).
-fn median_step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps: usize) -> f64 {
+fn median_step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps: usize) -> Result<f64> {
     let mut times: Vec<f64> = (0..3)
         .map(|_| {
             let t = Instant::now();
             for i in 0..steps {
                 trainer.step(gpu, x, i + 1 == steps);
             }
-            trainer.drain(gpu);
-            t.elapsed().as_secs_f64() / steps as f64
+            trainer.drain(gpu)?;
+            Ok(t.elapsed().as_secs_f64() / steps as f64)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     times.sort_by(f64::total_cmp);
-    times[1]
+    Ok(times[1])
 }
 
 /// Training throughput for one configuration: samples/s over timed steps (median of trials)
@@ -199,8 +201,8 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     for _ in 0..3 {
         trainer.step(gpu, &x, false);
     }
-    trainer.drain(gpu);
-    let step = median_step_seconds(gpu, &mut trainer, &x, steps);
+    trainer.drain(gpu)?;
+    let step = median_step_seconds(gpu, &mut trainer, &x, steps)?;
     let mut line = format!(
         "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step",
         config.q(),
@@ -260,8 +262,8 @@ pub fn bench_sweep(
         let x: Vec<f32> = (0..m * batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         // The first step initialises the ActNorms and compiles nothing new; then time.
         trainer.step(gpu, &x, false);
-        trainer.drain(gpu);
-        let step = median_step_seconds(gpu, &mut trainer, &x, steps.div_ceil(m).max(2));
+        trainer.drain(gpu)?;
+        let step = median_step_seconds(gpu, &mut trainer, &x, steps.div_ceil(m).max(2))?;
         let rate = (m * batch) as f64 / step;
         let one = *single.get_or_insert(if m == 1 { rate } else { f64::NAN });
         println!(
@@ -301,12 +303,12 @@ pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Res
 
     let mut trainer = Trainer::new(gpu, &flow, &cfg.optim);
     trainer.step(gpu, &first, false);
-    trainer.drain(gpu);
+    trainer.drain(gpu)?;
     let t = Instant::now();
     for _ in 0..steps {
         trainer.step(gpu, &first, false);
     }
-    trainer.drain(gpu);
+    trainer.drain(gpu)?;
     let fixed = t.elapsed().as_secs_f64() / steps as f64;
 
     let rx = batch_stream(train.clone(), pre, sched(), 1, steps as u64);
@@ -315,7 +317,7 @@ pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Res
         let xb = rx.recv()?;
         trainer.step(gpu, &xb, false);
     }
-    trainer.drain(gpu);
+    trainer.drain(gpu)?;
     let streamed = t.elapsed().as_secs_f64() / steps as f64;
     println!("adapter: {}", gpu.describe());
     println!(

@@ -22,12 +22,60 @@ pub struct TrainState {
     pub extra: HashMap<String, String>,
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically: a temporary file of a name no other writer uses
+/// (pid and a counter), synced, then renamed over `path`. A crash leaves the old file or the
+/// new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    use std::io::Write;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
+    }
     Ok(())
+}
+
+/// Reads a whole input file, refusing what is not a regular file (a FIFO would block
+/// forever, a device or folder is never data).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{}: not a regular file ({})", path.display(), describe_file_type(&meta.file_type()));
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn describe_file_type(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a folder"
+    } else {
+        "not a plain file"
+    }
 }
 
 fn f32_bytes(v: &[f32]) -> &[u8] {
@@ -82,21 +130,38 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Resul
 /// Loads a flow (and its training state when present). With `expect`, a checkpoint of
 /// another configuration is an error naming both.
 pub fn load(path: &Path, expect: Option<&FlowConfig>) -> Result<(Flow, Option<TrainState>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
+    parse(&read_regular(path)?, path, expect)
+}
+
+/// Parses a checkpoint's bytes (`path` names it in errors). Every field is checked before
+/// it sizes an allocation: the configuration against `FlowConfig::validate`, and the
+/// parameter count it implies against the bytes the file actually holds.
+pub fn parse(bytes: &[u8], path: &Path, expect: Option<&FlowConfig>) -> Result<(Flow, Option<TrainState>)> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         bail!("{}: not an mflow checkpoint (format {:?}, expected {FORMAT:?})", path.display(), meta.get("format"));
     }
-    let config: FlowConfig = serde_json::from_str(meta.get("config").context("checkpoint has no config")?)
-        .with_context(|| format!("{}: unreadable config", path.display()))?;
+    let config: FlowConfig = serde_json::from_str(
+        meta.get("config").with_context(|| format!("{}: the checkpoint has no config", path.display()))?,
+    )
+    .with_context(|| format!("{}: unreadable config", path.display()))?;
+    config.validate().with_context(|| format!("{}: the checkpoint's config is impossible", path.display()))?;
     if let Some(want) = expect {
         if want != &config {
             bail!("{}: checkpoint is for {config:?}, but this run is configured as {want:?}", path.display());
         }
     }
-    let st = SafeTensors::deserialize(&bytes)
+    let want_bytes = config.padded_params().unwrap_or(u64::MAX).saturating_mul(4);
+    if want_bytes > bytes.len() as u64 {
+        bail!(
+            "{}: the config describes a flow of {want_bytes} bytes of parameters, but the file holds only {} bytes",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors ({e})", path.display()))?;
     let mut flow = Flow::new(config)?;
     for t in flow.tensors.clone() {
@@ -131,12 +196,19 @@ pub fn load(path: &Path, expect: Option<&FlowConfig>) -> Result<(Flow, Option<Tr
                 .filter(|(k, _)| !["format", "config", "actnorm_initialized", "step"].contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            Some(TrainState {
+            let state = TrainState {
                 m: read_f32(&st, "adam.m", &[p], path)?,
                 v: read_f32(&st, "adam.v", &[p], path)?,
                 step: step.parse().with_context(|| format!("{}: bad step {step:?}", path.display()))?,
                 extra,
-            })
+            };
+            if state.m.iter().chain(&state.v).any(|x| !x.is_finite()) || state.v.iter().any(|&x| x < 0.0) {
+                bail!("{}: the optimizer state holds non-finite or negative second moments", path.display());
+            }
+            if state.step >= u32::MAX as u64 {
+                bail!("{}: step {} is past the 2^32 − 1 steps a run may take", path.display(), state.step);
+            }
+            Some(state)
         }
     };
     if flow.params.iter().any(|p| !p.is_finite()) {

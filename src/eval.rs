@@ -4,12 +4,12 @@
 
 use crate::data::Table;
 use crate::gpu::kernel::record_all;
-use crate::gpu::{read_back, storage, uniform_storage, Dispatch, Gpu};
+use crate::gpu::{storage, try_read_back, uniform_storage, Dispatch, Gpu};
 use crate::gpu_flow::{GpuFlow, Mode};
 use crate::kernels::gemm::Variant;
 use crate::kernels::optim::StepState;
 use crate::kernels::{marginal, rng};
-use crate::model::Flow;
+use crate::model::{Flow, FlowConfig};
 use anyhow::{bail, Result};
 
 /// Mean and standard error of per-point values.
@@ -42,21 +42,35 @@ pub struct Evaluator {
 }
 
 /// Rows per evaluation pass: as many as the largest buffer allows, capped to keep memory modest.
-pub fn max_rows(gpu: &Gpu, flow: &Flow) -> usize {
-    let widest = flow.max_linear_width().max(flow.config.q()) as u64 * 4;
+pub fn max_rows(gpu: &Gpu, config: &FlowConfig) -> usize {
+    let (q, h) = (config.q(), config.h());
+    let widest = config.hidden.max(2 * (q - h)).max(q) as u64 * 4;
     let by_binding = gpu.limits.max_storage_buffer_binding_size / widest;
     (by_binding as usize).clamp(1, 1 << 16)
 }
 
+/// The most importance samples S one point may take: its S rows share one pass.
+pub fn max_samples(gpu: &Gpu, config: &FlowConfig) -> usize {
+    if config.b == 0 {
+        usize::MAX // exact: S is not used
+    } else {
+        max_rows(gpu, config)
+    }
+}
+
 impl Evaluator {
-    pub fn new(gpu: &Gpu, flow: &Flow, s: usize) -> Self {
+    pub fn new(gpu: &Gpu, flow: &Flow, s: usize) -> Result<Self> {
         Self::for_points(gpu, flow, s, usize::MAX)
     }
 
     /// An evaluator whose chunks hold at most `max_points` points (no larger than the data).
-    pub fn for_points(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize) -> Self {
+    pub fn for_points(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize) -> Result<Self> {
         let s = if flow.config.b == 0 { 1 } else { s.max(1) };
-        let points = (max_rows(gpu, flow) / s).clamp(1, 4096).min(max_points.max(1));
+        let most = max_samples(gpu, &flow.config);
+        if s > most {
+            bail!("--samples {s}: at most {most} importance samples per point fit one evaluation pass of this model on this adapter");
+        }
+        let points = (max_rows(gpu, &flow.config) / s).clamp(1, 4096).min(max_points.max(1));
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
         let gflow = GpuFlow::build(gpu, flow, n, Mode::Inference, Variant::for_adapter(gpu));
@@ -66,7 +80,8 @@ impl Evaluator {
         let mut program = vec![rng::assemble(gpu, n, d, q, s, rng::stream::EVAL_EPS, &step, &x, &gflow.acts[0])];
         program.extend(gflow.forward_dispatches(false).iter().cloned());
         program.push(marginal::reduce(gpu, points, s, d, q, &gflow.acts[0], &gflow.logp, &out));
-        Self { s, points, d, gflow, x, step, out, program }
+        gpu.check()?;
+        Ok(Self { s, points, d, gflow, x, step, out, program })
     }
 
     /// log p(x) per row of `data`, with ε drawn from `seed` (the same seed, the same ε).
@@ -77,6 +92,7 @@ impl Evaluator {
         let mut out = Vec::with_capacity(data.rows());
         let mut chunk = vec![0f32; self.points * self.d];
         for (c, start) in (0..data.rows()).step_by(self.points).enumerate() {
+            crate::run::interrupt::check("evaluation")?;
             let len = self.points.min(data.rows() - start);
             chunk[..len * self.d].copy_from_slice(&data.data[start * self.d..(start + len) * self.d]);
             chunk[len * self.d..].fill(0.0); // padding rows: computed, then ignored
@@ -86,7 +102,7 @@ impl Evaluator {
             enc.clear_buffer(&self.gflow.logdet, 0, None);
             record_all(&mut enc, "eval", &self.program);
             gpu.queue.submit([enc.finish()]);
-            let ll: Vec<f32> = read_back(gpu, &self.out, 0, len);
+            let ll: Vec<f32> = try_read_back(gpu, &self.out, 0, len)?;
             out.extend(ll.iter().map(|&v| v as f64));
         }
         Ok(out)

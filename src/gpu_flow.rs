@@ -184,6 +184,62 @@ pub fn same_shape(a: &Flow, b: &Flow) -> bool {
     a.config.q() == b.config.q() && a.params.len() == b.params.len() && strip(a) == strip(b)
 }
 
+/// What a `GpuFlow` (and a trainer around it) asks of the device, computed from the shape
+/// alone so that a configuration can be checked before anything is allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// The largest single buffer, in bytes (it must fit one storage binding).
+    pub largest: u64,
+    /// Every buffer together, in bytes.
+    pub total: u64,
+}
+
+impl Footprint {
+    /// `models` flows shaped like `config` on batches of `n` rows; training adds gradients,
+    /// Adam's moments, per-coupling activations and the backprop scratch. `None` on overflow.
+    pub fn of(config: &crate::model::FlowConfig, n: usize, mode: Mode, models: usize) -> Option<Self> {
+        let (q, h, l) = (config.q() as u64, config.h() as u64, config.blocks as u64);
+        let (n, m, hid) = (n as u64, models as u64, config.hidden as u64);
+        let p = config.padded_params()?;
+        let width = hid.max(2 * (q - h)).max(q);
+        let largest = p.max(n.checked_mul(width)?).checked_mul(m)?.checked_mul(4)?;
+        // ActNorm + L·(coupling, reverse, coupling) + (L−1)·(shuffle, actnorm): 5L − 1 layers.
+        let acts = (5 * l).checked_mul(n)?.checked_mul(q)?;
+        let workspace = (config.depth as u64).checked_mul(hid)?.checked_add(2 * (q - h))?.checked_mul(n)?;
+        let floats = match mode {
+            Mode::Inference => p.checked_add(acts)?.checked_add(workspace)?,
+            Mode::Training => (4 * p)
+                .checked_add(acts)?
+                .checked_add(workspace.checked_mul(2 * l + 1)?)?
+                .checked_add(n.checked_mul(q)?.checked_mul(5)?)?,
+        };
+        Some(Self { largest, total: floats.checked_add(4 * n)?.checked_mul(m)?.checked_mul(4)? })
+    }
+
+    /// Whether this device can hold it: the largest buffer within one storage binding, the
+    /// whole within the memory mflow may use (`Gpu::memory_budget`).
+    pub fn fits(&self, gpu: &Gpu) -> bool {
+        let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+        self.largest <= binding && gpu.memory_budget().is_none_or(|b| self.total <= b)
+    }
+}
+
+/// Bytes as "1.5 GiB" for messages.
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
 /// Output of a forward run, read back.
 pub struct ForwardOut {
     pub u: Vec<f32>,

@@ -3,13 +3,41 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use mflow::data::images::Mode;
-use mflow::data::{DataSpec, Split, SplitSizes};
+use mflow::data::{DataSpec, Split};
 use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::kernels::gemm::Variant;
 use mflow::model::FlowConfig;
-use mflow::run::RunConfig;
-use mflow::sweep::{Grid, Overrides};
+use mflow::run::interrupt::{self, Interrupted};
+use mflow::run::{Overrides, RunConfig};
+use mflow::sweep::Grid;
 use std::path::PathBuf;
+
+// Flag parsers: a bad value is refused by clap with a message naming the flag.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(_) => Err("expected a whole number ≥ 1".into()),
+    }
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("expected a positive finite number".into()),
+    }
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a finite number ≥ 0".into()),
+    }
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    positive(s).and_then(|v| if v <= f32::MAX as f64 { Ok(v as f32) } else { Err("too large".into()) })
+}
 
 #[derive(Parser)]
 #[command(name = "mflow", version, about = "Marginalizing flows on the GPU through WebGPU")]
@@ -29,17 +57,17 @@ struct TrainArgs {
     #[arg(long)]
     data: Option<String>,
     /// Dimensions D of bare `gauss`.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     dim: Option<usize>,
     /// Power ψ of bare `gauss`.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=mflow::run::config::MAX_PSI as i64))]
     psi: Option<u32>,
     /// Noise σ of bare `moons`.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     noise: Option<f64>,
     /// Image preprocessing (MODEL.md): dequant (bits/dim) or thesis (nats per image).
-    #[arg(long, value_enum, default_value = "dequant")]
-    preprocess: Mode,
+    #[arg(long, value_enum)]
+    preprocess: Option<Mode>,
     /// Auxiliary dimensions B (0: an ordinary normalizing flow).
     #[arg(long, default_value_t = 2)]
     aux: usize,
@@ -47,57 +75,64 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Seed of synthetic data's splits.
-    #[arg(long, default_value_t = 0)]
-    data_seed: u64,
+    #[arg(long)]
+    data_seed: Option<u64>,
     /// Output folder: metrics.jsonl, model.safetensors, summary.json, samples.png.
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
-    /// Epochs [default: MODEL.md's per dataset; 64 for the default job].
+    /// Replace the run that --out holds (its files are removed first).
     #[arg(long)]
+    force: bool,
+    /// Epochs [default: MODEL.md's per dataset; 64 for the default job].
+    #[arg(long, value_parser = at_least_one)]
     epochs: Option<usize>,
     /// Minibatch [default: MODEL.md's per dataset].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     batch: Option<usize>,
     /// Adam learning rate [default: MODEL.md's per dataset].
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     lr: Option<f64>,
     /// Clip the global gradient norm to this; 0 turns clipping off [default: MODEL.md's].
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     clip: Option<f64>,
     /// Blocks L (2L couplings).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     blocks: Option<usize>,
     /// Hidden layers per conditioner.
     #[arg(long)]
     depth: Option<usize>,
     /// Hidden width H [default: 128 for 2–4-dimensional data, 1024 for images].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     hidden: Option<usize>,
-    /// Importance samples S for the final marginal log-likelihood.
-    #[arg(long, default_value_t = 200)]
-    samples: usize,
-    /// Steps between loss readbacks.
-    #[arg(long)]
+    /// Importance samples S for the final marginal log-likelihood [default: 200].
+    #[arg(long, value_parser = at_least_one)]
+    samples: Option<usize>,
+    /// Steps between loss readbacks and divergence checks.
+    #[arg(long, value_parser = at_least_one)]
     log_every: Option<usize>,
-    /// Training points of synthetic data.
-    #[arg(long, default_value_t = 2048)]
-    train_size: usize,
-    /// Validation points of synthetic data.
-    #[arg(long, default_value_t = 2048)]
-    validation_size: usize,
-    /// Held-out test points of synthetic data.
-    #[arg(long, default_value_t = 10_000)]
-    test_size: usize,
-    /// Epochs between checkpoints [default: a tenth of the run].
+    /// Training points of synthetic data [default: 2048].
+    #[arg(long, value_parser = at_least_one)]
+    train_size: Option<usize>,
+    /// Validation points of synthetic data [default: 2048].
     #[arg(long)]
+    validation_size: Option<usize>,
+    /// Held-out test points of synthetic data [default: 10000].
+    #[arg(long, value_parser = at_least_one)]
+    test_size: Option<usize>,
+    /// Epochs between checkpoints [default: a tenth of the run].
+    #[arg(long, value_parser = at_least_one)]
     checkpoint_every: Option<usize>,
     /// Evaluate only the first N points of each split at the end [default: all].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     eval_points: Option<usize>,
     /// Continue from this checkpoint (its configuration must match); exact: N steps, resume,
     /// M steps gives the parameters of N + M steps in one run.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// With --resume: continue although the data or optimiser settings differ from the
+    /// checkpoint's (what changed is printed and logged in metrics.jsonl).
+    #[arg(long)]
+    allow_config_change: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -108,14 +143,49 @@ const DEFAULT_JOB_EPOCHS: usize = 64;
 
 impl TrainArgs {
     fn data_spec(&self) -> Result<DataSpec> {
-        let mut spec = DataSpec::parse(self.data.as_deref().unwrap_or("moons"))?;
+        let text = self.data.as_deref().unwrap_or("moons");
+        let mut spec = DataSpec::parse(text)?;
+        let given = |key: &str| {
+            text.split_once(':').is_some_and(|(_, o)| o.split(',').any(|kv| kv.trim().starts_with(&format!("{key}="))))
+        };
+        let conflict = |flag: &str, key: &str, v: String, w: String| -> Result<()> {
+            if given(key) && v != w {
+                anyhow::bail!("{flag} {v} conflicts with --data {text} ({key}={w}): give it once");
+            }
+            Ok(())
+        };
         match &mut spec {
             DataSpec::Gauss { d, psi } => {
-                *d = self.dim.unwrap_or(*d);
-                *psi = self.psi.unwrap_or(*psi);
+                if let Some(v) = self.dim {
+                    conflict("--dim", "d", v.to_string(), d.to_string())?;
+                    *d = v;
+                }
+                if let Some(v) = self.psi {
+                    conflict("--psi", "psi", v.to_string(), psi.to_string())?;
+                    *psi = v;
+                }
             }
-            DataSpec::Moons { noise } => *noise = self.noise.unwrap_or(*noise),
+            DataSpec::Moons { noise } => {
+                if let Some(v) = self.noise {
+                    conflict("--noise", "noise", v.to_string(), noise.to_string())?;
+                    *noise = v;
+                }
+            }
             _ => {}
+        }
+        let gauss = matches!(spec, DataSpec::Gauss { .. });
+        let moons = matches!(spec, DataSpec::Moons { .. });
+        for (flag, set, ok) in [
+            ("--dim", self.dim.is_some(), gauss),
+            ("--psi", self.psi.is_some(), gauss),
+            ("--noise", self.noise.is_some(), moons),
+        ] {
+            if set && !ok {
+                anyhow::bail!(
+                    "{flag} applies to {} data only, not --data {text}",
+                    if moons || !gauss && flag == "--noise" { "moons" } else { "gauss" }
+                );
+            }
         }
         Ok(spec)
     }
@@ -125,22 +195,26 @@ impl TrainArgs {
         if self.data.is_none() {
             c.epochs = DEFAULT_JOB_EPOCHS;
         }
-        c.preprocess = self.preprocess;
-        c.data_seed = self.data_seed;
-        c.sizes = SplitSizes { train: self.train_size, validation: self.validation_size, test: self.test_size };
-        c.epochs = self.epochs.unwrap_or(c.epochs);
-        c.optim.batch = self.batch.unwrap_or(c.optim.batch);
-        c.optim.lr = self.lr.unwrap_or(c.optim.lr);
-        if let Some(clip) = self.clip {
-            c.optim.clip = (clip > 0.0).then_some(clip);
+        Overrides {
+            epochs: self.epochs.or(Some(c.epochs)),
+            batch: self.batch,
+            lr: self.lr,
+            clip: self.clip,
+            blocks: self.blocks,
+            depth: self.depth,
+            hidden: self.hidden,
+            samples: self.samples,
+            log_every: self.log_every,
+            train_size: self.train_size,
+            validation_size: self.validation_size,
+            test_size: self.test_size,
+            checkpoint_every: self.checkpoint_every,
+            eval_points: self.eval_points,
+            preprocess: self.preprocess,
+            data_seed: self.data_seed,
         }
-        c.flow.blocks = self.blocks.unwrap_or(c.flow.blocks);
-        c.flow.depth = self.depth.unwrap_or(c.flow.depth);
-        c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
-        c.samples = self.samples;
-        c.log_every = self.log_every.unwrap_or(c.log_every).max(1);
-        c.checkpoint_every = self.checkpoint_every.unwrap_or((c.epochs / 10).max(1));
-        c.eval_points = self.eval_points;
+        .apply(&mut c);
+        c.validate()?;
         Ok(c)
     }
 }
@@ -148,8 +222,10 @@ impl TrainArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Train a marginalizing flow on the GPU, then evaluate its marginal log-likelihood.
+    #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
     /// The S-sample marginal log-likelihood (thesis eq. 8) of a trained model on a split.
+    #[command(allow_negative_numbers = true)]
     Eval {
         /// A model file written by `mflow train`.
         #[arg(long)]
@@ -161,29 +237,30 @@ enum Command {
         #[arg(long, default_value = "test")]
         split: String,
         /// Importance samples S; a list (1,10,100,1000) prints the S-curve.
-        #[arg(long, default_value = "200", value_delimiter = ',')]
+        #[arg(long, default_value = "200", value_delimiter = ',', value_parser = at_least_one)]
         samples: Vec<usize>,
         /// Image preprocessing [default: the model's].
         #[arg(long, value_enum)]
         preprocess: Option<Mode>,
         /// Only the first N points of the split [default: all].
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         limit: Option<usize>,
         /// One JSON object per S instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Samples from a trained model: an image grid, or a 2-D scatter over the data.
+    #[command(allow_negative_numbers = true)]
     Sample {
         #[arg(long)]
         model: PathBuf,
         /// Number of samples.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         n: usize,
         /// Temperature T: u ~ N(0, T² I).
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = positive_f32)]
         temperature: f32,
-        /// Output PNG.
+        /// Output PNG (never an existing file that is not a PNG, nor the model).
         #[arg(long, default_value = "samples.png")]
         out: PathBuf,
         /// Data to draw beside the samples [default: what the model was trained on].
@@ -196,13 +273,14 @@ enum Command {
         #[arg(long)]
         density: Option<PathBuf>,
         /// Importance samples for the density heat map (B > 0).
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = at_least_one)]
         density_samples: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Run one of the thesis's experiment grids; resumable (finished runs are skipped) and
-    /// shardable (--shard i/n).
+    /// Run one of the thesis's experiment grids; resumable (finished runs are skipped,
+    /// interrupted ones continue from their checkpoints) and shardable (--shard i/n).
+    #[command(allow_negative_numbers = true)]
     Sweep {
         /// gauss, moons or images (with --data).
         grid: String,
@@ -212,7 +290,7 @@ enum Command {
         #[arg(long)]
         data: Option<String>,
         /// Seeds per configuration (0..N).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=mflow::sweep::MAX_SEEDS))]
         seeds: u64,
         /// Run only shard i of n (i/n): every n-th run from the i-th.
         #[arg(long)]
@@ -224,22 +302,25 @@ enum Command {
         /// dispatches [default: 0, as many as fit; 1 trains one at a time].
         #[arg(long, default_value_t = 0)]
         group: usize,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         epochs: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         samples: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         hidden: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         batch: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         lr: Option<f64>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         train_size: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         test_size: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         eval_points: Option<usize>,
+        /// Epochs between checkpoints of every run [default: a tenth of the run].
+        #[arg(long, value_parser = at_least_one)]
+        checkpoint_every: Option<usize>,
     },
     /// Tables 2–4 (thesis protocol beside the honest one) and figures from sweep folders.
     Report {
@@ -254,7 +335,7 @@ enum Command {
     Info,
     /// Builds a half-moons MF, runs it forward and inverse on the GPU, checks it on the CPU.
     Demo {
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = at_least_one)]
         batch: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -280,19 +361,19 @@ enum BenchWhat {
     /// Sweep training: samples/s of many models trained in the same dispatches vs one at a time.
     Sweep {
         /// Model counts to time.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,64,225")]
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64,225", value_parser = at_least_one)]
         models: Vec<usize>,
         /// Data dimensions D of each model.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = at_least_one)]
         dim: usize,
         #[arg(long, default_value_t = 2)]
         aux: usize,
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = at_least_one)]
         hidden: usize,
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = at_least_one)]
         batch: usize,
         /// Steps per trial for one model (divided among larger groups, at least 2).
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = at_least_one)]
         steps: usize,
     },
     /// The input pipeline: host minibatch preparation vs GPU step, streamed vs fixed batches.
@@ -303,18 +384,18 @@ enum BenchWhat {
         #[arg(long, default_value_t = 4)]
         aux: usize,
         /// Hidden width [default: MODEL.md's].
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         hidden: Option<usize>,
         /// Minibatch [default: MODEL.md's].
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         batch: Option<usize>,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = at_least_one)]
         steps: usize,
     },
     /// Training samples/s and GEMM share: moons-shaped and MNIST-shaped models.
     Train {
         /// Timed steps per trial.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         steps: usize,
         /// Only the small (moons) configuration.
         #[arg(long)]
@@ -324,6 +405,10 @@ enum BenchWhat {
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
+        if let Some(i) = e.downcast_ref::<Interrupted>() {
+            eprintln!("{i}");
+            std::process::exit(i.exit_code());
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -338,8 +423,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("mflow would use: {}", gpu.describe());
         }
         Command::Train(args) => {
-            let gpu = Gpu::new(&choice)?;
             let cfg = args.config()?;
+            if args.allow_config_change && args.resume.is_none() {
+                anyhow::bail!("--allow-config-change applies to --resume only");
+            }
+            let gpu = Gpu::new(&choice)?;
+            interrupt::install()?;
             eprintln!("adapter: {}", gpu.describe());
             if args.data.is_none() {
                 eprintln!(
@@ -347,9 +436,25 @@ fn run(cli: Cli) -> Result<()> {
                     cfg.flow.b, cfg.epochs
                 );
             }
-            let s = mflow::run::train(&gpu, &cfg, &args.out, args.resume.as_deref(), !args.quiet)?;
-            print!("{}", s.report());
-            println!("wrote {}", args.out.display());
+            let opts = mflow::run::Options {
+                progress: !args.quiet,
+                force: args.force,
+                allow_changes: args.allow_config_change,
+            };
+            match mflow::run::train(&gpu, &cfg, &args.out, args.resume.as_deref(), &opts) {
+                Ok(s) => {
+                    print!("{}", s.report());
+                    println!("wrote {}", args.out.display());
+                }
+                Err(e) => {
+                    if let Some(i) = e.downcast_ref::<Interrupted>() {
+                        if let Some((_, path)) = i.checkpoints.first() {
+                            eprintln!("to continue, run the same command with --resume {}", path.display());
+                        }
+                    }
+                    return Err(e);
+                }
+            }
         }
         Command::Eval { model, data, split, samples, preprocess, limit, json } => {
             let split = match split.as_str() {
@@ -361,6 +466,7 @@ fn run(cli: Cli) -> Result<()> {
             let (flow, run) = mflow::run::load_model(&model)?;
             let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), preprocess)?;
             let gpu = Gpu::new(&choice)?;
+            interrupt::install()?;
             let rows = mflow::run::evaluate(&gpu, &flow, &data, split, &samples, limit)?;
             for r in &rows {
                 if json {
@@ -379,10 +485,20 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Sample { model, n, temperature, out, data, no_real, density, density_samples, seed } => {
+            mflow::plot::check_png_out("--out", &out, &[&model])?;
+            if let Some(d) = &density {
+                mflow::plot::check_png_out("--density", d, &[&model, &out])?;
+            }
             let (flow, run) = mflow::run::load_model(&model)?;
             let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), None)?;
+            if density.is_some() && flow.config.d != 2 {
+                anyhow::bail!("--density needs 2-D data (this model has D = {})", flow.config.d);
+            }
+            if data.image.is_none() && flow.config.d != 2 {
+                anyhow::bail!("pictures of samples need 2-D or image data (D = {})", flow.config.d);
+            }
             let gpu = Gpu::new(&choice)?;
-            let samples = mflow::sample::sample(&gpu, &flow, n, temperature, seed);
+            let samples = mflow::sample::sample(&gpu, &flow, n, temperature, seed)?;
             match &data.image {
                 Some(info) => mflow::plot::image_grid(&samples, info, (!no_real).then_some(&data.test), 8, &out)?,
                 None if flow.config.d == 2 => mflow::plot::scatter(&data.test, &samples, 512, &out)?,
@@ -390,9 +506,6 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("wrote {}", out.display());
             if let Some(path) = density {
-                if flow.config.d != 2 {
-                    anyhow::bail!("--density needs 2-D data");
-                }
                 let view = mflow::plot::view_of(&data.test);
                 let grid = mflow::sample::density_grid(&gpu, &flow, view, 256, density_samples)?;
                 mflow::plot::heatmap(&grid, 256, &path)?;
@@ -415,6 +528,7 @@ fn run(cli: Cli) -> Result<()> {
             train_size,
             test_size,
             eval_points,
+            checkpoint_every,
         } => {
             let grid = match grid.as_str() {
                 "gauss" => Grid::Gauss,
@@ -424,8 +538,19 @@ fn run(cli: Cli) -> Result<()> {
                 )?),
                 other => anyhow::bail!("unknown grid {other:?}: gauss, moons or images"),
             };
-            let o = Overrides { epochs, samples, hidden, batch, lr, train_size, test_size, eval_points };
-            let mut runs = mflow::sweep::runs(&grid, seeds, &o);
+            let o = Overrides {
+                epochs,
+                samples,
+                hidden,
+                batch,
+                lr,
+                train_size,
+                test_size,
+                eval_points,
+                checkpoint_every,
+                ..Default::default()
+            };
+            let mut runs = mflow::sweep::runs(&grid, seeds, &o)?;
             if let Some(s) = shard {
                 let (i, n) = mflow::sweep::parse_shard(&s)?;
                 runs = mflow::sweep::shard(runs, i, n);
@@ -436,14 +561,23 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 return Ok(());
             }
+            for r in &runs {
+                r.cfg.validate().map_err(|e| anyhow::anyhow!("{e:#} (run {})", r.key))?;
+            }
             let gpu = Gpu::new(&choice)?;
+            interrupt::install()?;
             let t = std::time::Instant::now();
-            let o = mflow::sweep::run_sweep(&gpu, &runs, &out, group, true)?;
+            let o = mflow::sweep::run_sweep(&gpu, &runs, &out, group, true).inspect_err(|e| {
+                if e.downcast_ref::<Interrupted>().is_some() {
+                    eprintln!("to continue, run the same command: finished runs are kept, the others resume from their checkpoints");
+                }
+            })?;
             println!(
-                "{} runs done, {} already finished, {} failed, in {:.0} s; results in {}",
+                "{} runs done, {} already finished, {} failed, {} held by another process, in {:.0} s; results in {}",
                 o.ran,
                 o.skipped,
                 o.failed,
+                o.busy,
                 t.elapsed().as_secs_f64(),
                 out.join("results.csv").display()
             );
@@ -467,12 +601,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { what: BenchWhat::Sweep { models, dim, aux, hidden, batch, steps } } => {
             let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0 };
+            config.validate()?;
             mflow::bench::bench_sweep(&Gpu::new(&choice)?, config, batch, &models, steps)?;
         }
         Command::Bench { what: BenchWhat::Stream { data, aux, hidden, batch, steps } } => {
             let mut cfg = RunConfig::defaults(DataSpec::parse(&data)?, aux, 0);
-            cfg.flow.hidden = hidden.unwrap_or(cfg.flow.hidden);
-            cfg.optim.batch = batch.unwrap_or(cfg.optim.batch);
+            Overrides { hidden, batch, ..Default::default() }.apply(&mut cfg);
+            cfg.validate()?;
             mflow::bench::bench_stream(&Gpu::new(&choice)?, &cfg, steps)?;
         }
         Command::Bench { what: BenchWhat::Train { steps, small } } => {

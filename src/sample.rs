@@ -2,23 +2,50 @@
 
 use crate::data::Table;
 use crate::gpu::kernel::record_all;
-use crate::gpu::{read_back, uniform_storage, Gpu};
+use crate::gpu::{try_read_back, uniform_storage, Gpu};
 use crate::gpu_flow::GpuFlow;
+use crate::gpu_flow::{Footprint, Mode};
 use crate::kernels::optim::StepState;
 use crate::kernels::rng;
 use crate::model::Flow;
+use anyhow::{bail, Result};
 
-pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> Table {
+/// The most samples one call can draw from `flow` on this device (one pass).
+pub fn max_samples(gpu: &Gpu, flow: &Flow) -> usize {
+    let fits = |n: usize| Footprint::of(&flow.config, n, Mode::Inference, 1).is_some_and(|f| f.fits(gpu));
+    let (mut lo, mut hi) = (0usize, 1usize << 26);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    lo
+}
+
+pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> Result<Table> {
     let (d, q) = (flow.config.d, flow.config.q());
+    if n == 0 {
+        bail!("--n 0: draw at least one sample");
+    }
+    if !(temperature.is_finite() && temperature > 0.0) {
+        bail!("--temperature {temperature}: must be a positive finite number");
+    }
+    let most = max_samples(gpu, flow);
+    if n > most {
+        bail!("--n {n}: at most {most} samples of this model fit one pass on this adapter");
+    }
     let g = GpuFlow::new(gpu, flow, n);
     let step = uniform_storage(gpu, "sample.step", &StepState::new(1, seed, 0.0));
     let fill = rng::normal_fill(gpu, n * q, rng::stream::SAMPLE, temperature, &step, g.u());
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });
     record_all(&mut enc, "sample", std::iter::once(&fill).chain(g.inverse_dispatches()));
     gpu.queue.submit([enc.finish()]);
-    let y: Vec<f32> = read_back(gpu, &g.acts[0], 0, n * q);
+    let y: Vec<f32> = try_read_back(gpu, &g.acts[0], 0, n * q)?;
     let data = y.chunks_exact(q).flat_map(|r| r[..d].to_vec()).collect();
-    Table { dim: d, data }
+    Ok(Table { dim: d, data })
 }
 
 /// log p(x) on a res×res grid over `view` ([x0, x1, y0, y1]) for 2-D data (marginal estimate
@@ -31,7 +58,7 @@ pub fn density_grid(gpu: &Gpu, flow: &Flow, view: [f64; 4], res: usize, s: usize
             pts.push((view[2] + (j as f64 + 0.5) / res as f64 * (view[3] - view[2])) as f32);
         }
     }
-    let ev = crate::eval::Evaluator::new(gpu, flow, s);
+    let ev = crate::eval::Evaluator::new(gpu, flow, s)?;
     ev.upload_params(gpu, &flow.params);
     ev.log_likelihood(gpu, &Table { dim: 2, data: pts }, 0xD0)
 }

@@ -1,13 +1,16 @@
 //! Experiment sweeps over the thesis's grids: every run writes `DIR/runs/KEY/` as
-//! `run::train` would, and is skipped when its summary exists (so an interrupted sweep
-//! restarted with the same command resumes); `--shard i/n` takes a deterministic 1/n of the
-//! runs. Pending runs of one flow width Q and schedule are trained together, in the same
-//! dispatches (`run::train_group`): tiny models are dispatch-bound on a GPU.
-//! Results go to `DIR/results.jsonl` and `DIR/results.csv` after every run.
+//! `run::train` would. A run whose summary holds the configuration asked for is skipped, and
+//! one with a checkpoint continues from it, so an interrupted sweep (kill -9 included)
+//! restarted with the same command loses at most one checkpoint interval per group;
+//! `--shard i/n` takes a deterministic 1/n of the runs. Pending runs of one flow width Q,
+//! schedule and starting step are trained together, in the same dispatches
+//! (`run::train_members`): tiny models are dispatch-bound on a GPU. Results go to
+//! `DIR/results.jsonl` and `DIR/results.csv` after every group.
 
 use crate::data::DataSpec;
 use crate::gpu::Gpu;
-use crate::run::{self, RunConfig, Summary};
+use crate::run::folder::{Busy, RunFolder};
+use crate::run::{self, Member, Overrides, RunConfig, Start, Summary};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -22,19 +25,6 @@ pub enum Grid {
     Images(DataSpec),
 }
 
-/// Settings that override MODEL.md's defaults for every run of a sweep.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    pub epochs: Option<usize>,
-    pub samples: Option<usize>,
-    pub hidden: Option<usize>,
-    pub batch: Option<usize>,
-    pub lr: Option<f64>,
-    pub train_size: Option<usize>,
-    pub test_size: Option<usize>,
-    pub eval_points: Option<usize>,
-}
-
 /// One run of a sweep: its key (also its folder name) and configuration.
 #[derive(Clone, Debug)]
 pub struct SweepRun {
@@ -42,22 +32,14 @@ pub struct SweepRun {
     pub cfg: RunConfig,
 }
 
-impl Overrides {
-    fn apply(&self, c: &mut RunConfig) {
-        c.epochs = self.epochs.unwrap_or(c.epochs);
-        c.checkpoint_every = (c.epochs / 4).max(1);
-        c.samples = self.samples.unwrap_or(c.samples);
-        c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
-        c.optim.batch = self.batch.unwrap_or(c.optim.batch);
-        c.optim.lr = self.lr.unwrap_or(c.optim.lr);
-        c.sizes.train = self.train_size.unwrap_or(c.sizes.train);
-        c.sizes.test = self.test_size.unwrap_or(c.sizes.test);
-        c.eval_points = self.eval_points.or(c.eval_points);
-    }
-}
+/// Seeds a sweep may ask for (`--seeds`).
+pub const MAX_SEEDS: u64 = 1000;
 
 /// Every run of `grid` for seeds 0..seeds, in a fixed order.
-pub fn runs(grid: &Grid, seeds: u64, o: &Overrides) -> Vec<SweepRun> {
+pub fn runs(grid: &Grid, seeds: u64, o: &Overrides) -> Result<Vec<SweepRun>> {
+    if !(1..=MAX_SEEDS).contains(&seeds) {
+        bail!("--seeds {seeds}: must be in 1..={MAX_SEEDS}");
+    }
     let mut out = Vec::new();
     let mut add = |key: String, data: DataSpec, b: usize, seed: u64| {
         let mut cfg = RunConfig::defaults(data, b, seed);
@@ -88,15 +70,16 @@ pub fn runs(grid: &Grid, seeds: u64, o: &Overrides) -> Vec<SweepRun> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Parses `i/n` (0 ≤ i < n).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s.split_once('/').context("--shard takes i/n, e.g. 0/4")?;
-    let (i, n): (usize, usize) = (i.trim().parse()?, n.trim().parse()?);
+    let syntax = || anyhow::anyhow!("--shard {s:?}: expected i/n with whole numbers 0 ≤ i < n, e.g. --shard 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(syntax)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| syntax())?, n.trim().parse().map_err(|_| syntax())?);
     if n == 0 || i >= n {
-        bail!("--shard {s}: need 0 ≤ i < n");
+        return Err(syntax());
     }
     Ok((i, n))
 }
@@ -187,33 +170,90 @@ pub struct Outcome {
     pub ran: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// Runs whose folder another process holds (another sweep on the same folder).
+    pub busy: usize,
 }
 
 /// Runs what is not finished yet. Pending runs that share a `run::group_key` (same Q and
-/// schedule) are trained together, at most `group` at a time (0: as many as fit); a run
-/// that fails is reported and left pending, and the others go on.
+/// schedule) and starting step are trained together, at most `group` at a time (0: as many
+/// as fit); a run that fails is reported and left pending, and the others go on. A finished
+/// run under other settings is never retrained over: it counts as failed, with what differs.
 pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progress: bool) -> Result<Outcome> {
+    for r in runs {
+        r.cfg.validate().with_context(|| format!("run {}", r.key))?;
+    }
     std::fs::create_dir_all(dir.join("runs")).with_context(|| format!("creating {}", dir.display()))?;
     let mut outcome = Outcome::default();
-    let mut groups: Vec<(String, Vec<&SweepRun>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<(&SweepRun, RunFolder)>)> = Vec::new();
     for r in runs {
-        if dir.join("runs").join(&r.key).join("summary.json").exists() {
-            outcome.skipped += 1;
+        let run_dir = dir.join("runs").join(&r.key);
+        let summary = run_dir.join("summary.json");
+        if summary.exists() {
+            let recorded = std::fs::read_to_string(&summary)
+                .map_err(anyhow::Error::from)
+                .and_then(|t| Ok(serde_json::from_str::<Summary>(&t)?));
+            match recorded.map(|s| s.config.changes(&r.cfg)) {
+                Ok(changes) if changes.is_empty() => outcome.skipped += 1,
+                Ok(changes) => {
+                    outcome.failed += 1;
+                    eprintln!(
+                        "    {}: finished under other settings ({}); not retrained over. Use another --out, or move {} away",
+                        r.key,
+                        changes.join("; "),
+                        run_dir.display()
+                    );
+                }
+                Err(e) => {
+                    outcome.failed += 1;
+                    eprintln!(
+                        "    {}: unreadable {} ({e:#}); move the folder away to rerun it",
+                        r.key,
+                        summary.display()
+                    );
+                }
+            }
             continue;
         }
-        let key = run::group_key(&r.cfg);
+        let folder = match RunFolder::lock(&run_dir) {
+            Ok(f) => f,
+            Err(e) if e.downcast_ref::<Busy>().is_some() => {
+                outcome.busy += 1;
+                eprintln!("    {}: {e}", r.key);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let step = match folder.model().exists() {
+            false => 0,
+            true => match crate::checkpoint::load(&folder.model(), None) {
+                Ok((_, Some(state))) => state.step,
+                Ok((_, None)) => {
+                    outcome.failed += 1;
+                    eprintln!("    {}: {} has no training state to continue from", r.key, folder.model().display());
+                    continue;
+                }
+                Err(e) => {
+                    outcome.failed += 1;
+                    eprintln!("    {}: {e:#}", r.key);
+                    continue;
+                }
+            },
+        };
+        let key = format!("{} from step {step}", run::group_key(&r.cfg));
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, g)) => g.push(r),
-            None => groups.push((key, vec![r])),
+            Some((_, g)) => g.push((r, folder)),
+            None => groups.push((key, vec![(r, folder)])),
         }
     }
     let pending: usize = groups.iter().map(|(_, g)| g.len()).sum();
     let mut done = 0;
-    for (key, members) in &groups {
+    for (key, members) in groups {
         let size = if group == 0 { members.len() } else { group };
-        for part in members.chunks(size) {
+        let mut members = members.into_iter().peekable();
+        while members.peek().is_some() {
+            let part: Vec<(&SweepRun, RunFolder)> = members.by_ref().take(size).collect();
             if progress {
-                let keys: Vec<&str> = part.iter().map(|r| r.key.as_str()).collect();
+                let keys: Vec<&str> = part.iter().map(|(r, _)| r.key.as_str()).collect();
                 eprintln!(
                     "[{}-{} of {pending}] {} together ({key}): {}",
                     done + 1,
@@ -222,19 +262,14 @@ pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progres
                     keys.join(" ")
                 );
             }
-            let batch: Vec<(RunConfig, std::path::PathBuf)> =
-                part.iter().map(|r| (r.cfg.clone(), dir.join("runs").join(&r.key))).collect();
-            let results = run::train_group(gpu, &batch, progress)?;
-            for (r, res) in part.iter().zip(results) {
-                match res {
-                    Ok(s) => {
-                        outcome.ran += 1;
-                        if progress {
-                            eprintln!(
-                                "    {:<28} heldout {:.4} ± {:.4} (train {:.4}) train {:.0} s, eval {:.0} s",
-                                r.key, s.heldout_ll, s.heldout_ll_se, s.train_ll, s.train_seconds, s.eval_seconds
-                            );
-                        }
+            done += part.len();
+            let mut ready = Vec::new();
+            let mut keys = Vec::new();
+            for (r, folder) in part {
+                match Member::prepare(gpu, &r.cfg, folder, Start::Auto, false) {
+                    Ok(m) => {
+                        ready.push(m);
+                        keys.push(r.key.as_str());
                     }
                     Err(e) => {
                         outcome.failed += 1;
@@ -242,7 +277,32 @@ pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progres
                     }
                 }
             }
-            done += part.len();
+            let results = match run::train_members(gpu, ready, progress) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Interrupted or a failed device: what finished is recorded, the rest
+                    // continues from its checkpoints when the same command runs again.
+                    write_results(dir)?;
+                    return Err(e);
+                }
+            };
+            for (key, res) in keys.into_iter().zip(results) {
+                match res {
+                    Ok(s) => {
+                        outcome.ran += 1;
+                        if progress {
+                            eprintln!(
+                                "    {:<28} heldout {:.4} ± {:.4} (train {:.4}) train {:.0} s, eval {:.0} s",
+                                key, s.heldout_ll, s.heldout_ll_se, s.train_ll, s.train_seconds, s.eval_seconds
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        outcome.failed += 1;
+                        eprintln!("    {key}: failed: {e:#}");
+                    }
+                }
+            }
             write_results(dir)?;
         }
     }

@@ -8,7 +8,7 @@
 //! `gpu_flow`): each with its own data, noise seed, Adam state, gradient norm and loss, so
 //! that each model follows exactly the path it would follow trained alone.
 
-use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
+use crate::gpu::{storage, storage_init, try_read_back, Dispatch, Gpu};
 use crate::gpu_flow::{GpuFlow, Mode};
 use crate::kernels::gemm::Variant;
 use crate::kernels::optim::{norm_parts, Optimizer, StepState};
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Optimisation settings (MODEL.md's table gives the defaults per dataset).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OptimConfig {
     pub batch: usize,
     pub lr: f64,
@@ -181,7 +181,7 @@ impl Trainer {
         }
         gpu.queue.write_buffer(&self.step_state, 0, bytemuck::cast_slice(&self.states));
         let mut out = Vec::new();
-        let slot = if log { Some(self.free_slot(gpu, &mut out)) } else { None };
+        let slot = if log { self.free_slot(gpu, &mut out) } else { None };
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
         enc.clear_buffer(&self.gflow.logdet, 0, None);
         {
@@ -221,14 +221,16 @@ impl Trainer {
         out
     }
 
-    fn free_slot(&mut self, gpu: &Gpu, out: &mut Vec<Logged>) -> usize {
+    /// A staging slot for this step's loss; none when the device has failed (the caller's
+    /// `Gpu::check` reports that).
+    fn free_slot(&mut self, gpu: &Gpu, out: &mut Vec<Logged>) -> Option<usize> {
         loop {
             self.harvest(out);
             if let Some(i) = self.slots.iter().position(|s| s.state.load(Ordering::SeqCst) == IDLE) {
-                return i;
+                return Some(i);
             }
             // Every slot is in flight: the GPU is far behind, so waiting costs nothing.
-            gpu.wait();
+            gpu.wait().ok()?;
         }
     }
 
@@ -240,7 +242,12 @@ impl Trainer {
         for i in ready {
             let s = &self.slots[i];
             if s.state.load(Ordering::SeqCst) == MAPPED {
-                let v: Vec<f32> = bytemuck::cast_slice(&s.buf.slice(..).get_mapped_range().expect("mapped")).to_vec();
+                let Ok(range) = s.buf.slice(..).get_mapped_range() else {
+                    s.state.store(IDLE, Ordering::SeqCst);
+                    continue;
+                };
+                let v: Vec<f32> = bytemuck::cast_slice(&range).to_vec();
+                drop(range);
                 s.buf.unmap();
                 for (model, v) in v.chunks(4).enumerate() {
                     let finite_steps = (v[1] - v[2]).max(0.0) as f64;
@@ -253,22 +260,26 @@ impl Trainer {
     }
 
     /// Waits for the GPU and returns every pending readback.
-    pub fn drain(&mut self, gpu: &Gpu) -> Vec<Logged> {
-        gpu.wait();
+    pub fn drain(&mut self, gpu: &Gpu) -> anyhow::Result<Vec<Logged>> {
+        gpu.wait()?;
         let mut out = Vec::new();
         self.harvest(&mut out);
-        out
+        Ok(out)
     }
 
     /// Current parameters and Adam moments (blocking readback; model 0).
-    pub fn download(&self, gpu: &Gpu) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    pub fn download(&self, gpu: &Gpu) -> anyhow::Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         self.download_model(gpu, 0)
     }
 
     /// Model z's parameters and Adam moments.
-    pub fn download_model(&self, gpu: &Gpu, z: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let p = self.gflow.num_params;
-        (self.gflow.download_model(gpu, z), read_back(gpu, &self.m, z * p, p), read_back(gpu, &self.v, z * p, p))
+    pub fn download_model(&self, gpu: &Gpu, z: usize) -> anyhow::Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (p, ps) = (self.gflow.num_params, &self.gflow.params);
+        Ok((
+            try_read_back(gpu, ps, z * p, p)?,
+            try_read_back(gpu, &self.m, z * p, p)?,
+            try_read_back(gpu, &self.v, z * p, p)?,
+        ))
     }
 
     /// One step's dispatches in order (for profiling): noise, forward, loss, backward, Adam.

@@ -23,7 +23,7 @@ fn round_trip_is_bit_exact() {
     let p = flow.params.len();
     let state = TrainState {
         m: uniform(2, p, 1e-3),
-        v: uniform(3, p, 1e-6),
+        v: uniform(3, p, 1e-6).iter().map(|x| x.abs()).collect(), // second moments are ≥ 0
         step: 12345,
         extra: [("note".to_string(), "x".to_string())].into(),
     };
@@ -37,7 +37,8 @@ fn round_trip_is_bit_exact() {
     assert_eq!(back.layers, flow.layers, "permutations and layout");
     assert!(back.actnorm_initialized);
     assert_eq!(st.unwrap(), state);
-    assert!(!dir.join("m.safetensors.tmp").exists(), "written atomically through a temporary file");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["m.safetensors"], "written atomically through a temporary file, which is gone");
 }
 
 #[test]
@@ -75,11 +76,13 @@ fn small_run(epochs: usize) -> RunConfig {
 fn resume_equals_an_uninterrupted_run() {
     let gpu = gpu();
     let (a, b) = (tmp("whole"), tmp("split"));
-    run::train(gpu, &small_run(4), &a, None, false).unwrap();
-    run::train(gpu, &small_run(2), &b, None, false).unwrap();
-    let half = b.join("half.safetensors");
+    let opts = run::Options::default();
+    run::train(gpu, &small_run(4), &a, None, &opts).unwrap();
+    run::train(gpu, &small_run(2), &b, None, &opts).unwrap();
+    let half = tmp("half").join("half.safetensors");
     std::fs::copy(b.join("model.safetensors"), &half).unwrap();
-    run::train(gpu, &small_run(4), &b, Some(&half), false).unwrap();
+    // Continuing the folder's own run: its summary goes (it would describe another model).
+    run::train(gpu, &small_run(4), &b, Some(&b.join("model.safetensors")), &opts).unwrap();
     let (fa, sa) = checkpoint::load(&a.join("model.safetensors"), None).unwrap();
     let (fb, sb) = checkpoint::load(&b.join("model.safetensors"), None).unwrap();
     assert_eq!(sa.as_ref().unwrap().step, 16);
@@ -89,6 +92,17 @@ fn resume_equals_an_uninterrupted_run() {
     // A checkpoint of another configuration cannot be resumed.
     let mut other = small_run(4);
     other.flow.hidden = 16;
-    let e = format!("{:#}", run::train(gpu, &other, &b, Some(&half), false).unwrap_err());
+    let e = format!("{:#}", run::train(gpu, &other, &tmp("other"), Some(&half), &opts).unwrap_err());
     assert!(e.contains("half.safetensors"), "{e}");
+    // Nor one trained under other optimiser settings, unless the user allows it.
+    let mut faster = small_run(4);
+    faster.optim.lr *= 2.0;
+    let c = tmp("changed");
+    let e = format!("{:#}", run::train(gpu, &faster, &c, Some(&half), &opts).unwrap_err());
+    assert!(e.contains("lr: 0.001 → 0.002") && e.contains("--allow-config-change"), "{e}");
+    assert!(!c.join("model.safetensors").exists(), "a refused resume writes nothing");
+    let allow = run::Options { allow_changes: true, ..Default::default() };
+    run::train(gpu, &faster, &c, Some(&half), &allow).unwrap();
+    let log = std::fs::read_to_string(c.join("metrics.jsonl")).unwrap();
+    assert!(log.contains("\"event\":\"resumed\"") && log.contains("lr: 0.001 → 0.002"), "{log}");
 }

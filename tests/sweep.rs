@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use mflow::sweep::{self, Grid, Overrides};
+use mflow::run::Overrides;
+use mflow::sweep::{self, Grid};
 
 fn tiny() -> Overrides {
     Overrides {
@@ -23,9 +24,10 @@ fn tiny_grid_runs_resumes_and_reports() {
     let dir = std::env::temp_dir().join(format!("mflow-sweep-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // Two configurations (B = 0, 1) × two seeds.
-    let runs: Vec<_> = sweep::runs(&Grid::Moons, 2, &tiny()).into_iter().filter(|r| r.cfg.flow.b <= 1).collect();
+    let runs: Vec<_> =
+        sweep::runs(&Grid::Moons, 2, &tiny()).unwrap().into_iter().filter(|r| r.cfg.flow.b <= 1).collect();
     assert_eq!(runs.len(), 4);
-    let done = |ran, skipped| sweep::Outcome { ran, skipped, failed: 0 };
+    let done = |ran, skipped| sweep::Outcome { ran, skipped, ..Default::default() };
     assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap(), done(4, 0));
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
@@ -48,6 +50,7 @@ fn runs_trained_together_match_runs_trained_alone() {
     let _ = std::fs::remove_dir_all(&base);
     // Gauss D = 2 and D = 3 with B chosen so both have Q = 4: one group of mixed D.
     let runs: Vec<_> = sweep::runs(&Grid::Gauss, 1, &tiny())
+        .unwrap()
         .into_iter()
         .filter(|r| r.cfg.flow.q() == 4 && r.cfg.flow.d <= 3 && r.key.contains("psi3"))
         .collect();
@@ -89,11 +92,13 @@ fn runs_trained_together_match_runs_trained_alone() {
 
 #[test]
 fn shards_partition_the_grid() {
-    let all: Vec<String> = sweep::runs(&Grid::Gauss, 3, &tiny()).into_iter().map(|r| r.key).collect();
+    let all: Vec<String> = sweep::runs(&Grid::Gauss, 3, &tiny()).unwrap().into_iter().map(|r| r.key).collect();
     assert_eq!(all.len(), 3 * 3 * 5 * 3);
     for n in 1..=7 {
-        let mut seen: Vec<String> =
-            (0..n).flat_map(|i| sweep::shard(sweep::runs(&Grid::Gauss, 3, &tiny()), i, n)).map(|r| r.key).collect();
+        let mut seen: Vec<String> = (0..n)
+            .flat_map(|i| sweep::shard(sweep::runs(&Grid::Gauss, 3, &tiny()).unwrap(), i, n))
+            .map(|r| r.key)
+            .collect();
         seen.sort();
         let mut want = all.clone();
         want.sort();
@@ -128,6 +133,7 @@ fn image_runs_train_together() {
     // Two seeds of B = 0 and of B = 1: two groups (Q = 64, 65) of two, each model with its
     // own dequantisation noise stream.
     let runs: Vec<_> = sweep::runs(&Grid::Images(mflow::data::DataSpec::Digits), 2, &o)
+        .unwrap()
         .into_iter()
         .filter(|r| r.cfg.flow.b <= 1)
         .collect();
@@ -141,5 +147,82 @@ fn image_runs_train_together() {
     }
     // Different seeds trained side by side end in different places.
     assert_ne!(all[0].1.heldout_ll, all[1].1.heldout_ll);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `mflow sweep` on half-moons, two seeds (so each flow width Q trains a group of two).
+fn sweep_cmd(out: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mflow"));
+    c.args(["sweep", "moons", "--seeds", "2", "--epochs", "100", "--train-size", "64", "--test-size", "40"])
+        .args(["--batch", "32", "--hidden", "8", "--samples", "2", "--checkpoint-every", "10", "--eval-points", "40"])
+        .arg("--out")
+        .arg(out)
+        .env("NODEVICE_SELECT", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+#[test]
+fn a_sweep_killed_mid_group_resumes_to_the_same_parameters() {
+    let base = std::env::temp_dir().join(format!("mflow-sweep-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (whole, cut) = (base.join("whole"), base.join("cut"));
+    let o = sweep_cmd(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // kill -9 once the first group has written a checkpoint.
+    let mut child = sweep_cmd(&cut).spawn().unwrap();
+    let first = cut.join("runs/moons_b0_s0/model.safetensors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the sweep ended before its first checkpoint");
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!cut.join("runs/moons_b4_s1/summary.json").exists(), "killed mid-sweep");
+    let at_kill = mflow::checkpoint::load(&first, None).map(|(_, s)| s.unwrap().step).unwrap_or(0);
+    // The same command again: it continues from the checkpoints.
+    let o = sweep_cmd(&cut).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (sweep::summaries(&whole).unwrap(), sweep::summaries(&cut).unwrap());
+    assert_eq!(a.len(), 10);
+    assert_eq!(b.len(), 10);
+    for ((ka, _), (kb, sb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        let (fa, _) = mflow::checkpoint::load(&whole.join("runs").join(ka).join("model.safetensors"), None).unwrap();
+        let (fb, _) = mflow::checkpoint::load(&cut.join("runs").join(kb).join("model.safetensors"), None).unwrap();
+        assert_close(&format!("{ka} parameters"), &fb.params, &to_f64(&fa.params), 1e-6, 1e-5);
+        assert_eq!(sb.steps, 200, "{kb}");
+    }
+    // The interrupted run lost at most one checkpoint interval: it resumed where it stopped.
+    let log = std::fs::read_to_string(cut.join("runs/moons_b0_s0/metrics.jsonl")).unwrap();
+    let resumed: Vec<u64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "resumed")
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert!(at_kill == 0 || resumed == [at_kill], "resumed at {resumed:?}, checkpoint at {at_kill}");
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn a_finished_run_under_other_settings_is_not_skipped_nor_overwritten() {
+    let gpu = gpu();
+    let dir = std::env::temp_dir().join(format!("mflow-sweep-changed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runs: Vec<_> =
+        sweep::runs(&Grid::Moons, 1, &tiny()).unwrap().into_iter().filter(|r| r.cfg.flow.b == 0).collect();
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap().ran, 1);
+    let summary = dir.join("runs/moons_b0_s0/summary.json");
+    let before = std::fs::read(&summary).unwrap();
+    let longer = Overrides { epochs: Some(3), ..tiny() };
+    let runs: Vec<_> =
+        sweep::runs(&Grid::Moons, 1, &longer).unwrap().into_iter().filter(|r| r.cfg.flow.b == 0).collect();
+    let o = sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap();
+    assert_eq!((o.ran, o.skipped, o.failed), (0, 0, 1));
+    assert_eq!(std::fs::read(&summary).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -19,7 +19,7 @@ fn first_step_matches_reference() {
     let x = uniform(2, n * 2, 2.0);
     let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr, clip: None, noise_seed: seed });
     let logged = trainer.step(gpu, &x, true);
-    let logged = if logged.is_empty() { trainer.drain(gpu) } else { logged };
+    let logged = if logged.is_empty() { trainer.drain(gpu).unwrap() } else { logged };
     let gpu_params = trainer.gflow.download_params(gpu);
 
     // The reference: the same ε (Philox, step 1), init, loss, gradient, one Adam step.
@@ -62,7 +62,7 @@ fn short_run_lowers_the_loss() {
         let x = &data[start * 2..(start + n) * 2];
         losses.extend(trainer.step(gpu, x, s % 50 == 49).into_iter().map(|l| l.loss));
     }
-    losses.extend(trainer.drain(gpu).into_iter().map(|l| l.loss));
+    losses.extend(trainer.drain(gpu).unwrap().into_iter().map(|l| l.loss));
     assert_eq!(losses.len(), 6);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(losses[5] < losses[0] - 0.1, "loss did not fall: {losses:?}");
@@ -77,7 +77,7 @@ fn non_finite_loss_is_reported() {
     let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 });
     let x = [0.0, 1.0, 2.0, f32::NAN, 1.0, 1.0, 0.5, 0.5];
     let mut logged = trainer.step(gpu, &x, true);
-    logged.extend(trainer.drain(gpu));
+    logged.extend(trainer.drain(gpu).unwrap());
     assert_eq!(logged.len(), 1);
     assert_eq!(logged[0].nonfinite, 1);
     // The NaN gradient norm makes Adam skip the update: parameters stay finite.
@@ -113,16 +113,16 @@ fn together_and_alone(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>)
     for s in 0..steps {
         logged_together.extend(together.step(gpu, &padded(s), true));
     }
-    logged_together.extend(together.drain(gpu));
+    logged_together.extend(together.drain(gpu).unwrap());
     for (z, f) in flows.iter().enumerate() {
         let mut alone = Trainer::new(gpu, f, &OptimConfig { noise_seed: seeds[z], ..opt.clone() });
         let mut logged = Vec::new();
         for x in &data[z] {
             logged.extend(alone.step(gpu, x, true));
         }
-        logged.extend(alone.drain(gpu));
-        let (p1, m1, v1) = alone.download(gpu);
-        let (p2, m2, v2) = together.download_model(gpu, z);
+        logged.extend(alone.drain(gpu).unwrap());
+        let (p1, m1, v1) = alone.download(gpu).unwrap();
+        let (p2, m2, v2) = together.download_model(gpu, z).unwrap();
         let what = format!("model {z} (D={}, B={}) n={n}", f.config.d, f.config.b);
         assert_close(&format!("{what} params"), &p2, &to_f64(&p1), 1e-6, 1e-5);
         assert_close(&format!("{what} adam.m"), &m2, &to_f64(&m1), 1e-9, 1e-5);

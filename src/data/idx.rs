@@ -1,7 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST, KMNIST, the 8×8 digits), raw or gzip-compressed.
 //! Every way a file can be wrong is an error that names the file and the problem.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::io::Read;
 use std::path::Path;
 
@@ -17,7 +17,7 @@ const MAX_BYTES: u64 = 1 << 31;
 
 /// Reads the file, decompressing when it starts with gzip's magic.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let raw = crate::checkpoint::read_regular(path)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&raw[..])
@@ -80,6 +80,18 @@ pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
         bail!("{}: empty image set {:?}", path.display(), idx.dims);
     }
     Ok((idx.dims[0], idx.dims[1], idx.dims[2], idx.data))
+}
+
+/// Labels: an IDX of 1 dimension holding one byte per image of the matching image file.
+pub fn read_labels(path: &Path, images: usize) -> Result<Vec<u8>> {
+    let idx = read(path)?;
+    if idx.dims.len() != 1 {
+        bail!("{}: a label file has 1 dimension (N), this one {:?}", path.display(), idx.dims);
+    }
+    if idx.dims[0] != images {
+        bail!("{}: {} labels for {images} images", path.display(), idx.dims[0]);
+    }
+    Ok(idx.data)
 }
 
 /// Encodes an IDX of unsigned bytes (tests, tools).

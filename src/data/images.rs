@@ -103,6 +103,9 @@ pub struct Images {
     pub levels: u32,
     pub train: Table,
     pub test: Table,
+    /// Class labels per image, where the dataset has them (checked against the images).
+    pub train_labels: Option<Vec<u8>>,
+    pub test_labels: Option<Vec<u8>>,
 }
 
 fn table(pixels: Vec<u8>, dim: usize) -> Table {
@@ -133,7 +136,13 @@ pub fn mnist_family(name: &'static str, dir: &Path) -> Result<Images> {
     if (h, w) != (h2, w2) {
         bail!("{}: test images are {h2}×{w2} but training images {h}×{w}", test_path.display());
     }
-    let _ = (n1, n2);
+    // Labels are optional (a folder of images alone trains), but present ones must match.
+    let labels = |stem: &str, n: usize| -> Result<Option<Vec<u8>>> {
+        match find(stem) {
+            Err(_) => Ok(None),
+            Ok(path) => idx::read_labels(&path, n).map(Some),
+        }
+    };
     Ok(Images {
         name,
         channels: 1,
@@ -142,18 +151,24 @@ pub fn mnist_family(name: &'static str, dir: &Path) -> Result<Images> {
         levels: 256,
         train: table(train, h * w),
         test: table(test, h * w),
+        train_labels: labels("train-labels-idx1-ubyte", n1)?,
+        test_labels: labels("t10k-labels-idx1-ubyte", n2)?,
     })
 }
 
 pub fn cifar10(dir: &Path) -> Result<Images> {
+    let (train, train_labels) = cifar::read_split(dir, true)?;
+    let (test, test_labels) = cifar::read_split(dir, false)?;
     Ok(Images {
         name: "cifar10",
         channels: 3,
         height: 32,
         width: 32,
         levels: 256,
-        train: table(cifar::read_split(dir, true)?, 3072),
-        test: table(cifar::read_split(dir, false)?, 3072),
+        train: table(train, 3072),
+        test: table(test, 3072),
+        train_labels: Some(train_labels),
+        test_labels: Some(test_labels),
     })
 }
 
@@ -163,6 +178,13 @@ pub fn digits() -> Result<Images> {
     let mut raw = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw)?;
     let img = idx::parse(&raw, "assets/digits8x8-images-idx3-ubyte.gz")?;
+    let mut raw = Vec::new();
+    let labels = include_bytes!("../../assets/digits8x8-labels-idx1-ubyte.gz");
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&labels[..]), &mut raw)?;
+    let labels = idx::parse(&raw, "assets/digits8x8-labels-idx1-ubyte.gz")?.data;
+    if labels.len() != img.dims[0] {
+        bail!("assets/digits8x8: {} labels for {} images", labels.len(), img.dims[0]);
+    }
     let all = table(img.data, 64);
     check_levels(&all, 17, "assets/digits8x8")?;
     let split = 1500;
@@ -174,6 +196,8 @@ pub fn digits() -> Result<Images> {
         levels: 17,
         train: Table { dim: 64, data: all.data[..split * 64].to_vec() },
         test: Table { dim: 64, data: all.data[split * 64..].to_vec() },
+        train_labels: Some(labels[..split].to_vec()),
+        test_labels: Some(labels[split..].to_vec()),
     })
 }
 
@@ -221,5 +245,8 @@ mod tests {
         assert_eq!((d.train.rows(), d.test.rows(), d.train.dim), (1500, 297, 64));
         let max = d.train.data.iter().cloned().fold(0.0, f32::max);
         assert_eq!(max, 16.0);
+        let (tl, vl) = (d.train_labels.unwrap(), d.test_labels.unwrap());
+        assert_eq!((tl.len(), vl.len()), (1500, 297));
+        assert!(tl.iter().chain(&vl).all(|&l| l < 10) && tl.contains(&9));
     }
 }

@@ -72,6 +72,9 @@ pub struct Dataset {
     /// The analytic expected log-likelihood (MODEL.md), where known.
     pub true_ll_expected: Option<f64>,
     pub image: Option<ImageInfo>,
+    /// Class labels of the training and test images, where the dataset has them.
+    pub train_labels: Option<Vec<u8>>,
+    pub test_labels: Option<Vec<u8>>,
 }
 
 impl Dataset {
@@ -108,7 +111,7 @@ pub enum DataSpec {
 
 /// Split sizes of synthetic data: MODEL.md's training set, held-out splits of at least
 /// 10,000 for tests.
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SplitSizes {
     pub train: usize,
     pub validation: usize,
@@ -170,11 +173,43 @@ impl DataSpec {
                     DataSpec::Mnist { name: kind.to_string(), dir }
                 }
             }
-            "digits" => DataSpec::Digits,
+            "digits" => {
+                if !rest.is_empty() {
+                    anyhow::bail!("--data {spec:?}: digits (the embedded 8×8 digits) takes no options");
+                }
+                DataSpec::Digits
+            }
             _ => anyhow::bail!(
                 "--data {spec:?}: unknown dataset {kind:?} (gauss, moons, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, digits)"
             ),
         })
+    }
+
+    /// The spec's own bounds (a bad one is refused before anything is generated or read).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use crate::run::config::{MAX_GAUSS_DIM, MAX_PSI};
+        match self {
+            &DataSpec::Gauss { d, psi } => {
+                if !(1..=MAX_GAUSS_DIM).contains(&d) {
+                    anyhow::bail!("--dim {d}: gauss takes 1..={MAX_GAUSS_DIM} dimensions (MODEL.md's grid: 2, 3, 4)");
+                }
+                if !(1..=MAX_PSI).contains(&psi) {
+                    anyhow::bail!("--psi {psi}: gauss takes powers 1..={MAX_PSI} (MODEL.md's grid: 1, 2, 3)");
+                }
+            }
+            &DataSpec::Moons { noise } => {
+                if !(noise.is_finite() && noise > 0.0 && noise <= 10.0) {
+                    anyhow::bail!("--noise {noise}: the moons' noise σ must be in (0, 10]");
+                }
+            }
+            DataSpec::Mnist { dir, .. } | DataSpec::Cifar10 { dir } => {
+                if !dir.is_dir() {
+                    anyhow::bail!("--data {}: {} is not a folder", self.describe(), dir.display());
+                }
+            }
+            DataSpec::Digits => {}
+        }
+        Ok(())
     }
 
     pub fn is_image(&self) -> bool {
@@ -193,6 +228,7 @@ impl DataSpec {
 
     /// Loads the splits; `mode` says how image levels are preprocessed.
     pub fn load(&self, sizes: SplitSizes, seed: u64, mode: images::Mode) -> anyhow::Result<Dataset> {
+        self.validate()?;
         Ok(match self {
             &DataSpec::Gauss { d, psi } => {
                 if d == 0 || psi == 0 {
@@ -206,6 +242,8 @@ impl DataSpec {
                     truth: Some(Box::new(move |x| synthetic::gauss_log_density_any(x, psi))),
                     true_ll_expected: synthetic::gauss_true_ll_per_dim(psi).map(|v| v * d as f64),
                     image: None,
+                    train_labels: None,
+                    test_labels: None,
                 }
             }
             &DataSpec::Moons { noise } => {
@@ -220,6 +258,8 @@ impl DataSpec {
                     truth: Some(Box::new(move |x| synthetic::moons_log_density(x, noise))),
                     true_ll_expected: (noise == 0.1).then_some(synthetic::MOONS_TRUE_LL_SIGMA_0_1),
                     image: None,
+                    train_labels: None,
+                    test_labels: None,
                 }
             }
             DataSpec::Mnist { name, dir } => {
@@ -247,5 +287,7 @@ fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise:
         truth: None,
         true_ll_expected: None,
         image: Some(ImageInfo { channels: im.channels, height: im.height, width: im.width, pre }),
+        train_labels: im.train_labels,
+        test_labels: im.test_labels,
     })
 }

@@ -44,13 +44,24 @@ pub fn uniform<T: bytemuck::Pod>(gpu: &Gpu, label: &str, value: &T) -> wgpu::Buf
     })
 }
 
+/// Copies `len` elements from `offset` (in elements) of `buffer` to the host, blocking; for
+/// tests and tools, where a failed device may end the program. Runs use `try_read_back`.
+pub fn read_back<T: bytemuck::Pod>(gpu: &Gpu, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Vec<T> {
+    try_read_back(gpu, buffer, offset, len).unwrap_or_else(|e| panic!("read_back: {e:#}"))
+}
+
 /// Copies `len` elements from `offset` (in elements) of `buffer` to the host, blocking.
 /// Reading needs a MAP_READ staging buffer: storage buffers cannot be mapped.
-pub fn read_back<T: bytemuck::Pod>(gpu: &Gpu, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Vec<T> {
+pub fn try_read_back<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    offset: usize,
+    len: usize,
+) -> anyhow::Result<Vec<T>> {
     let elem = std::mem::size_of::<T>();
     let bytes = (len * elem) as u64;
     if bytes == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read_back staging"),
@@ -61,21 +72,25 @@ pub fn read_back<T: bytemuck::Pod>(gpu: &Gpu, buffer: &wgpu::Buffer, offset: usi
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read_back") });
     enc.copy_buffer_to_buffer(buffer, (offset * elem) as u64, &staging, 0, bytes);
     gpu.queue.submit([enc.finish()]);
-    map_blocking(gpu, &staging);
+    map_blocking(gpu, &staging)?;
     let out = {
-        let view = staging.slice(..).get_mapped_range().expect("mapped range");
+        let view = staging.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading back: {e}"))?;
         bytemuck::cast_slice::<u8, T>(&view).to_vec()
     };
     staging.unmap();
-    out
+    Ok(out)
 }
 
 /// Maps a MAP_READ buffer and waits for it.
-pub fn map_blocking(gpu: &Gpu, buffer: &wgpu::Buffer) {
+pub fn map_blocking(gpu: &Gpu, buffer: &wgpu::Buffer) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    gpu.wait();
-    rx.recv().expect("map callback dropped").expect("mapping a readback buffer failed");
+    gpu.wait()?;
+    match rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(super::context::DeviceError(format!("mapping a readback buffer failed: {e}")).into()),
+        Err(_) => Err(super::context::DeviceError("the readback was dropped".into()).into()),
+    }
 }

@@ -13,7 +13,23 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Every pipeline, compiled on first use and kept for the device's life.
     kernels: std::sync::OnceLock<crate::kernels::Kernels>,
+    /// The first error wgpu reported outside a call that returns one (validation, out of
+    /// memory, a lost device): recorded instead of wgpu's default panic, raised by `check`.
+    error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
+
+/// The device failed (lost, out of memory, or an operation it refused). Whatever was
+/// computed since the last check is not trustworthy; the last checkpoint is.
+#[derive(Debug)]
+pub struct DeviceError(pub String);
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the GPU device failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for DeviceError {}
 
 /// How to choose among the adapters the instance sees.
 #[derive(Clone, Debug, Default)]
@@ -159,7 +175,20 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .with_context(|| format!("requesting a device from adapter {:?}", info.name))?;
-        Ok(Self { device, queue, info, limits: need, features, kernels: Default::default() })
+        let error: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let slot = error.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+            s.get_or_insert_with(|| e.to_string());
+        }));
+        let slot = error.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+                s.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
+            }
+        });
+        Ok(Self { device, queue, info, limits: need, features, kernels: Default::default(), error })
     }
 
     /// One line naming the adapter, for logs and summaries.
@@ -178,10 +207,44 @@ impl Gpu {
         self.kernels.get_or_init(|| crate::kernels::Kernels::new(self))
     }
 
-    /// Blocks until all submitted work is done.
-    pub fn wait(&self) {
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost while waiting for the GPU");
+    /// The memory mflow lets itself use on this device, where it can be known: on a CPU
+    /// adapter buffers live in host memory, so 3/4 of what the host has available. A GPU's
+    /// own memory is not reported by WebGPU; there only the binding limits are checked.
+    pub fn memory_budget(&self) -> Option<u64> {
+        if !self.is_cpu() {
+            return None;
+        }
+        host_memory_available().map(|b| b / 4 * 3)
     }
+
+    /// Blocks until all submitted work is done. A lost device is an error, not a panic:
+    /// the caller keeps its last good checkpoint.
+    pub fn wait(&self) -> Result<()> {
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            self.record(format!("waiting for the GPU: {e}"));
+        }
+        self.check()
+    }
+
+    fn record(&self, msg: String) {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(msg);
+    }
+
+    /// `Err(DeviceError)` once wgpu has reported an error or a lost device.
+    pub fn check(&self) -> Result<()> {
+        match self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(msg) => Err(DeviceError(msg).into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Bytes of host memory available (Linux's MemAvailable), where the system says.
+pub fn host_memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The text of `mflow info`: one paragraph per adapter.

@@ -4,6 +4,6 @@ pub mod buffer;
 pub mod context;
 pub mod kernel;
 
-pub use buffer::{read_back, storage, storage_init, uniform, uniform_storage};
-pub use context::{AdapterChoice, Gpu};
+pub use buffer::{read_back, storage, storage_init, try_read_back, uniform, uniform_storage};
+pub use context::{AdapterChoice, DeviceError, Gpu};
 pub use kernel::{grid, submit, Dispatch, Kernel};

@@ -30,19 +30,71 @@ impl FlowConfig {
     pub fn h(&self) -> usize {
         self.q() / 2
     }
+    /// Checks the shape against `LIMITS` (before anything is allocated: a crafted checkpoint
+    /// or flag must not be able to ask for 2^62 parameters).
     pub fn validate(&self) -> Result<()> {
+        let l = &LIMITS;
+        if self.d > l.max_d {
+            bail!("data dimensions D = {} exceed mflow's bound of {}", self.d, l.max_d);
+        }
+        if self.b > l.max_b {
+            bail!("auxiliary dimensions B = {} exceed mflow's bound of {} (--aux)", self.b, l.max_b);
+        }
         if self.q() < 2 {
             bail!("flow width Q = D + B = {} must be at least 2 (a coupling needs two halves)", self.q());
         }
-        if self.blocks < 1 {
-            bail!("the flow needs at least one block (L = {})", self.blocks);
+        if !(1..=l.max_blocks).contains(&self.blocks) {
+            bail!("blocks L = {} must be in 1..={} (--blocks)", self.blocks, l.max_blocks);
         }
-        if self.hidden < 1 {
-            bail!("hidden width H must be at least 1");
+        if self.depth > l.max_depth {
+            bail!("conditioner depth {} exceeds mflow's bound of {} (--depth)", self.depth, l.max_depth);
         }
-        Ok(())
+        if !(1..=l.max_hidden).contains(&self.hidden) {
+            bail!("hidden width H = {} must be in 1..={} (--hidden)", self.hidden, l.max_hidden);
+        }
+        match self.padded_params() {
+            Some(p) if p <= l.max_params => Ok(()),
+            p => bail!(
+                "the flow would have {} parameters, more than mflow's bound of {} (lower --hidden, --blocks or --aux)",
+                p.map_or("over 2^64".to_string(), |p| p.to_string()),
+                l.max_params
+            ),
+        }
+    }
+
+    /// The length of `Flow::params` for this shape (every tensor padded to a multiple of 4),
+    /// computed without building the flow; `None` on overflow.
+    pub fn padded_params(&self) -> Option<u64> {
+        let (q, h) = (self.q() as u64, self.h() as u64);
+        let pad = |n: u64| n.checked_next_multiple_of(4);
+        let actnorm = pad(q)?.checked_mul(2)?;
+        let mut coupling = 0u64;
+        let mut fan_in = h;
+        for k in 0..=self.depth {
+            let fan_out = if k == self.depth { 2 * (q - h) } else { self.hidden as u64 };
+            coupling = coupling.checked_add(pad(fan_in.checked_mul(fan_out)?)?)?.checked_add(pad(fan_out)?)?;
+            fan_in = fan_out;
+        }
+        let blocks = self.blocks as u64;
+        actnorm.checked_mul(blocks)?.checked_add(coupling.checked_mul(2 * blocks)?)
     }
 }
+
+/// mflow's own bounds on a flow's shape, far above the thesis's models (Q ≤ 3088, H = 1024,
+/// L = 4) and far below what would overflow an index. What a given adapter can hold is
+/// checked separately, against its limits (`gpu_flow::Footprint`).
+pub struct Limits {
+    pub max_d: usize,
+    pub max_b: usize,
+    pub max_blocks: usize,
+    pub max_depth: usize,
+    pub max_hidden: usize,
+    /// Parameters per model: 2^28 f32s is 1 GiB, the largest binding mflow asks for.
+    pub max_params: u64,
+}
+
+pub const LIMITS: Limits =
+    Limits { max_d: 1 << 16, max_b: 4096, max_blocks: 64, max_depth: 16, max_hidden: 16384, max_params: 1 << 28 };
 
 /// A linear layer of a conditioner: `out = in · W + b`, W stored `[in][out]` at `w`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +333,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn crafted_shapes_are_refused_before_allocating() {
+        let ok = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0 };
+        assert_eq!(ok.padded_params(), Some(Flow::new(ok.clone()).unwrap().params.len() as u64));
+        for (cfg, what) in [
+            (FlowConfig { d: 1 << 62, ..ok.clone() }, "D = "),
+            (FlowConfig { hidden: 1_000_000_000_000, ..ok.clone() }, "--hidden"),
+            (FlowConfig { blocks: 1_000_000_000, ..ok.clone() }, "--blocks"),
+            (FlowConfig { depth: 100_000, ..ok.clone() }, "--depth"),
+            (FlowConfig { b: 100_000, ..ok.clone() }, "--aux"),
+            (FlowConfig { d: 60_000, b: 0, hidden: 16384, ..ok.clone() }, "parameters"),
+            (FlowConfig { d: 1, b: 0, ..ok.clone() }, "at least 2"),
+        ] {
+            let e = format!("{:#}", Flow::new(cfg).unwrap_err());
+            assert!(e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
     fn layout_is_aligned_and_initialised_as_model_md_says() {
         for (d, b) in [(2, 0), (3, 0), (5, 2)] {
             let f = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 6, seed: 1 }).unwrap();
@@ -301,6 +371,7 @@ mod tests {
                 }
             }
             assert_eq!(f.arch().len(), 1 + 5 * 2 + 3, "ActNorm, (L−1) R-blocks, last block");
+            assert_eq!(f.config.padded_params(), Some(f.params.len() as u64), "arithmetic parameter count");
         }
     }
 }

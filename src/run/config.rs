@@ -1,0 +1,310 @@
+//! A run's configuration: MODEL.md's defaults per dataset, the one path by which flags or a
+//! sweep override them (`Overrides`), and the checks every configuration passes before
+//! anything is allocated or written (`validate` on its own, `check_device` against the
+//! adapter's limits once the data has fixed D).
+
+use crate::data::images::Mode;
+use crate::data::{DataSpec, SplitSizes};
+use crate::gpu::Gpu;
+use crate::gpu_flow::{human_bytes, Footprint, Mode as FlowMode};
+use crate::model::{FlowConfig, LIMITS};
+use crate::train::OptimConfig;
+use anyhow::{bail, Result};
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig {
+    pub data: DataSpec,
+    /// How image levels become the flow's input.
+    pub preprocess: Mode,
+    pub data_seed: u64,
+    pub sizes: SplitSizes,
+    pub flow: FlowConfig,
+    pub optim: OptimConfig,
+    pub epochs: usize,
+    /// Importance samples S for the final marginal likelihood.
+    pub samples: usize,
+    /// Steps between loss readbacks (and divergence checks).
+    pub log_every: usize,
+    /// Epochs between checkpoints (the last epoch always writes one).
+    pub checkpoint_every: usize,
+    /// Evaluate only the first N points of each split (all when absent); the summary says so.
+    #[serde(default)]
+    pub eval_points: Option<usize>,
+}
+
+/// Bounds on flags that no adapter limit decides.
+pub const MAX_BATCH: usize = 1 << 20;
+pub const MAX_SAMPLES: usize = 1 << 20;
+/// Rows of one synthetic split (what fits is also checked against host memory).
+pub const MAX_ROWS: usize = 1 << 26;
+pub const MAX_EPOCHS: usize = 1 << 24;
+/// Gaussian powers: u^ψ stays finite in f32 for the normal's range.
+pub const MAX_PSI: u32 = 5;
+pub const MAX_GAUSS_DIM: usize = 1024;
+
+/// Epochs between checkpoints unless asked: ten per run, at least one epoch apart.
+pub fn default_checkpoint_every(epochs: usize) -> usize {
+    (epochs / 10).max(1)
+}
+
+impl RunConfig {
+    /// MODEL.md's defaults for a dataset (thesis table 1), the model's D taken from the data
+    /// when it is loaded.
+    pub fn defaults(data: DataSpec, b: usize, seed: u64) -> Self {
+        let image = data.is_image();
+        let (batch, lr, clip, epochs, hidden) = match &data {
+            DataSpec::Gauss { .. } => (256, 1e-3, None, 1024, 128),
+            DataSpec::Moons { .. } => (64, 1e-3, None, 1024, 128),
+            DataSpec::Cifar10 { .. } => (32, 5e-4, Some(0.6), 16, 1024),
+            _ => (32, 5e-4, Some(0.6), 10, 1024),
+        };
+        let d = match &data {
+            DataSpec::Gauss { d, .. } => *d,
+            DataSpec::Moons { .. } => 2,
+            _ => 0,
+        };
+        RunConfig {
+            data,
+            preprocess: Mode::Dequant,
+            data_seed: 0,
+            sizes: SplitSizes { train: 2048, validation: 2048, test: 10_000 },
+            flow: FlowConfig { d, b, blocks: 4, depth: 2, hidden, seed },
+            optim: OptimConfig { batch, lr, clip, noise_seed: seed },
+            epochs,
+            samples: 200,
+            log_every: if image { 50 } else { 64 },
+            checkpoint_every: default_checkpoint_every(epochs),
+            eval_points: None,
+        }
+    }
+
+    /// Every bound that needs no adapter and no data, each error naming its flag.
+    pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
+        let f = &self.flow;
+        if f.b > LIMITS.max_b {
+            bail!("--aux {}: at most {} auxiliary dimensions", f.b, LIMITS.max_b);
+        }
+        if !(1..=LIMITS.max_blocks).contains(&f.blocks) {
+            bail!("--blocks {}: must be in 1..={}", f.blocks, LIMITS.max_blocks);
+        }
+        if f.depth > LIMITS.max_depth {
+            bail!("--depth {}: at most {}", f.depth, LIMITS.max_depth);
+        }
+        if !(1..=LIMITS.max_hidden).contains(&f.hidden) {
+            bail!("--hidden {}: must be in 1..={}", f.hidden, LIMITS.max_hidden);
+        }
+        if f.d > 0 {
+            f.validate()?;
+        }
+        let o = &self.optim;
+        if !(1..=MAX_BATCH).contains(&o.batch) {
+            bail!("--batch {}: must be in 1..={MAX_BATCH}", o.batch);
+        }
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            bail!("--lr {}: the learning rate must be a positive finite number", o.lr);
+        }
+        if let Some(c) = o.clip {
+            if !(c.is_finite() && c > 0.0) {
+                bail!("--clip {c}: the gradient-norm bound must be positive and finite (0 turns clipping off)");
+            }
+        }
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            bail!("--epochs {}: must be in 1..={MAX_EPOCHS}", self.epochs);
+        }
+        if !(1..=MAX_SAMPLES).contains(&self.samples) {
+            bail!("--samples {}: the importance samples S must be in 1..={MAX_SAMPLES}", self.samples);
+        }
+        if self.log_every == 0 {
+            bail!("--log-every 0: must be at least 1");
+        }
+        if self.checkpoint_every == 0 {
+            bail!("--checkpoint-every 0: must be at least 1 epoch");
+        }
+        if self.eval_points == Some(0) {
+            bail!("--eval-points 0: must be at least 1 (leave it out to evaluate every point)");
+        }
+        if !self.data.is_image() {
+            let s = &self.sizes;
+            for (flag, n) in [("--train-size", s.train), ("--validation-size", s.validation), ("--test-size", s.test)] {
+                if n > MAX_ROWS {
+                    bail!("{flag} {n}: at most {MAX_ROWS} points");
+                }
+            }
+            if s.train == 0 || s.test == 0 {
+                bail!("--train-size and --test-size must be at least 1 (got {} and {})", s.train, s.test);
+            }
+            let d = self.flow.d.max(1) as u64;
+            let bytes = (s.train + s.validation + s.test) as u64 * d * 4;
+            if let Some(avail) = crate::gpu::context::host_memory_available() {
+                if bytes > avail / 2 {
+                    bail!(
+                        "--train-size {}, --validation-size {}, --test-size {}: the data would take {} of host memory, more than half of the {} available",
+                        s.train,
+                        s.validation,
+                        s.test,
+                        human_bytes(bytes),
+                        human_bytes(avail)
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What training and evaluating this run asks of `gpu` (D known): `models` flows trained
+    /// together, then evaluated with S samples per point. The error names the flag to lower
+    /// and the largest value that fits.
+    pub fn check_device(&self, gpu: &Gpu, models: usize) -> Result<()> {
+        let f = &self.flow;
+        f.validate()?;
+        let n = self.optim.batch;
+        let fits = |c: &FlowConfig, n: usize| {
+            Footprint::of(c, n, FlowMode::Training, models).is_some_and(|fp| fp.fits(gpu))
+                && Footprint::of(c, 1, FlowMode::Inference, 1).is_some_and(|fp| fp.fits(gpu))
+        };
+        if !fits(f, n) {
+            let fp = Footprint::of(f, n, FlowMode::Training, models);
+            let need = fp.map_or("more than 2^64 bytes".into(), |fp| {
+                format!("{} in all, {} in its largest buffer", human_bytes(fp.total), human_bytes(fp.largest))
+            });
+            let room = format!(
+                "this adapter binds at most {} per buffer{}",
+                human_bytes(gpu.limits.max_storage_buffer_binding_size),
+                gpu.memory_budget()
+                    .map_or(String::new(), |b| format!(" and mflow may use {} of memory", human_bytes(b)))
+            );
+            // The largest value of each flag that fits, the others as given.
+            let largest = |ok: &dyn Fn(usize) -> bool, hi: usize| -> Option<usize> {
+                let (mut lo, mut hi) = (0usize, hi);
+                while lo < hi {
+                    let mid = lo + (hi - lo).div_ceil(2);
+                    if ok(mid) {
+                        lo = mid
+                    } else {
+                        hi = mid - 1
+                    }
+                }
+                (lo > 0).then_some(lo)
+            };
+            let mut hints = Vec::new();
+            if let Some(b) = largest(&|b| fits(&FlowConfig { b, ..f.clone() }, n), f.b) {
+                hints.push(format!("--aux {b}"));
+            }
+            if let Some(h) = largest(&|h| fits(&FlowConfig { hidden: h, ..f.clone() }, n), f.hidden) {
+                hints.push(format!("--hidden {h}"));
+            }
+            if let Some(l) = largest(&|l| fits(&FlowConfig { blocks: l, ..f.clone() }, n), f.blocks) {
+                hints.push(format!("--blocks {l}"));
+            }
+            if let Some(b) = largest(&|b| fits(f, b), n) {
+                hints.push(format!("--batch {b}"));
+            }
+            let what = if models > 1 { format!("{models} models of this shape") } else { "this model".into() };
+            bail!(
+                "{what} (D={}, B={}, H={}, L={}, batch {n}) needs {need}; {room}. Lower one of: {}",
+                f.d,
+                f.b,
+                f.hidden,
+                f.blocks,
+                if hints.is_empty() { "--aux, --hidden, --blocks or --batch".into() } else { hints.join(", ") }
+            );
+        }
+        let most = crate::eval::max_samples(gpu, f);
+        if self.samples > most {
+            bail!(
+                "--samples {}: at most {most} importance samples per point fit one evaluation pass of this model on this adapter",
+                self.samples
+            );
+        }
+        Ok(())
+    }
+
+    /// The settings that change a training trajectory, as "name: this → other" lines
+    /// (resuming under other settings continues a different run).
+    pub fn training_changes(&self, other: &RunConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: {a} → {b}"));
+            }
+        };
+        cmp("data", self.data.describe(), other.data.describe());
+        cmp("preprocess", format!("{:?}", self.preprocess), format!("{:?}", other.preprocess));
+        cmp("data seed", self.data_seed.to_string(), other.data_seed.to_string());
+        cmp("train size", self.sizes.train.to_string(), other.sizes.train.to_string());
+        cmp("batch", self.optim.batch.to_string(), other.optim.batch.to_string());
+        cmp("lr", self.optim.lr.to_string(), other.optim.lr.to_string());
+        cmp("clip", format!("{:?}", self.optim.clip), format!("{:?}", other.optim.clip));
+        cmp("noise seed", self.optim.noise_seed.to_string(), other.optim.noise_seed.to_string());
+        out
+    }
+
+    /// Every setting that differs (a sweep's finished run counts only under its own).
+    pub fn changes(&self, other: &RunConfig) -> Vec<String> {
+        let mut out = self.training_changes(other);
+        let mut cmp = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: {a} → {b}"));
+            }
+        };
+        // Image data fixes D when loaded: a configuration asked for before loading has D = 0.
+        let (mut fa, mut fb) = (self.flow.clone(), other.flow.clone());
+        if fa.d == 0 || fb.d == 0 {
+            (fa.d, fb.d) = (0, 0);
+        }
+        cmp("flow", format!("{fa:?}"), format!("{fb:?}"));
+        cmp("epochs", self.epochs.to_string(), other.epochs.to_string());
+        cmp("samples", self.samples.to_string(), other.samples.to_string());
+        cmp("validation size", self.sizes.validation.to_string(), other.sizes.validation.to_string());
+        cmp("test size", self.sizes.test.to_string(), other.sizes.test.to_string());
+        cmp("eval points", format!("{:?}", self.eval_points), format!("{:?}", other.eval_points));
+        out
+    }
+}
+
+/// Settings that override MODEL.md's defaults: the flags of `mflow train`, and a sweep's for
+/// every run. `None` keeps the default.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub batch: Option<usize>,
+    pub lr: Option<f64>,
+    /// 0 turns clipping off.
+    pub clip: Option<f64>,
+    pub blocks: Option<usize>,
+    pub depth: Option<usize>,
+    pub hidden: Option<usize>,
+    pub samples: Option<usize>,
+    pub log_every: Option<usize>,
+    pub train_size: Option<usize>,
+    pub validation_size: Option<usize>,
+    pub test_size: Option<usize>,
+    pub checkpoint_every: Option<usize>,
+    pub eval_points: Option<usize>,
+    pub preprocess: Option<Mode>,
+    pub data_seed: Option<u64>,
+}
+
+impl Overrides {
+    pub fn apply(&self, c: &mut RunConfig) {
+        c.epochs = self.epochs.unwrap_or(c.epochs);
+        c.checkpoint_every = self.checkpoint_every.unwrap_or(default_checkpoint_every(c.epochs));
+        c.optim.batch = self.batch.unwrap_or(c.optim.batch);
+        c.optim.lr = self.lr.unwrap_or(c.optim.lr);
+        if let Some(clip) = self.clip {
+            c.optim.clip = (clip != 0.0).then_some(clip);
+        }
+        c.flow.blocks = self.blocks.unwrap_or(c.flow.blocks);
+        c.flow.depth = self.depth.unwrap_or(c.flow.depth);
+        c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
+        c.samples = self.samples.unwrap_or(c.samples);
+        c.log_every = self.log_every.unwrap_or(c.log_every);
+        c.sizes.train = self.train_size.unwrap_or(c.sizes.train);
+        c.sizes.validation = self.validation_size.unwrap_or(c.sizes.validation);
+        c.sizes.test = self.test_size.unwrap_or(c.sizes.test);
+        c.eval_points = self.eval_points.or(c.eval_points);
+        c.preprocess = self.preprocess.unwrap_or(c.preprocess);
+        c.data_seed = self.data_seed.unwrap_or(c.data_seed);
+    }
+}

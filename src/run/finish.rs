@@ -1,0 +1,180 @@
+//! The end of a run: the honest evaluation (marginal LL on the training split and on the
+//! held-out test split, beside the truth for synthetic data), samples, and `summary.json`,
+//! written last so that a folder with a summary holds a finished run.
+
+use super::config::RunConfig;
+use super::evaluate::split_log_likelihood;
+use super::folder::RunFolder;
+use crate::data::images::Mode;
+use crate::data::{Dataset, Split};
+use crate::eval::{Estimate, Evaluator};
+use crate::gpu::Gpu;
+use crate::model::Flow;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub data: String,
+    pub adapter: String,
+    pub config: RunConfig,
+    pub samples: usize,
+    pub train_ll: f64,
+    pub train_ll_se: f64,
+    /// The thesis's protocol: log of the mean likelihood over the training points.
+    pub train_log_mean_likelihood: f64,
+    pub heldout_ll: f64,
+    pub heldout_ll_se: f64,
+    pub heldout_split: String,
+    /// Points evaluated per split.
+    pub train_points: usize,
+    pub heldout_points: usize,
+    /// What the log-likelihoods measure: "nats" per point (synthetic data and thesis-mode
+    /// images) or, in dequant mode, nats of log p(v) per image beside bits per dimension.
+    pub units: String,
+    pub train_bits_per_dim: Option<f64>,
+    pub heldout_bits_per_dim: Option<f64>,
+    pub heldout_bits_per_dim_se: Option<f64>,
+    /// Mean exact log-density of the same held-out points (synthetic data).
+    pub true_ll: Option<f64>,
+    /// MODEL.md's analytic expected log-likelihood.
+    pub true_ll_expected: Option<f64>,
+    pub steps: u64,
+    pub final_train_loss: f64,
+    pub train_seconds: f64,
+    /// This run's samples per second of training wall time.
+    pub train_samples_per_s: f64,
+    /// How many models were trained in the same dispatches (a sweep group; 1: alone).
+    #[serde(default = "one")]
+    pub trained_with: usize,
+    pub eval_seconds: f64,
+    pub model: PathBuf,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Summary {
+    /// The human-readable lines `mflow train` prints.
+    pub fn report(&self) -> String {
+        use std::fmt::Write;
+        let mut r = String::new();
+        let f = &self.config.flow;
+        let _ = writeln!(
+            r,
+            "data {}  D={} B={}  {} steps in {:.1} s ({:.0} samples/s)",
+            self.data, f.d, f.b, self.steps, self.train_seconds, self.train_samples_per_s
+        );
+        let unit = if self.train_bits_per_dim.is_some() { "nats of log p(v)" } else { "nats" };
+        let _ = writeln!(
+            r,
+            "train   log-likelihood {:>10.4} ± {:.4} {unit}  (train split, S = {}, {} points)",
+            self.train_ll, self.train_ll_se, self.samples, self.train_points
+        );
+        let _ = writeln!(
+            r,
+            "heldout log-likelihood {:>10.4} ± {:.4} {unit}  (test split, S = {}, {} points)",
+            self.heldout_ll, self.heldout_ll_se, self.samples, self.heldout_points
+        );
+        if let (Some(tr), Some(te), Some(se)) =
+            (self.train_bits_per_dim, self.heldout_bits_per_dim, self.heldout_bits_per_dim_se)
+        {
+            let _ = writeln!(
+                r,
+                "bits/dim: train {tr:.4}, heldout {te:.4} ± {se:.4} (test split, in the data's own pixel levels)"
+            );
+        }
+        if let Some(t) = self.true_ll {
+            let _ = writeln!(r, "truth                  {t:>10.4} nats  (exact density of the same held-out points)");
+        }
+        if f.b == 0 {
+            let _ = writeln!(r, "(B = 0: the estimate is exact, S is not used)");
+        }
+        r
+    }
+}
+
+/// How a run's training went, for its summary.
+pub(crate) struct Trained {
+    pub steps: u64,
+    pub final_train_loss: f64,
+    pub train_seconds: f64,
+    /// This run's own samples per second of training wall time.
+    pub train_samples_per_s: f64,
+    /// Models trained in the same dispatches (1: alone).
+    pub trained_with: usize,
+}
+
+/// The end of a run: marginal LL on both splits, samples, `summary.json`.
+pub(crate) fn finish(
+    gpu: &Gpu,
+    cfg: &RunConfig,
+    data: &Dataset,
+    flow: &Flow,
+    folder: &RunFolder,
+    trained: Trained,
+) -> Result<Summary> {
+    let t = Instant::now();
+    // Chunks no larger than what is evaluated: a sweep's few hundred points must not pay
+    // for a chunk sized to the whole test split.
+    let points = data.train.rows().max(data.test.rows()).min(cfg.eval_points.unwrap_or(usize::MAX));
+    let ev = Evaluator::for_points(gpu, flow, cfg.samples, points)?;
+    ev.upload_params(gpu, &flow.params);
+    let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points)?;
+    let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points)?;
+    let (train_e, heldout_e) = (Estimate::of(&train_ll), Estimate::of(&heldout));
+    let eval_seconds = t.elapsed().as_secs_f64();
+    let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
+    let bpd = |ll: f64| dequant.map(|i| i.pre.bits_per_dim(ll, flow.config.d));
+    let bpd_se = dequant.map(|_| heldout_e.se / (flow.config.d as f64 * std::f64::consts::LN_2));
+    if flow.config.d == 2 {
+        let samples = crate::sample::sample(gpu, flow, 2048, 1.0, cfg.flow.seed)?;
+        crate::plot::scatter(&data.test, &samples, 512, &folder.samples())?;
+    } else if let Some(info) = &data.image {
+        let samples = crate::sample::sample(gpu, flow, 64, 1.0, cfg.flow.seed)?;
+        crate::plot::image_grid(&samples, info, Some(&data.test), 8, &folder.samples())?;
+    }
+    let summary = Summary {
+        data: data.spec.clone(),
+        adapter: gpu.describe(),
+        config: cfg.clone(),
+        samples: ev.s,
+        train_ll: train_e.mean,
+        train_ll_se: train_e.se,
+        train_log_mean_likelihood: crate::reference::marginal::logsumexp(&train_ll) - (train_ll.len() as f64).ln(),
+        heldout_ll: heldout_e.mean,
+        heldout_ll_se: heldout_e.se,
+        heldout_split: "test".into(),
+        train_points: train_e.n,
+        heldout_points: heldout_e.n,
+        units: if dequant.is_some() {
+            "nats of log p(v) per image; bits/dim in the data's pixel levels"
+        } else {
+            "nats"
+        }
+        .into(),
+        train_bits_per_dim: bpd(train_e.mean),
+        heldout_bits_per_dim: bpd(heldout_e.mean),
+        heldout_bits_per_dim_se: bpd_se,
+        true_ll: true_ll(data),
+        true_ll_expected: data.true_ll_expected,
+        steps: trained.steps,
+        final_train_loss: trained.final_train_loss,
+        train_seconds: trained.train_seconds,
+        train_samples_per_s: trained.train_samples_per_s,
+        trained_with: trained.trained_with,
+        eval_seconds,
+        model: folder.model(),
+    };
+    crate::checkpoint::write_atomic(&folder.summary(), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    Ok(summary)
+}
+
+/// Mean exact log-density of the held-out points, where the truth is known.
+fn true_ll(data: &Dataset) -> Option<f64> {
+    let f = data.truth.as_ref()?;
+    let t = &data.test;
+    Some((0..t.rows()).map(|i| f(t.row(i))).sum::<f64>() / t.rows() as f64)
+}

@@ -1,0 +1,449 @@
+//! The one training loop. It trains 1..N models of one shape in the same dispatches (a
+//! single run is N = 1), and every run gets the same care: checkpoints every
+//! `checkpoint_every` epochs and at the end, divergence stopped within one logging interval
+//! with only good checkpoints kept, SIGINT/SIGTERM answered with a checkpoint, exact resume,
+//! and one `metrics.jsonl` per run.
+
+use super::config::RunConfig;
+use super::finish::{finish, Summary, Trained};
+use super::folder::{MetricsLog, RunFolder};
+use super::interrupt::{self, Interrupted};
+use super::schedule::{batch_stream, Schedule};
+use crate::checkpoint::{self, TrainState};
+use crate::data::Dataset;
+use crate::gpu::Gpu;
+use crate::gpu_flow::{Footprint, Mode as FlowMode};
+use crate::model::Flow;
+use crate::train::{Logged, Trainer};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What `mflow train` lets a user decide about a run folder.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub progress: bool,
+    /// Replace whatever run the folder holds.
+    pub force: bool,
+    /// Resume although data or optimiser settings differ from the checkpoint's.
+    pub allow_changes: bool,
+}
+
+/// Where a run starts.
+pub enum Start<'a> {
+    /// From MODEL.md's initialisation; the folder must hold no run (unless forced).
+    Fresh,
+    /// From a checkpoint with training state.
+    Resume { from: &'a Path, allow_changes: bool },
+    /// From the folder's own checkpoint if it has one (sweeps), else fresh.
+    Auto,
+}
+
+/// A run ready to train: its locked folder, configuration (D known), data, flow, and the
+/// state it continues from.
+pub struct Member {
+    pub cfg: RunConfig,
+    pub folder: RunFolder,
+    data: Dataset,
+    flow: Flow,
+    state: Option<TrainState>,
+    /// Settings that differ from the checkpoint's (allowed by the user); logged.
+    changes: Vec<String>,
+}
+
+/// Loss far above where training started: the relative margin that counts as divergence.
+const EXPLODE: f64 = 20.0;
+
+fn total_steps(cfg: &RunConfig, rows: usize) -> Result<u64> {
+    let spe = rows / cfg.optim.batch;
+    if spe == 0 {
+        bail!("--batch {}: larger than the training set ({rows} rows)", cfg.optim.batch);
+    }
+    let total = spe as u64 * cfg.epochs as u64;
+    if total >= u32::MAX as u64 {
+        bail!("--epochs {}: {total} steps, more than the 2^32 − 1 a run may take", cfg.epochs);
+    }
+    Ok(total)
+}
+
+impl Member {
+    /// Loads the data and the starting point, validating everything before the folder is
+    /// touched: a run that cannot train leaves the folder as it was.
+    pub fn prepare(gpu: &Gpu, cfg: &RunConfig, folder: RunFolder, start: Start, force: bool) -> Result<Self> {
+        cfg.validate()?;
+        let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
+        let mut cfg = cfg.clone();
+        cfg.flow.d = data.train.dim;
+        cfg.check_device(gpu, 1)?;
+        let total = total_steps(&cfg, data.train.rows())?;
+        let existing = folder.existing();
+        let own = folder.model();
+        let from = match start {
+            Start::Fresh => None,
+            Start::Resume { from, allow_changes } => Some((from.to_path_buf(), allow_changes)),
+            Start::Auto => own.exists().then(|| (own.clone(), false)),
+        };
+        let (flow, state, changes) = match &from {
+            None => (Flow::new(cfg.flow.clone())?, None, Vec::new()),
+            Some((path, allow)) => {
+                let (flow, state) = checkpoint::load(path, Some(&cfg.flow))?;
+                let state = state.with_context(|| format!("{}: no training state to resume from", path.display()))?;
+                if state.step > total {
+                    bail!(
+                        "{}: the checkpoint is at step {}, past this run's {total} steps",
+                        path.display(),
+                        state.step
+                    );
+                }
+                let recorded: Option<RunConfig> = state.extra.get("run").and_then(|j| serde_json::from_str(j).ok());
+                let changes = recorded.map(|r| r.training_changes(&cfg)).unwrap_or_default();
+                if !changes.is_empty() && !allow {
+                    bail!(
+                        "{}: this run's settings differ from the checkpoint's ({}); resuming would continue a different run. Use the checkpoint's settings, or pass --allow-config-change to continue anyway",
+                        path.display(),
+                        changes.join("; ")
+                    );
+                }
+                (flow, Some(state), changes)
+            }
+        };
+        let resuming_own = from.as_ref().is_some_and(|(p, _)| same_file(p, &own));
+        // A sweep's run killed before its first checkpoint left only its own partial metrics.
+        let partial = matches!(start, Start::Auto) && !existing.contains(&"summary.json");
+        if !existing.is_empty() && !resuming_own {
+            if !force && !partial {
+                let what = if existing.contains(&"summary.json") { "a finished run" } else { "a run" };
+                bail!(
+                    "--out {} holds {what} ({}); choose another --out, continue it with --resume {}, or replace it with --force",
+                    folder.dir.display(),
+                    existing.join(", "),
+                    own.display()
+                );
+            }
+            folder.clear()?;
+        }
+        if resuming_own {
+            folder.clear_results()?;
+        }
+        Ok(Self { cfg, folder, data, flow, state, changes })
+    }
+
+    fn start_step(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.step)
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Runs with the same key can be trained in the same dispatches: one flow shape (Q, L,
+/// depth, H) and one schedule (batch, lr, clip, epochs, training-set size, log interval).
+/// Data, D, B (within Q), seeds and preprocessing may differ.
+pub fn group_key(cfg: &RunConfig) -> String {
+    let (f, o) = (&cfg.flow, &cfg.optim);
+    // Image data fixes D only when loaded; its spec stands in for it.
+    let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{}+{}", cfg.data.describe(), f.b) };
+    format!(
+        "{width} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{} ckpt{}",
+        f.blocks,
+        f.depth,
+        f.hidden,
+        o.batch,
+        o.lr,
+        o.clip,
+        cfg.epochs,
+        cfg.sizes.train,
+        cfg.log_every,
+        cfg.checkpoint_every
+    )
+}
+
+/// Trains one run: `mflow train`.
+pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, opts: &Options) -> Result<Summary> {
+    cfg.validate()?;
+    let folder = RunFolder::lock(out)?;
+    let start = match resume {
+        Some(from) => Start::Resume { from, allow_changes: opts.allow_changes },
+        None => Start::Fresh,
+    };
+    let member = Member::prepare(gpu, cfg, folder, start, opts.force)?;
+    train_members(gpu, vec![member], opts.progress)?.pop().context("no result")?
+}
+
+/// How one model's training is going.
+struct Watch {
+    log: MetricsLog,
+    /// The first logged loss of the run (the divergence reference).
+    initial: Option<f64>,
+    last_loss: f64,
+    /// The step of the last checkpoint written (or resumed from).
+    last_good: Option<u64>,
+    diverged: Option<String>,
+}
+
+impl Watch {
+    fn observe(&mut self, l: &Logged, epoch: usize, batch: usize, start: Instant, first: u64) -> Result<()> {
+        if self.diverged.is_some() {
+            return Ok(());
+        }
+        let secs = start.elapsed().as_secs_f64();
+        self.log.write(&json!({
+            "step": l.step, "epoch": epoch, "loss": l.loss, "nonfinite_steps": l.nonfinite, "elapsed_s": secs,
+            "samples_per_s": (l.step - first) as f64 * batch as f64 / secs.max(1e-9),
+        }))?;
+        let reason = if l.nonfinite > 0 {
+            Some(format!("the loss was not finite at {} step(s) up to step {}", l.nonfinite, l.step))
+        } else {
+            match self.initial {
+                None => {
+                    self.initial = Some(l.loss);
+                    None
+                }
+                Some(l0) if l.loss > l0 + EXPLODE * l0.abs().max(1.0) => Some(format!(
+                    "the loss reached {:.4e} by step {}, far above the {l0:.4} it started from",
+                    l.loss, l.step
+                )),
+                Some(_) => None,
+            }
+        };
+        self.last_loss = l.loss;
+        if let Some(r) = reason {
+            self.diverge(l.step, r)?;
+        }
+        Ok(())
+    }
+
+    fn diverge(&mut self, step: u64, reason: String) -> Result<()> {
+        self.log.write(&json!({ "step": step, "event": "diverged", "reason": reason }))?;
+        self.diverged = Some(reason);
+        Ok(())
+    }
+}
+
+/// Trains `members` (one `group_key` and one starting step) together, then evaluates each
+/// and writes its folder. The outer error stops everything (an interrupt, a lost device, a
+/// full disk); a run that diverges or fails its evaluation gets its own error and the others
+/// go on. Groups larger than the device holds are trained in parts.
+pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Result<Vec<Result<Summary>>> {
+    let Some(head) = members.first() else { return Ok(Vec::new()) };
+    let (key, step0, batch) = (group_key(&head.cfg), head.start_step(), head.cfg.optim.batch);
+    if let Some(m) = members.iter().find(|m| group_key(&m.cfg) != key || m.start_step() != step0) {
+        bail!(
+            "runs trained together must share a flow shape, schedule and starting step: {key:?} at {step0} vs {:?} at {}",
+            group_key(&m.cfg),
+            m.start_step()
+        );
+    }
+    let fits = |k: usize| Footprint::of(&head.cfg.flow, batch, FlowMode::Training, k).is_some_and(|f| f.fits(gpu));
+    let mut cap = members.len();
+    while cap > 1 && !fits(cap) {
+        cap = cap.div_ceil(2);
+    }
+    if cap < members.len() {
+        let mut out = Vec::new();
+        while !members.is_empty() {
+            let part: Vec<Member> = members.drain(..cap.min(members.len())).collect();
+            out.extend(train_members(gpu, part, progress)?);
+        }
+        return Ok(out);
+    }
+    let rows = head.data.train.rows();
+    if let Some(m) = members.iter().find(|m| m.data.train.rows() != rows) {
+        bail!("{} has {} training rows, the group {rows}", m.data.spec, m.data.train.rows());
+    }
+    let (cfg0, models) = (head.cfg.clone(), members.len());
+    let spe = rows / batch;
+    let total = total_steps(&cfg0, rows)?;
+    let first = step0;
+
+    let flows: Vec<&Flow> = members.iter().map(|m| &m.flow).collect();
+    let seeds: Vec<u64> = members.iter().map(|m| m.cfg.optim.noise_seed).collect();
+    let mut trainer = Trainer::new_models(gpu, &flows, &seeds, &cfg0.optim);
+    if first > 0 {
+        // Every member starts at `first` > 0, so each has a state (see `start_step`).
+        let states: Vec<&TrainState> = members.iter().filter_map(|m| m.state.as_ref()).collect();
+        let m: Vec<f32> = states.iter().flat_map(|s| s.m.iter().copied()).collect();
+        let v: Vec<f32> = states.iter().flat_map(|s| s.v.iter().copied()).collect();
+        trainer.restore(gpu, &m, &v, first);
+    }
+    let mut watch = members
+        .iter()
+        .map(|m| {
+            let mut log = MetricsLog::open(&m.folder.metrics(), (first > 0).then_some(first))?;
+            if first > 0 {
+                log.write(&json!({ "step": first, "event": "resumed", "changed": m.changes }))?;
+            }
+            let initial = m.state.as_ref().and_then(|s| s.extra.get("initial_loss")).and_then(|v| v.parse().ok());
+            Ok(Watch { log, initial, last_loss: f64::NAN, last_good: (first > 0).then_some(first), diverged: None })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let streams: Vec<_> = members
+        .iter()
+        .map(|m| {
+            let sched = Schedule { rows, batch, seed: m.cfg.flow.seed };
+            let pre = m.data.image.as_ref().map(|i| i.pre.clone());
+            batch_stream(Arc::new(m.data.train.clone()), pre, sched, first + 1, total)
+        })
+        .collect();
+    let dmax = members.iter().map(|m| m.flow.config.d).max().unwrap_or(0);
+    let mut x = vec![0f32; models * batch * dmax];
+    let bar = progress_bar(progress, total);
+    bar.set_position(first);
+    let start = Instant::now();
+    let mut checkpoint_secs = 0.0;
+    let mut flows: Vec<Flow> = members.iter().map(|m| m.flow.clone()).collect();
+
+    let handle = |logged: Vec<Logged>, watch: &mut [Watch], epoch: usize| -> Result<()> {
+        for l in &logged {
+            watch[l.model].observe(l, epoch, batch, start, first)?;
+        }
+        if let Some(step) = logged.last().map(|l| l.step) {
+            let live: Vec<f64> = watch.iter().filter(|w| w.diverged.is_none()).map(|w| w.last_loss).collect();
+            bar.set_position(step);
+            bar.set_message(format!(
+                "epoch {} loss {:.4}{} {:.0} samples/s",
+                epoch + 1,
+                live.iter().sum::<f64>() / live.len().max(1) as f64,
+                if models > 1 { format!(" (mean of {} models)", live.len()) } else { String::new() },
+                (step - first) as f64 * (models * batch) as f64 / start.elapsed().as_secs_f64().max(1e-9)
+            ));
+        }
+        Ok(())
+    };
+    // Writes a checkpoint for every model still training, after checking its parameters.
+    let checkpoint = |trainer: &Trainer, watch: &mut [Watch], flows: &mut [Flow]| -> Result<Vec<(u64, PathBuf)>> {
+        let mut written = Vec::new();
+        for (z, m) in members.iter().enumerate() {
+            if watch[z].diverged.is_some() {
+                continue;
+            }
+            let (params, mm, vv) = trainer.download_model(gpu, z)?;
+            if params.iter().any(|p| !p.is_finite()) {
+                watch[z].diverge(trainer.step, format!("the parameters were not finite at step {}", trainer.step))?;
+                continue;
+            }
+            flows[z].params = params;
+            flows[z].actnorm_initialized = trainer.initialized();
+            let mut extra = std::collections::HashMap::from([("run".to_string(), serde_json::to_string(&m.cfg)?)]);
+            if let Some(l0) = watch[z].initial {
+                extra.insert("initial_loss".into(), l0.to_string());
+            }
+            let path = m.folder.model();
+            checkpoint::save(&path, &flows[z], Some(&TrainState { m: mm, v: vv, step: trainer.step, extra }))?;
+            watch[z].last_good = Some(trainer.step);
+            written.push((trainer.step, path));
+        }
+        Ok(written)
+    };
+
+    for step in first + 1..=total {
+        if let Some(signal) = interrupt::requested() {
+            let epoch = (step.saturating_sub(2) / spe as u64) as usize;
+            handle(trainer.drain(gpu)?, &mut watch, epoch)?;
+            let checkpoints = if trainer.step > first {
+                checkpoint(&trainer, &mut watch, &mut flows)?
+            } else {
+                members.iter().filter(|_| first > 0).map(|m| (first, m.folder.model())).collect()
+            };
+            bar.abandon();
+            return Err(Interrupted { signal, checkpoints, during: "training" }.into());
+        }
+        for (z, rx) in streams.iter().enumerate() {
+            let xb = rx.recv().context("a minibatch thread stopped")?;
+            let d = members[z].flow.config.d;
+            for (r, row) in xb.chunks(d).enumerate() {
+                x[(z * batch + r) * dmax..][..d].copy_from_slice(row);
+            }
+        }
+        let epoch = ((step - 1) / spe as u64) as usize;
+        let save =
+            step == total || (step.is_multiple_of(spe as u64) && (epoch + 1).is_multiple_of(cfg0.checkpoint_every));
+        // The first step is logged alone: its loss is the divergence reference.
+        let log = save || step == first + 1 || step.is_multiple_of(cfg0.log_every as u64);
+        handle(trainer.step(gpu, &x, log), &mut watch, epoch)?;
+        gpu.check()?;
+        if save {
+            let t = Instant::now();
+            handle(trainer.drain(gpu)?, &mut watch, epoch)?;
+            checkpoint(&trainer, &mut watch, &mut flows)?;
+            checkpoint_secs += t.elapsed().as_secs_f64();
+        }
+        if watch.iter().all(|w| w.diverged.is_some()) {
+            break;
+        }
+    }
+    let train_seconds = start.elapsed().as_secs_f64() - checkpoint_secs;
+    bar.finish_and_clear();
+
+    let mut out = Vec::new();
+    for (z, m) in members.iter().enumerate() {
+        let result = match &watch[z].diverged {
+            Some(reason) => Err(diverged(reason, watch[z].last_good, &m.folder.model(), &m.cfg)),
+            None => {
+                let mut flow = flows[z].clone();
+                if first == total {
+                    flow.actnorm_initialized = true; // resumed at the end: evaluate the loaded model
+                }
+                let trained = Trained {
+                    steps: trainer.step,
+                    final_train_loss: watch[z].last_loss,
+                    train_seconds,
+                    train_samples_per_s: (trainer.step - first) as f64 * batch as f64 / train_seconds.max(1e-9),
+                    trained_with: models,
+                };
+                finish(gpu, &m.cfg, &m.data, &flow, &m.folder, trained)
+            }
+        };
+        // An interrupted evaluation stops the group; the trained models are saved.
+        if let Err(e) = &result {
+            if let Some(i) = e.downcast_ref::<Interrupted>() {
+                let checkpoints = members[z..].iter().map(|m| (trainer.step, m.folder.model())).collect();
+                return Err(Interrupted { signal: i.signal, checkpoints, during: "evaluation" }.into());
+            }
+            if e.downcast_ref::<crate::gpu::DeviceError>().is_some() {
+                return Err(result.unwrap_err());
+            }
+        }
+        out.push(result.with_context(|| format!("run in {}", m.folder.dir.display())));
+    }
+    Ok(out)
+}
+
+fn diverged(reason: &str, last_good: Option<u64>, model: &Path, cfg: &RunConfig) -> anyhow::Error {
+    let kept = match last_good {
+        Some(s) => format!("the last good checkpoint (step {s}) is {}", model.display()),
+        None => "no checkpoint was kept (none was good)".to_string(),
+    };
+    let clip = match cfg.optim.clip {
+        Some(c) => format!("a smaller --clip (now {c})"),
+        None => "--clip 1 to bound the gradient norm".to_string(),
+    };
+    anyhow::anyhow!(
+        "training diverged: {reason}; {kept}. Try a lower --lr (now {}, e.g. --lr {}) or {clip}{}",
+        cfg.optim.lr,
+        cfg.optim.lr / 10.0,
+        if last_good.is_some() {
+            ", resuming from that checkpoint with --resume and --allow-config-change"
+        } else {
+            ""
+        }
+    )
+}
+
+fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,391 @@
+//! Hostile but ordinary uses of the `mflow` binary: bad flags (0, negative, NaN, huge),
+//! bad files (IDX, CIFAR, safetensors, crafted metadata, a FIFO), and faults (kill -9 and
+//! resume, SIGINT/SIGTERM, two writers, divergence, rerunning into a finished folder).
+//! Each case asserts a non-zero exit without a panic, a message naming the flag or file, and
+//! that no good file changed.
+
+mod common;
+use mflow::checkpoint;
+use mflow::model::{Flow, FlowConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mflow");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mflow-bad-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env("NODEVICE_SELECT", "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// Runs mflow to the end, or fails the test after `secs` (a hang is a bug too).
+fn run_for(args: &[&str], secs: u64) -> Output {
+    let mut child = command(args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mflow {args:?} hung for {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean refusal: exit status 1 or 2 (never 101, a panic, nor a signal), no panic
+/// text, and every one of `names` in the message.
+fn refused(args: &[&str], names: &[&str]) -> String {
+    let o = run_for(args, 120);
+    let e = stderr(&o);
+    assert!(matches!(o.status.code(), Some(1) | Some(2)), "mflow {args:?}: status {:?}\n{e}", o.status);
+    assert!(!e.contains("panicked") && !e.contains("RUST_BACKTRACE"), "mflow {args:?} panicked:\n{e}");
+    for n in names {
+        assert!(e.contains(n), "mflow {args:?}: the message does not name {n:?}:\n{e}");
+    }
+    e
+}
+
+/// A tiny moons run's flags (a few seconds on lavapipe).
+fn tiny(out: &Path, epochs: usize) -> Vec<String> {
+    let o = out.to_str().unwrap().to_string();
+    let e = epochs.to_string();
+    [
+        "train",
+        "--data",
+        "moons",
+        "--aux",
+        "1",
+        "--epochs",
+        &e,
+        "--train-size",
+        "64",
+        "--test-size",
+        "40",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--blocks",
+        "1",
+        "--samples",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--log-every",
+        "4",
+        "--quiet",
+        "--out",
+        &o,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A run folder and its files' bytes.
+type Snapshot = (PathBuf, Vec<(PathBuf, Vec<u8>)>);
+
+/// One finished run that cases may point at; none may change it.
+fn finished() -> &'static Snapshot {
+    static RUN: OnceLock<Snapshot> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = tmp("finished");
+        let o = run_for(&refs(&tiny(&dir, 2)), 300);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let files = ["model.safetensors", "summary.json", "metrics.jsonl", "samples.png"]
+            .iter()
+            .map(|f| (dir.join(f), std::fs::read(dir.join(f)).unwrap()))
+            .collect();
+        (dir, files)
+    })
+}
+
+fn assert_unchanged(files: &[(PathBuf, Vec<u8>)]) {
+    for (p, bytes) in files {
+        assert_eq!(&std::fs::read(p).unwrap_or_default(), bytes, "{} changed", p.display());
+    }
+}
+
+#[test]
+fn flags_out_of_range_name_their_flag() {
+    let d = tmp("flags");
+    let out = d.join("r");
+    let out = out.to_str().unwrap();
+    for (args, names) in [
+        (vec!["train", "--batch", "0"], vec!["--batch"]),
+        (vec!["train", "--lr", "0"], vec!["--lr"]),
+        (vec!["train", "--lr", "-1"], vec!["--lr"]),
+        (vec!["train", "--lr", "nan"], vec!["--lr"]),
+        (vec!["train", "--clip", "-1"], vec!["--clip"]),
+        (vec!["train", "--epochs", "0"], vec!["--epochs"]),
+        (vec!["train", "--data", "gauss", "--psi", "-1"], vec!["--psi"]),
+        (vec!["train", "--data", "gauss", "--dim", "0"], vec!["--dim"]),
+        (vec!["train", "--noise", "nan"], vec!["--noise"]),
+        (vec!["train", "--data", "digits:x"], vec!["digits"]),
+        (vec!["train", "--data", "gauss:d=3", "--dim", "5"], vec!["--dim", "gauss:d=3"]),
+        (vec!["train", "--data", "moons", "--psi", "2"], vec!["--psi"]),
+        (vec!["train", "--aux", "100000"], vec!["--aux"]),
+        (vec!["train", "--blocks", "100000"], vec!["--blocks"]),
+        (vec!["train", "--depth", "100000"], vec!["--depth"]),
+        (vec!["train", "--hidden", "1000000000000"], vec!["--hidden"]),
+        (vec!["train", "--train-size", "1000000000000"], vec!["--train-size"]),
+        (vec!["train", "--samples", "1000000000"], vec!["--samples"]),
+        (vec!["train", "--samples", "0"], vec!["--samples"]),
+        (vec!["train", "--epochs", "99999999999"], vec!["--epochs"]),
+        (vec!["train", "--data", "mnist"], vec!["mnist:DIR"]),
+        (vec!["train", "--data", "mnist:/nonexistent-mflow"], vec!["/nonexistent-mflow"]),
+        (vec!["sweep", "gauss", "--shard", "a/b", "--list", "--out", out], vec!["--shard", "i/n"]),
+        (vec!["sweep", "gauss", "--seeds", "100000000", "--list", "--out", out], vec!["--seeds"]),
+        (vec!["sweep", "gauss", "--batch", "0", "--out", out], vec!["--batch"]),
+        (vec!["sample", "--model", "m.safetensors", "--n", "0"], vec!["--n"]),
+        (vec!["sample", "--model", "m.safetensors", "--temperature", "nan"], vec!["--temperature"]),
+        (vec!["eval", "--model", "m.safetensors", "--samples", "0"], vec!["--samples"]),
+        (vec!["demo", "--batch", "0"], vec!["--batch"]),
+        (vec!["bench", "sweep", "--models", "0"], vec!["--models"]),
+    ] {
+        let mut a = args.clone();
+        if a[0] == "train" {
+            a.extend(["--out", out]);
+        }
+        refused(&a, &names);
+        assert!(!d.join("r").join("model.safetensors").exists(), "{a:?} wrote a model");
+    }
+}
+
+#[test]
+fn sizes_beyond_the_adapter_say_which_flag_to_lower() {
+    let d = tmp("sizes");
+    let out = d.join("r");
+    let out = out.to_str().unwrap();
+    // 545M parameters on 8x8 digits: refused before anything is allocated or written.
+    let e = refused(&["train", "--data", "digits", "--hidden", "8192", "--out", out], &["--hidden"]);
+    assert!(e.contains("parameters"), "{e}");
+    assert!(!Path::new(out).join("model.safetensors").exists());
+    let (run, files) = finished();
+    let model = run.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    refused(&["eval", "--model", m, "--samples", "10000000"], &["--samples"]);
+    refused(&["sample", "--model", m, "--n", "1000000000", "--out", d.join("s.png").to_str().unwrap()], &["--n"]);
+    assert_unchanged(files);
+}
+
+#[test]
+fn bad_files_are_named() {
+    let d = tmp("files");
+    let out = d.join("r");
+    let out = out.to_str().unwrap();
+    // A FIFO named like an IDX file must not hang the reader.
+    let fifo = d.join("mnist");
+    std::fs::create_dir_all(&fifo).unwrap();
+    let ok = Command::new("mkfifo").arg(fifo.join("train-images-idx3-ubyte")).status().unwrap();
+    assert!(ok.success());
+    refused(
+        &["train", "--data", &format!("mnist:{}", fifo.display()), "--out", out],
+        &["train-images-idx3-ubyte", "not a regular file"],
+    );
+    // Truncated IDX.
+    let cut = d.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let idx = mflow::data::idx::encode(&[3, 2, 2], &[1; 12]);
+    std::fs::write(cut.join("train-images-idx3-ubyte"), &idx[..idx.len() - 3]).unwrap();
+    std::fs::write(cut.join("t10k-images-idx3-ubyte"), &idx).unwrap();
+    refused(
+        &["train", "--data", &format!("mnist:{}", cut.display()), "--out", out],
+        &["train-images-idx3-ubyte", "truncated"],
+    );
+    // Labels that do not match the images.
+    let lab = d.join("labels");
+    std::fs::create_dir_all(&lab).unwrap();
+    std::fs::write(lab.join("train-images-idx3-ubyte"), &idx).unwrap();
+    std::fs::write(lab.join("t10k-images-idx3-ubyte"), &idx).unwrap();
+    std::fs::write(lab.join("train-labels-idx1-ubyte"), mflow::data::idx::encode(&[2], &[1, 2])).unwrap();
+    std::fs::write(lab.join("t10k-labels-idx1-ubyte"), mflow::data::idx::encode(&[3], &[1, 2, 3])).unwrap();
+    refused(
+        &["train", "--data", &format!("mnist:{}", lab.display()), "--out", out],
+        &["train-labels-idx1-ubyte", "2 labels", "3 images"],
+    );
+    // A CIFAR batch of the wrong length.
+    let cifar = d.join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    std::fs::write(cifar.join("data_batch_1.bin"), vec![1u8; 5000]).unwrap();
+    refused(&["train", "--data", &format!("cifar10:{}", cifar.display()), "--out", out], &["data_batch_1.bin"]);
+    // Checkpoints: junk, truncated, crafted metadata.
+    let junk = d.join("junk.safetensors");
+    std::fs::write(&junk, b"not a model at all").unwrap();
+    refused(&["eval", "--model", junk.to_str().unwrap()], &["junk.safetensors"]);
+    let (run, files) = finished();
+    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let cut_model = d.join("cut.safetensors");
+    std::fs::write(&cut_model, &bytes[..bytes.len() / 2]).unwrap();
+    refused(&["eval", "--model", cut_model.to_str().unwrap()], &["cut.safetensors"]);
+    for (field, value) in [("d", "4611686018427387904"), ("hidden", "1000000000000"), ("blocks", "1000000000")] {
+        let crafted = d.join(format!("crafted-{field}.safetensors"));
+        std::fs::write(&crafted, craft(&bytes, field, value)).unwrap();
+        refused(&["eval", "--model", crafted.to_str().unwrap()], &[&format!("crafted-{field}.safetensors")]);
+        refused(&["train", "--resume", crafted.to_str().unwrap(), "--out", out], &[&format!("crafted-{field}")]);
+    }
+    assert!(!Path::new(out).join("model.safetensors").exists());
+    assert_unchanged(files);
+}
+
+/// The checkpoint's bytes with its config's `field` set to `value` (header length fixed up).
+fn craft(bytes: &[u8], field: &str, value: &str) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(header).unwrap();
+    let meta = v["__metadata__"].as_object_mut().unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(meta["config"].as_str().unwrap()).unwrap();
+    config[field] = serde_json::Value::Number(value.parse::<u64>().unwrap().into());
+    meta.insert("config".into(), serde_json::Value::String(config.to_string()));
+    let mut h = v.to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn outputs_never_replace_inputs_or_mislabel() {
+    let (run, files) = finished();
+    let model = run.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    refused(&["sample", "--model", m, "--out", m], &["--out", "PNG"]);
+    refused(&["sample", "--model", m, "--out", run.join("summary.json").to_str().unwrap()], &["--out"]);
+    let d = tmp("outputs");
+    let notes = d.join("notes.png");
+    std::fs::write(&notes, b"my notes, not a picture").unwrap();
+    refused(&["sample", "--model", m, "--out", notes.to_str().unwrap()], &["notes.png", "not a PNG"]);
+    assert_eq!(std::fs::read(&notes).unwrap(), b"my notes, not a picture");
+    // Rerunning into the finished folder is refused and changes nothing.
+    let e = refused(&refs(&tiny(run, 2)), &["--out", "finished run", "--force", "--resume"]);
+    assert!(e.contains(&run.display().to_string()), "{e}");
+    // A non-finite evaluation is an error, not a printed figure: ActNorm a = 100 overflows.
+    let (mut flow, state) = checkpoint::load(&model, None).unwrap();
+    let a = flow.tensor("an0.a").unwrap().clone();
+    flow.params[a.offset..a.offset + a.len()].fill(100.0);
+    let bad = d.join("overflow.safetensors");
+    checkpoint::save(&bad, &flow, state.as_ref()).unwrap();
+    let o = run_for(&["eval", "--model", bad.to_str().unwrap(), "--samples", "2"], 120);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not finite"), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("log-likelihood"), "no figure is printed");
+    assert_unchanged(files);
+}
+
+#[test]
+fn divergence_stops_and_keeps_only_good_checkpoints() {
+    let d = tmp("diverge");
+    let mut args = tiny(&d.join("lr10"), 50);
+    args.extend(["--lr".into(), "10".into()]);
+    let e = refused(&refs(&args), &["diverged", "--lr"]);
+    let model = d.join("lr10/model.safetensors");
+    if model.exists() {
+        // Only a checkpoint taken before the loss went bad may be kept, and it must load.
+        let (flow, _) = checkpoint::load(&model, None).unwrap();
+        assert!(flow.params.iter().all(|p| p.is_finite()));
+        assert!(e.contains("last good checkpoint"), "{e}");
+    }
+    assert!(!d.join("lr10/summary.json").exists());
+}
+
+fn wait_for(path: &Path, child: &mut Child, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "mflow ended before {} appeared", path.display());
+        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn interrupts_checkpoint_and_say_how_to_resume() {
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let d = tmp(&format!("signal{code}"));
+        let args = tiny(&d, 100_000);
+        let mut child = command(&refs(&args)).spawn().unwrap();
+        wait_for(&d.join("model.safetensors"), &mut child, 120);
+        signal(&child, sig);
+        let o = child.wait_with_output().unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{sig}: {e}");
+        assert!(e.contains("interrupted") && e.contains("--resume") && !e.contains("panicked"), "{e}");
+        let (_, state) = checkpoint::load(&d.join("model.safetensors"), None).unwrap();
+        assert!(state.unwrap().step > 0);
+        assert!(!d.join("summary.json").exists());
+    }
+}
+
+#[test]
+fn one_writer_per_folder() {
+    let d = tmp("writers");
+    let args = tiny(&d, 100_000);
+    let mut first = command(&refs(&args)).spawn().unwrap();
+    wait_for(&d.join("model.safetensors"), &mut first, 120);
+    let mut second = args.clone();
+    second.push("--force".into());
+    let e = refused(&refs(&second), &["in use by another mflow process", &format!("pid {}", first.id())]);
+    assert!(e.contains(&d.display().to_string()), "{e}");
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    // The metrics were written by one process only: every line parses.
+    let log = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{log}");
+}
+
+#[test]
+fn kill_9_then_resume_equals_an_uninterrupted_run() {
+    let d = tmp("kill9");
+    let (whole, cut) = (d.join("whole"), d.join("cut"));
+    let o = run_for(&refs(&tiny(&whole, 60)), 300);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = command(&refs(&tiny(&cut, 60))).spawn().unwrap();
+    wait_for(&cut.join("model.safetensors"), &mut child, 120);
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let mut resume = tiny(&cut, 60);
+    resume.extend(["--resume".into(), cut.join("model.safetensors").to_str().unwrap().into()]);
+    let o = run_for(&refs(&resume), 300);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, _) = checkpoint::load(&whole.join("model.safetensors"), None).unwrap();
+    let (b, _) = checkpoint::load(&cut.join("model.safetensors"), None).unwrap();
+    assert_eq!(a.params, b.params, "killed and resumed ends where the uninterrupted run ends");
+    // No step is logged twice.
+    let steps: Vec<u64> = std::fs::read_to_string(cut.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("loss").is_some())
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+}
+
+#[test]
+fn flows_of_impossible_shape_are_refused_in_the_library_too() {
+    let e = Flow::new(FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 1 << 40, seed: 0 }).unwrap_err();
+    assert!(format!("{e:#}").contains("--hidden"));
+}
