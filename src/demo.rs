@@ -20,7 +20,7 @@ pub fn run(gpu: &Gpu, n: usize, seed: u64) -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut y = Vec::with_capacity(n * q);
     for i in 0..n {
-        y.extend_from_slice(x.row(i));
+        y.extend_from_slice(&x.row(i));
         y.extend((0..config.b).map(|_| {
             let e: f64 = StandardNormal.sample(&mut rng);
             e as f32

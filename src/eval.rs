@@ -86,6 +86,12 @@ impl Evaluator {
 
     /// log p(x) per row of `data`, with ε drawn from `seed` (the same seed, the same ε).
     pub fn log_likelihood(&self, gpu: &Gpu, data: &Table, seed: u64) -> Result<Vec<f64>> {
+        self.log_likelihood_from(gpu, data, seed, 0)
+    }
+
+    /// `log_likelihood` of rows that continue a larger set at chunk `first_chunk` (whose
+    /// ε they draw), so a split evaluated in blocks of whole chunks gets the same numbers.
+    pub fn log_likelihood_from(&self, gpu: &Gpu, data: &Table, seed: u64, first_chunk: usize) -> Result<Vec<f64>> {
         if data.dim != self.d {
             bail!("data has {} dimensions, the model {}", data.dim, self.d);
         }
@@ -94,10 +100,16 @@ impl Evaluator {
         for (c, start) in (0..data.rows()).step_by(self.points).enumerate() {
             crate::run::interrupt::check("evaluation")?;
             let len = self.points.min(data.rows() - start);
-            chunk[..len * self.d].copy_from_slice(&data.data[start * self.d..(start + len) * self.d]);
-            chunk[len * self.d..].fill(0.0); // padding rows: computed, then ignored
+            chunk.clear();
+            data.extend_rows(start..start + len, &mut chunk);
+            chunk.resize(self.points * self.d, 0.0);
+            // padding rows (zeros): computed, then ignored
             gpu.queue.write_buffer(&self.x, 0, bytemuck::cast_slice(&chunk));
-            gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&StepState::new(c as u32 + 1, seed, 0.0)));
+            gpu.queue.write_buffer(
+                &self.step,
+                0,
+                bytemuck::bytes_of(&StepState::new((first_chunk + c) as u32 + 1, seed, 0.0)),
+            );
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
             enc.clear_buffer(&self.gflow.logdet, 0, None);
             record_all(&mut enc, "eval", &self.program);

@@ -45,7 +45,7 @@ pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> 
     gpu.queue.submit([enc.finish()]);
     let y: Vec<f32> = try_read_back(gpu, &g.acts[0], 0, n * q)?;
     let data = y.chunks_exact(q).flat_map(|r| r[..d].to_vec()).collect();
-    Ok(Table { dim: d, data })
+    Ok(Table::new(d, data))
 }
 
 /// log p(x) on a res×res grid over `view` ([x0, x1, y0, y1]) for 2-D data (marginal estimate
@@ -60,5 +60,5 @@ pub fn density_grid(gpu: &Gpu, flow: &Flow, view: [f64; 4], res: usize, s: usize
     }
     let ev = crate::eval::Evaluator::new(gpu, flow, s)?;
     ev.upload_params(gpu, &flow.params);
-    ev.log_likelihood(gpu, &Table { dim: 2, data: pts }, 0xD0)
+    ev.log_likelihood(gpu, &Table::new(2, pts), 0xD0)
 }

@@ -167,6 +167,7 @@ fn flags_out_of_range_name_their_flag() {
         refused(&a, &names);
         assert!(!d.join("r").join("model.safetensors").exists(), "{a:?} wrote a model");
     }
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -184,6 +185,7 @@ fn sizes_beyond_the_adapter_say_which_flag_to_lower() {
     refused(&["eval", "--model", m, "--samples", "10000000"], &["--samples"]);
     refused(&["sample", "--model", m, "--n", "1000000000", "--out", d.join("s.png").to_str().unwrap()], &["--n"]);
     assert_unchanged(files);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -243,6 +245,7 @@ fn bad_files_are_named() {
     }
     assert!(!Path::new(out).join("model.safetensors").exists());
     assert_unchanged(files);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// The checkpoint's bytes with its config's `field` set to `value` (header length fixed up).
@@ -290,6 +293,7 @@ fn outputs_never_replace_inputs_or_mislabel() {
     assert!(stderr(&o).contains("not finite"), "{}", stderr(&o));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("log-likelihood"), "no figure is printed");
     assert_unchanged(files);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -306,6 +310,7 @@ fn divergence_stops_and_keeps_only_good_checkpoints() {
         assert!(e.contains("last good checkpoint"), "{e}");
     }
     assert!(!d.join("lr10/summary.json").exists());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 fn wait_for(path: &Path, child: &mut Child, secs: u64) {
@@ -336,6 +341,7 @@ fn interrupts_checkpoint_and_say_how_to_resume() {
         let (_, state) = checkpoint::load(&d.join("model.safetensors"), None).unwrap();
         assert!(state.unwrap().step > 0);
         assert!(!d.join("summary.json").exists());
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
 
@@ -354,6 +360,7 @@ fn one_writer_per_folder() {
     // The metrics were written by one process only: every line parses.
     let log = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
     assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{log}");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -382,6 +389,7 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         .map(|v| v["step"].as_u64().unwrap())
         .collect();
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn eval(flow: &Flow, x: &Table, s: usize) -> Vec<f64> {
 }
 
 fn points(d: usize, n: usize, seed: u64) -> Table {
-    Table { dim: d, data: uniform(seed, n * d, 1.5) }
+    Table::new(d, uniform(seed, n * d, 1.5))
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn factorised_flow_is_exact_for_every_s() {
     // Exact: log p(x) = log p_T(x, ε) − log N(ε) for any ε; take ε = 0.
     let mut y = vec![0.0; 20 * (d + b)];
     for i in 0..20 {
-        y[i * (d + b)..i * (d + b) + d].copy_from_slice(&to_f64(x.row(i)));
+        y[i * (d + b)..i * (d + b) + d].copy_from_slice(&to_f64(&x.row(i)));
     }
     let lp = rf::log_prob(&flow, &flow.params_f64(), &y, 20);
     let exact: Vec<f64> = lp.iter().map(|v| v - marginal::log_normal(&vec![0.0; b])).collect();

@@ -156,3 +156,20 @@ fn models_trained_together_equal_models_trained_alone() {
     together_and_alone(&flows, 8, 3, Some(1.0));
     together_and_alone(&flows[..1], 5, 2, None);
 }
+
+#[test]
+fn a_lost_device_is_an_error_not_a_panic() {
+    // A device of its own: destroying it must not disturb the other tests' shared one.
+    let gpu = mflow::gpu::Gpu::new(&mflow::gpu::AdapterChoice::default()).unwrap();
+    let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3 }).unwrap();
+    let mut trainer = Trainer::new(&gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 });
+    trainer.step(&gpu, &[0.5; 8], true);
+    trainer.drain(&gpu).unwrap();
+    gpu.device.destroy();
+    trainer.step(&gpu, &[0.5; 8], true);
+    let lost = [trainer.drain(&gpu).err(), trainer.download(&gpu).err(), gpu.check().err()];
+    assert!(lost.iter().any(|e| e.is_some()), "a destroyed device went unnoticed");
+    for e in lost.into_iter().flatten() {
+        assert!(e.downcast_ref::<mflow::gpu::DeviceError>().is_some() || format!("{e:#}").contains("GPU"), "{e:#}");
+    }
+}

@@ -37,9 +37,9 @@ pub struct Preprocess {
 impl Preprocess {
     pub fn new(mode: Mode, levels: u32, train: &Table, noise: f64) -> Self {
         let scale = 1.0 / (levels - 1) as f64;
-        let n = train.data.len() as f64;
-        let mean = train.data.iter().map(|&p| p as f64 * scale).sum::<f64>() / n;
-        let var = train.data.iter().map(|&p| (p as f64 * scale - mean).powi(2)).sum::<f64>() / n;
+        let n = (train.rows() * train.dim) as f64;
+        let mean = train.values().map(|p| p * scale).sum::<f64>() / n;
+        let var = train.values().map(|p| (p * scale - mean).powi(2)).sum::<f64>() / n;
         Self { mode, levels, mean, std: var.sqrt().max(1e-12), noise }
     }
 
@@ -109,11 +109,11 @@ pub struct Images {
 }
 
 fn table(pixels: Vec<u8>, dim: usize) -> Table {
-    Table { dim, data: pixels.into_iter().map(|p| p as f32).collect() }
+    Table::from_levels(dim, pixels)
 }
 
 fn check_levels(t: &Table, levels: u32, what: &str) -> Result<()> {
-    if let Some(p) = t.data.iter().find(|&&p| p >= levels as f32) {
+    if let Some(p) = t.values().find(|&p| p >= levels as f64) {
         bail!("{what}: pixel value {p} exceeds the dataset's {} levels", levels);
     }
     Ok(())
@@ -194,8 +194,8 @@ pub fn digits() -> Result<Images> {
         height: 8,
         width: 8,
         levels: 17,
-        train: Table { dim: 64, data: all.data[..split * 64].to_vec() },
-        test: Table { dim: 64, data: all.data[split * 64..].to_vec() },
+        train: all.slice(0..split),
+        test: all.slice(split..all.rows()),
         train_labels: Some(labels[..split].to_vec()),
         test_labels: Some(labels[split..].to_vec()),
     })
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn dequant_round_trips_and_its_jacobian_matches_finite_differences() {
-        let t = Table { dim: 3, data: vec![0.0, 128.0, 255.0] };
+        let t = Table::new(3, vec![0.0, 128.0, 255.0]);
         let pre = Preprocess::new(Mode::Dequant, 256, &t, 0.0);
         let mut rows = t.data.clone();
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn thesis_mode_standardises() {
-        let t = Table { dim: 2, data: vec![0.0, 255.0, 0.0, 255.0] };
+        let t = Table::new(2, vec![0.0, 255.0, 0.0, 255.0]);
         let pre = Preprocess::new(Mode::Thesis, 256, &t, 0.0);
         let mut rows = t.data.clone();
         pre.apply(&mut rows, 2, &mut rand::rngs::StdRng::seed_from_u64(0));
@@ -243,8 +243,9 @@ mod tests {
     fn embedded_digits_load() {
         let d = digits().unwrap();
         assert_eq!((d.train.rows(), d.test.rows(), d.train.dim), (1500, 297, 64));
-        let max = d.train.data.iter().cloned().fold(0.0, f32::max);
+        let max = d.train.values().fold(0.0, f64::max);
         assert_eq!(max, 16.0);
+        assert!(d.train.data.is_empty() && d.train.levels.len() == 1500 * 64, "pixels kept as bytes");
         let (tl, vl) = (d.train_labels.unwrap(), d.test_labels.unwrap());
         assert_eq!((tl.len(), vl.len()), (1500, 297));
         assert!(tl.iter().chain(&vl).all(|&l| l < 10) && tl.contains(&9));

@@ -5,19 +5,60 @@ pub mod idx;
 pub mod images;
 pub mod synthetic;
 
-/// Rows of `dim` values, row-major.
-#[derive(Clone, Debug)]
+/// Rows of `dim` values, row-major. Real-valued data lives in `data`; image pixels stay the
+/// bytes they were on disk, in `levels` (a quarter of f32's memory), and become f32 one
+/// minibatch or evaluation block at a time.
+#[derive(Clone, Debug, Default)]
 pub struct Table {
     pub dim: usize,
     pub data: Vec<f32>,
+    pub levels: Vec<u8>,
 }
 
 impl Table {
-    pub fn rows(&self) -> usize {
-        self.data.len() / self.dim
+    pub fn new(dim: usize, data: Vec<f32>) -> Self {
+        Self { dim, data, levels: Vec::new() }
     }
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+    pub fn from_levels(dim: usize, levels: Vec<u8>) -> Self {
+        Self { dim, data: Vec::new(), levels }
+    }
+    pub fn rows(&self) -> usize {
+        self.data.len().max(self.levels.len()).checked_div(self.dim).unwrap_or(0)
+    }
+    /// Row i as f32: borrowed for real-valued data, converted for pixel levels.
+    pub fn row(&self, i: usize) -> std::borrow::Cow<'_, [f32]> {
+        let r = i * self.dim..(i + 1) * self.dim;
+        if self.levels.is_empty() {
+            std::borrow::Cow::Borrowed(&self.data[r])
+        } else {
+            std::borrow::Cow::Owned(self.levels[r].iter().map(|&p| p as f32).collect())
+        }
+    }
+    /// Rows `rows` as f32, appended to `out`.
+    pub fn extend_rows(&self, rows: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        let r = rows.start * self.dim..rows.end * self.dim;
+        if self.levels.is_empty() {
+            out.extend_from_slice(&self.data[r]);
+        } else {
+            out.extend(self.levels[r].iter().map(|&p| p as f32));
+        }
+    }
+    /// Rows `rows` as a table of the same kind.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> Table {
+        let r = rows.start * self.dim..rows.end * self.dim;
+        if self.levels.is_empty() {
+            Table::new(self.dim, self.data[r].to_vec())
+        } else {
+            Table::from_levels(self.dim, self.levels[r].to_vec())
+        }
+    }
+    /// Every value, as f64 (statistics).
+    pub fn values(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+        if self.levels.is_empty() {
+            Box::new(self.data.iter().map(|&v| v as f64))
+        } else {
+            Box::new(self.levels.iter().map(|&p| p as f64))
+        }
     }
 }
 
@@ -281,7 +322,7 @@ fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise:
     let dim = im.train.dim;
     Ok(Dataset {
         spec: spec.describe(),
-        validation: Table { dim, data: Vec::new() },
+        validation: Table::new(dim, Vec::new()),
         train: im.train,
         test: im.test,
         truth: None,

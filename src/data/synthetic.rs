@@ -19,7 +19,7 @@ pub fn gauss(d: usize, psi: u32, n: usize, seed: u64, split: Split) -> Table {
             u.powi(psi as i32) as f32
         })
         .collect();
-    Table { dim: d, data }
+    Table::new(d, data)
 }
 
 /// The true expected log-likelihood of `gauss(d, psi)` per dimension (MODEL.md).
@@ -63,7 +63,7 @@ pub fn moons(n: usize, noise: f64, seed: u64, split: Split) -> Table {
         data.push((x + noise * e0) as f32);
         data.push((y + noise * e1) as f32);
     }
-    Table { dim: 2, data }
+    Table::new(2, data)
 }
 
 /// MODEL.md: the expected log-likelihood of half-moons at σ = 0.1 (numerical).
@@ -78,7 +78,7 @@ mod tests {
         for psi in [1, 3] {
             let t = gauss(1, psi, 200_000, 5, Split::Test);
             let mean: f64 =
-                (0..t.rows()).map(|i| gauss_log_density(t.row(i), psi).unwrap()).sum::<f64>() / t.rows() as f64;
+                (0..t.rows()).map(|i| gauss_log_density(&t.row(i), psi).unwrap()).sum::<f64>() / t.rows() as f64;
             let truth = gauss_true_ll_per_dim(psi).unwrap();
             assert!((mean - truth).abs() < 0.01, "psi={psi}: Monte Carlo {mean} vs {truth}");
         }
@@ -143,10 +143,10 @@ mod truth_tests {
     #[test]
     fn exact_densities_average_to_the_known_expectations() {
         let t = gauss(2, 2, 100_000, 1, Split::Test);
-        let mean = (0..t.rows()).map(|i| gauss_log_density_any(t.row(i), 2)).sum::<f64>() / t.rows() as f64;
+        let mean = (0..t.rows()).map(|i| gauss_log_density_any(&t.row(i), 2)).sum::<f64>() / t.rows() as f64;
         assert!((mean - 2.0 * gauss_true_ll_per_dim(2).unwrap()).abs() < 0.02, "psi=2: {mean}");
         let m = moons(20_000, 0.1, 3, Split::Test);
-        let mean = (0..m.rows()).map(|i| moons_log_density(m.row(i), 0.1)).sum::<f64>() / m.rows() as f64;
+        let mean = (0..m.rows()).map(|i| moons_log_density(&m.row(i), 0.1)).sum::<f64>() / m.rows() as f64;
         assert!((mean - MOONS_TRUE_LL_SIGMA_0_1).abs() < 0.02, "moons: {mean}");
     }
 }

@@ -28,7 +28,7 @@ pub fn split_log_likelihood(
     let limited;
     let t = match limit {
         Some(n) if n < full.rows() => {
-            limited = Table { dim: full.dim, data: full.data[..n * full.dim].to_vec() };
+            limited = full.slice(0..n);
             &limited
         }
         _ => full,
@@ -39,11 +39,20 @@ pub fn split_log_likelihood(
     let ll: Vec<f64> = match &data.image {
         None => ev.log_likelihood(gpu, t, EVAL_SEED)?,
         Some(info) => {
-            let mut x = t.clone();
+            // Pixels become f32 one block of whole chunks at a time, so host memory stays
+            // near the dataset's bytes; the noise stream and ε continue across blocks.
             let mut rng = rand::rngs::StdRng::seed_from_u64(EVAL_SEED ^ split.stream());
-            let jac = info.pre.apply(&mut x.data, x.dim, &mut rng);
-            let ll = ev.log_likelihood(gpu, &x, EVAL_SEED)?;
-            ll.iter().zip(&jac).map(|(l, j)| l + j).collect()
+            let block = ev.points * 16;
+            let mut ll = Vec::with_capacity(t.rows());
+            for start in (0..t.rows()).step_by(block) {
+                let end = (start + block).min(t.rows());
+                let mut x = Table::new(t.dim, Vec::with_capacity((end - start) * t.dim));
+                t.extend_rows(start..end, &mut x.data);
+                let jac = info.pre.apply(&mut x.data, x.dim, &mut rng);
+                let part = ev.log_likelihood_from(gpu, &x, EVAL_SEED, start / ev.points)?;
+                ll.extend(part.iter().zip(&jac).map(|(l, j)| l + j));
+            }
+            ll
         }
     };
     // A non-finite figure is never a result: say where it came from instead.

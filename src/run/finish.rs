@@ -176,5 +176,5 @@ pub(crate) fn finish(
 fn true_ll(data: &Dataset) -> Option<f64> {
     let f = data.truth.as_ref()?;
     let t = &data.test;
-    Some((0..t.rows()).map(|i| f(t.row(i))).sum::<f64>() / t.rows() as f64)
+    Some((0..t.rows()).map(|i| f(&t.row(i))).sum::<f64>() / t.rows() as f64)
 }

@@ -55,7 +55,7 @@ pub fn batch_stream(
             };
             let mut xb = Vec::with_capacity(sched.batch * data.dim);
             for &r in &order[b * sched.batch..(b + 1) * sched.batch] {
-                xb.extend_from_slice(data.row(r));
+                data.extend_rows(r..r + 1, &mut xb);
             }
             if let Some(p) = &pre {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(mix(sched.seed ^ 0xDE0A, t));
