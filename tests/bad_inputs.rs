@@ -179,6 +179,11 @@ fn sizes_beyond_the_adapter_say_which_flag_to_lower() {
     let e = refused(&["train", "--data", "digits", "--hidden", "8192", "--out", out], &["--hidden"]);
     assert!(e.contains("parameters"), "{e}");
     assert!(!Path::new(out).join("model.safetensors").exists());
+    // 4 GB of activations: more than any adapter binds (mflow asks for at most 1 GiB).
+    let big = ["train", "--hidden", "1024", "--batch", "1000000", "--train-size", "1000000", "--out", out];
+    let e = refused(&big, &["It fits with", "--batch"]);
+    assert!(e.contains("largest buffer"), "{e}");
+    assert!(!Path::new(out).exists(), "a refused run leaves no folder behind");
     let (run, files) = finished();
     let model = run.join("model.safetensors");
     let m = model.to_str().unwrap();
@@ -310,6 +315,14 @@ fn divergence_stops_and_keeps_only_good_checkpoints() {
         assert!(e.contains("last good checkpoint"), "{e}");
     }
     assert!(!d.join("lr10/summary.json").exists());
+    // lr 1 keeps the loss finite but sends it to ~1e20: caught as an explosion.
+    let mut args = tiny(&d.join("lr1"), 50);
+    let at = args.iter().position(|a| a == "--blocks").unwrap();
+    args[at + 1] = "4".into();
+    args.extend(["--lr".into(), "1".into()]);
+    let e = refused(&refs(&args), &["diverged", "--lr"]);
+    assert!(e.contains("far above") || e.contains("not finite"), "{e}");
+    assert!(!d.join("lr1/summary.json").exists());
     let _ = std::fs::remove_dir_all(&d);
 }
 

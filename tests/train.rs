@@ -173,3 +173,61 @@ fn a_lost_device_is_an_error_not_a_panic() {
         assert!(e.downcast_ref::<mflow::gpu::DeviceError>().is_some() || format!("{e:#}").contains("GPU"), "{e:#}");
     }
 }
+
+/// A group of runs as a sweep trains them: gauss D=2 and D=3 at Q = 4, two seeds.
+fn group_runs(epochs: usize) -> Vec<mflow::run::RunConfig> {
+    use mflow::data::DataSpec;
+    [(2, 2, 0), (3, 1, 1), (2, 2, 2)]
+        .into_iter()
+        .map(|(d, b, seed)| {
+            let mut c = mflow::run::RunConfig::defaults(DataSpec::Gauss { d, psi: 3 }, b, seed);
+            mflow::run::Overrides {
+                epochs: Some(epochs),
+                batch: Some(16),
+                hidden: Some(8),
+                blocks: Some(2),
+                train_size: Some(64),
+                test_size: Some(20),
+                samples: Some(2),
+                log_every: Some(3),
+                checkpoint_every: Some(1),
+                ..Default::default()
+            }
+            .apply(&mut c);
+            c
+        })
+        .collect()
+}
+
+fn train_group(dirs: &[std::path::PathBuf], epochs: usize) -> Vec<mflow::run::Summary> {
+    use mflow::run::{folder::RunFolder, Member, Start};
+    let members = group_runs(epochs)
+        .iter()
+        .zip(dirs)
+        .map(|(c, d)| Member::prepare(gpu(), c, RunFolder::lock(d).unwrap(), Start::Auto, false).unwrap())
+        .collect();
+    mflow::run::train_members(gpu(), members, false).unwrap().into_iter().map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn a_group_stopped_and_resumed_equals_one_trained_straight_through() {
+    let base = std::env::temp_dir().join(format!("mflow-train-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let dirs = |name: &str| -> Vec<std::path::PathBuf> { (0..3).map(|z| base.join(format!("{name}{z}"))).collect() };
+    let whole = train_group(&dirs("whole"), 4);
+    // Two epochs, then the same group continued to four from its checkpoints.
+    let first = train_group(&dirs("split"), 2);
+    assert!(first.iter().all(|s| s.steps == 8 && s.trained_with == 3));
+    let resumed = train_group(&dirs("split"), 4);
+    for (z, (a, b)) in whole.iter().zip(&resumed).enumerate() {
+        assert_eq!((a.steps, b.steps), (16, 16));
+        let load = |d: &std::path::Path| mflow::checkpoint::load(&d.join("model.safetensors"), None).unwrap();
+        let ((fa, sa), (fb, sb)) = (load(&dirs("whole")[z]), load(&dirs("split")[z]));
+        assert_eq!(fa.params, fb.params, "model {z}: parameters");
+        assert_eq!(sa.unwrap().v, sb.unwrap().v, "model {z}: Adam's second moments");
+        assert_eq!(a.final_train_loss, b.final_train_loss, "model {z}: final loss");
+        let log = std::fs::read_to_string(dirs("split")[z].join("metrics.jsonl")).unwrap();
+        assert!(log.contains("\"event\":\"resumed\""), "{log}");
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}

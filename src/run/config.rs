@@ -202,12 +202,16 @@ impl RunConfig {
             }
             let what = if models > 1 { format!("{models} models of this shape") } else { "this model".into() };
             bail!(
-                "{what} (D={}, B={}, H={}, L={}, batch {n}) needs {need}; {room}. Lower one of: {}",
+                "{what} (D={}, B={}, H={}, L={}, batch {n}) needs {need}; {room}. {}",
                 f.d,
                 f.b,
                 f.hidden,
                 f.blocks,
-                if hints.is_empty() { "--aux, --hidden, --blocks or --batch".into() } else { hints.join(", ") }
+                if hints.is_empty() {
+                    "No smaller --aux, --hidden, --blocks or --batch alone makes it fit: lower several".to_string()
+                } else {
+                    format!("It fits with {} (each alone, the other flags as given)", hints.join(" or "))
+                }
             );
         }
         let most = crate::eval::max_samples(gpu, f);

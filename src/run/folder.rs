@@ -17,6 +17,21 @@ pub const RUN_FILES: [&str; 4] = ["model.safetensors", "metrics.jsonl", "samples
 pub struct RunFolder {
     pub dir: PathBuf,
     _lock: File,
+    /// Whether `lock` made the folder: one left holding nothing but the lock is removed
+    /// again, so a refused run leaves no trace.
+    created: bool,
+}
+
+impl Drop for RunFolder {
+    fn drop(&mut self) {
+        let only_lock = std::fs::read_dir(&self.dir)
+            .map(|entries| entries.filter_map(|e| e.ok()).all(|e| e.file_name() == LOCK))
+            .unwrap_or(false);
+        if self.created && only_lock {
+            let _ = std::fs::remove_file(self.dir.join(LOCK));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 /// Whether another process holds the folder, and its pid (as it wrote it).
@@ -45,6 +60,7 @@ impl RunFolder {
         if dir.exists() && !dir.is_dir() {
             bail!("--out {}: exists and is not a folder", dir.display());
         }
+        let created = !dir.exists();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(LOCK);
         let mut file = std::fs::OpenOptions::new()
@@ -70,7 +86,7 @@ impl RunFolder {
         file.rewind()?;
         write!(file, "{}", std::process::id())?;
         file.flush()?;
-        Ok(Self { dir: dir.to_path_buf(), _lock: file })
+        Ok(Self { dir: dir.to_path_buf(), _lock: file, created })
     }
 
     pub fn model(&self) -> PathBuf {
@@ -84,6 +100,12 @@ impl RunFolder {
     }
     pub fn samples(&self) -> PathBuf {
         self.dir.join("samples.png")
+    }
+
+    /// Whether the folder holds a run worth keeping: a model or a summary. Metrics and a
+    /// picture alone are what a run that ended before its first checkpoint leaves.
+    pub fn holds_run(&self) -> bool {
+        self.model().exists() || self.summary().exists()
     }
 
     /// The run files present.

@@ -106,14 +106,16 @@ impl Member {
                         changes.join("; ")
                     );
                 }
+                if !changes.is_empty() {
+                    eprintln!("resuming {} with changed settings: {}", path.display(), changes.join("; "));
+                }
                 (flow, Some(state), changes)
             }
         };
         let resuming_own = from.as_ref().is_some_and(|(p, _)| same_file(p, &own));
-        // A sweep's run killed before its first checkpoint left only its own partial metrics.
-        let partial = matches!(start, Start::Auto) && !existing.contains(&"summary.json");
         if !existing.is_empty() && !resuming_own {
-            if !force && !partial {
+            // A run that ended before its first checkpoint left only metrics: nothing to keep.
+            if !force && folder.holds_run() {
                 let what = if existing.contains(&"summary.json") { "a finished run" } else { "a run" };
                 bail!(
                     "--out {} holds {what} ({}); choose another --out, continue it with --resume {}, or replace it with --force",
