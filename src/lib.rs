@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod gpu_flow;
 pub mod kernels;
 pub mod model;
+pub mod output;
 pub mod plot;
 pub mod reference;
 pub mod report;

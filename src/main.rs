@@ -7,6 +7,7 @@ use mflow::data::{DataSpec, Split};
 use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::kernels::gemm::Variant;
 use mflow::model::FlowConfig;
+use mflow::output::Kind;
 use mflow::run::interrupt::{self, Interrupted};
 use mflow::run::{Overrides, RunConfig};
 use mflow::sweep::Grid;
@@ -68,6 +69,14 @@ struct TrainArgs {
     /// Image preprocessing (MODEL.md): dequant (bits/dim) or thesis (nats per image).
     #[arg(long, value_enum)]
     preprocess: Option<Mode>,
+    /// npy:PATH / csv:PATH: train, validation and test fractions of the file's rows,
+    /// shuffled by --data-seed [default: 0.8,0.1,0.1].
+    #[arg(long, value_delimiter = ',')]
+    split_fractions: Option<Vec<f64>>,
+    /// npy / csv data: model the columns as they are, not standardised by the training
+    /// split's mean and std (figures are in the data's units either way).
+    #[arg(long)]
+    no_standardize: bool,
     /// Auxiliary dimensions B (0: an ordinary normalizing flow).
     #[arg(long, default_value_t = 2)]
     aux: usize,
@@ -173,6 +182,20 @@ impl TrainArgs {
             }
             _ => {}
         }
+        if let DataSpec::Tabular(t) = &mut spec {
+            if let Some(f) = &self.split_fractions {
+                if t.path.is_none() {
+                    anyhow::bail!("--split-fractions applies to one file (npy:PATH); --data {text} names its splits");
+                }
+                let [a, b, c] = f[..] else {
+                    anyhow::bail!("--split-fractions takes three fractions, train,validation,test (e.g. 0.8,0.1,0.1)");
+                };
+                t.fractions = [a, b, c];
+            }
+            t.standardize = !self.no_standardize;
+        } else if self.split_fractions.is_some() || self.no_standardize {
+            anyhow::bail!("--split-fractions and --no-standardize apply to npy: and csv: data only");
+        }
         let gauss = matches!(spec, DataSpec::Gauss { .. });
         let moons = matches!(spec, DataSpec::Moons { .. });
         for (flag, set, ok) in [
@@ -248,6 +271,13 @@ enum Command {
         /// One JSON object per S instead of text.
         #[arg(long)]
         json: bool,
+        /// Write log p(x) of every point (and bits/dim for images) to this .npy or .csv.
+        #[arg(long)]
+        per_point: Option<PathBuf>,
+        /// Seed of the evaluation noise (ε, image dequantisation) [default: the fixed one
+        /// training's summary uses]; vary it to measure the estimator's own spread.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Samples from a trained model: an image grid, or a 2-D scatter over the data.
     #[command(allow_negative_numbers = true)]
@@ -260,7 +290,8 @@ enum Command {
         /// Temperature T: u ~ N(0, T² I).
         #[arg(long, default_value_t = 1.0, value_parser = positive_f32)]
         temperature: f32,
-        /// Output PNG (never an existing file that is not a PNG, nor the model).
+        /// Output: .png (image grid or 2-D scatter), or .npy / .csv (raw samples in the data's
+        /// units, any D). Never an existing file of another kind, nor the model.
         #[arg(long, default_value = "samples.png")]
         out: PathBuf,
         /// Data to draw beside the samples [default: what the model was trained on].
@@ -456,21 +487,33 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Eval { model, data, split, samples, preprocess, limit, json } => {
+        Command::Eval { model, data, split, samples, preprocess, limit, json, per_point, seed } => {
             let split = match split.as_str() {
                 "train" => Split::Train,
                 "validation" => Split::Validation,
                 "test" => Split::Test,
                 other => anyhow::bail!("--split {other:?}: expected train, validation or test"),
             };
-            let (flow, run) = mflow::run::load_model(&model)?;
-            let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), preprocess)?;
+            if let Some(p) = &per_point {
+                mflow::output::check("--per-point", p, &[Kind::Npy, Kind::Csv], &[&model])?;
+                if samples.len() > 1 {
+                    anyhow::bail!("--per-point writes one S: give --samples a single value");
+                }
+            }
+            let trained = mflow::run::load_model(&model)?;
+            let data = mflow::run::model_data(&trained, data.as_deref(), preprocess)?;
             let gpu = Gpu::new(&choice)?;
             interrupt::install()?;
-            let rows = mflow::run::evaluate(&gpu, &flow, &data, split, &samples, limit)?;
+            let seed = seed.unwrap_or(mflow::run::evaluate::EVAL_SEED);
+            let rows = mflow::run::evaluate(&gpu, &trained.flow, &data, split, &samples, limit, seed)?;
             for r in &rows {
+                if let Some(p) = &per_point {
+                    r.write_per_point(p)?;
+                }
                 if json {
-                    println!("{}", serde_json::to_string(r)?);
+                    let mut v = serde_json::to_value(r)?;
+                    v["per_point"] = per_point.as_ref().map(|p| p.display().to_string()).into();
+                    println!("{v}");
                 } else {
                     let bpd = match (r.bits_per_dim, r.bits_per_dim_se) {
                         (Some(b), Some(se)) => format!("  {b:.4} ± {se:.4} bits/dim"),
@@ -478,36 +521,53 @@ fn run(cli: Cli) -> Result<()> {
                     };
                     let s = if r.exact { "exact (B = 0), S unused".to_string() } else { format!("S = {}", r.samples) };
                     println!(
-                        "{} {} split: log-likelihood {:.4} ± {:.4} nats{bpd}  ({s}; {} points, {:.0} flow evaluations/s)",
-                        data.spec, r.split, r.ll, r.ll_se, r.points, r.evals_per_s
+                        "{} {} split: log-likelihood {:.4} ± {:.4}{bpd}  ({s}; first {} points; seed {}; {:.0} flow evaluations/s)",
+                        r.data, r.split, r.ll, r.ll_se, r.points, r.seed, r.evals_per_s
                     );
+                    println!("  units: {}", r.units);
+                    if let Some(p) = &per_point {
+                        println!("  per-point values: {}", p.display());
+                    }
                 }
             }
         }
         Command::Sample { model, n, temperature, out, data, no_real, density, density_samples, seed } => {
-            mflow::plot::check_png_out("--out", &out, &[&model])?;
+            let kind = mflow::output::check("--out", &out, &[Kind::Png, Kind::Npy, Kind::Csv], &[&model])?;
             if let Some(d) = &density {
-                mflow::plot::check_png_out("--density", d, &[&model, &out])?;
+                mflow::output::check("--density", d, &[Kind::Png], &[&model, &out])?;
             }
-            let (flow, run) = mflow::run::load_model(&model)?;
-            let data = mflow::run::model_data(&flow, run.as_ref(), data.as_deref(), None)?;
+            let trained = mflow::run::load_model(&model)?;
+            let flow = &trained.flow;
+            let data = mflow::run::model_data(&trained, data.as_deref(), None)?;
             if density.is_some() && flow.config.d != 2 {
                 anyhow::bail!("--density needs 2-D data (this model has D = {})", flow.config.d);
             }
-            if data.image.is_none() && flow.config.d != 2 {
-                anyhow::bail!("pictures of samples need 2-D or image data (D = {})", flow.config.d);
+            if kind == Kind::Png && data.image.is_none() && flow.config.d != 2 {
+                anyhow::bail!(
+                    "--out {}: pictures of samples need 2-D or image data (D = {}); write .npy or .csv instead",
+                    out.display(),
+                    flow.config.d
+                );
             }
             let gpu = Gpu::new(&choice)?;
-            let samples = mflow::sample::sample(&gpu, &flow, n, temperature, seed)?;
-            match &data.image {
-                Some(info) => mflow::plot::image_grid(&samples, info, (!no_real).then_some(&data.test), 8, &out)?,
-                None if flow.config.d == 2 => mflow::plot::scatter(&data.test, &samples, 512, &out)?,
-                None => anyhow::bail!("pictures of samples need 2-D or image data (D = {})", flow.config.d),
+            let samples = mflow::sample::sample(&gpu, flow, n, temperature, seed)?;
+            match (kind, &data.image) {
+                (Kind::Png, Some(info)) => {
+                    mflow::plot::image_grid(&samples, info, (!no_real).then_some(&data.test), 8, &out)?
+                }
+                (Kind::Png, None) => {
+                    let real = mflow::sample::to_data_units(&data.test, &data);
+                    let fake = mflow::sample::to_data_units(&samples, &data);
+                    mflow::plot::scatter(&real, &fake, 512, &out)?
+                }
+                _ => mflow::sample::write_raw(&out, &mflow::sample::to_data_units(&samples, &data))?,
             }
             println!("wrote {}", out.display());
             if let Some(path) = density {
-                let view = mflow::plot::view_of(&data.test);
-                let grid = mflow::sample::density_grid(&gpu, &flow, view, 256, density_samples)?;
+                let real = mflow::sample::to_data_units(&data.test, &data);
+                let view = mflow::plot::view_of(&real);
+                let grid =
+                    mflow::sample::density_grid(&gpu, flow, view, 256, density_samples, data.standardize.as_ref())?;
                 mflow::plot::heatmap(&grid, 256, &path)?;
                 println!("wrote {}", path.display());
             }

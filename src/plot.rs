@@ -117,32 +117,3 @@ pub fn image_grid(
     }
     save_png(&img, path)
 }
-
-/// Refuses an output path that would mislabel or destroy something: `flag`'s file must be
-/// named `.png`, must not be one of `inputs`, and may replace only an existing PNG.
-pub fn check_png_out(flag: &str, out: &Path, inputs: &[&Path]) -> Result<()> {
-    let ext = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    if ext.as_deref() != Some("png") {
-        anyhow::bail!("{flag} {}: mflow writes PNG pictures here; name the file *.png", out.display());
-    }
-    for input in inputs {
-        if let (Ok(a), Ok(b)) = (out.canonicalize(), input.canonicalize()) {
-            if a == b {
-                anyhow::bail!("{flag} {}: is an input of this command; choose another file", out.display());
-            }
-        }
-    }
-    if let Ok(meta) = std::fs::symlink_metadata(out) {
-        let png = meta.is_file()
-            && std::fs::File::open(out)
-                .and_then(|mut f| {
-                    let mut magic = [0u8; 8];
-                    std::io::Read::read_exact(&mut f, &mut magic).map(|_| magic)
-                })
-                .is_ok_and(|m| m == *b"\x89PNG\r\n\x1a\n");
-        if !png {
-            anyhow::bail!("{flag} {}: exists and is not a PNG picture; mflow will not overwrite it", out.display());
-        }
-    }
-    Ok(())
-}

@@ -49,8 +49,16 @@ pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> 
 }
 
 /// log p(x) on a res×res grid over `view` ([x0, x1, y0, y1]) for 2-D data (marginal estimate
-/// with S samples when B > 0), row-major with y up.
-pub fn density_grid(gpu: &Gpu, flow: &Flow, view: [f64; 4], res: usize, s: usize) -> anyhow::Result<Vec<f64>> {
+/// with S samples when B > 0), row-major with y up. With `standardize`, the view is in the
+/// data's units and so is the density.
+pub fn density_grid(
+    gpu: &Gpu,
+    flow: &Flow,
+    view: [f64; 4],
+    res: usize,
+    s: usize,
+    standardize: Option<&crate::data::tabular::Standardize>,
+) -> anyhow::Result<Vec<f64>> {
     let mut pts = Vec::with_capacity(res * res * 2);
     for j in 0..res {
         for i in 0..res {
@@ -58,7 +66,37 @@ pub fn density_grid(gpu: &Gpu, flow: &Flow, view: [f64; 4], res: usize, s: usize
             pts.push((view[2] + (j as f64 + 0.5) / res as f64 * (view[3] - view[2])) as f32);
         }
     }
+    let mut t = Table::new(2, pts);
+    let jac = standardize.map_or(0.0, |st| {
+        st.apply(&mut t);
+        st.log_jacobian()
+    });
     let ev = crate::eval::Evaluator::new(gpu, flow, s)?;
     ev.upload_params(gpu, &flow.params);
-    ev.log_likelihood(gpu, &Table::new(2, pts), 0xD0)
+    Ok(ev.log_likelihood(gpu, &t, 0xD0)?.into_iter().map(|l| l + jac).collect())
+}
+
+/// Samples in the data's own units: standardised tabular data mapped back, image samples as
+/// pixel levels; synthetic data is already in its units.
+pub fn to_data_units(samples: &Table, data: &crate::data::Dataset) -> Table {
+    let mut t = samples.clone();
+    if let Some(s) = &data.standardize {
+        s.invert(&mut t);
+    }
+    if let Some(info) = &data.image {
+        for v in &mut t.data {
+            *v = info.pre.invert(*v);
+        }
+    }
+    t
+}
+
+/// Writes raw samples as .npy (N×D float64) or .csv (header x1..xD), atomically.
+pub fn write_raw(path: &std::path::Path, t: &Table) -> Result<()> {
+    use crate::data::tabular::{csv_bytes, npy_bytes, Format};
+    let bytes = match Format::of(path, "--out")? {
+        Format::Npy => npy_bytes(t),
+        Format::Csv => csv_bytes(t).into_bytes(),
+    };
+    crate::checkpoint::write_atomic(path, &bytes)
 }

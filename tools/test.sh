@@ -15,4 +15,11 @@ if ! "$mflow" info 2>/dev/null | tail -n 1 | grep -qE '\((Vulkan|Metal|Dx12),'; 
     "$mflow" info >/dev/null || { "$mflow" info; exit 1; }
 fi
 "$mflow" info | tail -n 1
+# tools/mflow_np.py (numpy only) is checked against `mflow eval` by tests/tabular.rs.
+if ! python3 -c 'import numpy' 2>/dev/null; then
+    echo "test.sh: installing numpy for tools/mflow_np.py's test"
+    python3 -m pip install -q numpy 2>/dev/null \
+        || { SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq python3-numpy >/dev/null; }
+    python3 -c 'import numpy' || { echo "test.sh: numpy could not be installed" >&2; exit 1; }
+fi
 cargo test --release "$@"

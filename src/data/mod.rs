@@ -4,6 +4,7 @@ pub mod cifar;
 pub mod idx;
 pub mod images;
 pub mod synthetic;
+pub mod tabular;
 
 /// Rows of `dim` values, row-major. Real-valued data lives in `data`; image pixels stay the
 /// bytes they were on disk, in `levels` (a quarter of f32's memory), and become f32 one
@@ -116,6 +117,8 @@ pub struct Dataset {
     /// Class labels of the training and test images, where the dataset has them.
     pub train_labels: Option<Vec<u8>>,
     pub test_labels: Option<Vec<u8>>,
+    /// Tabular data the flow sees standardised: the map back to the data's units.
+    pub standardize: Option<tabular::Standardize>,
 }
 
 impl Dataset {
@@ -148,7 +151,30 @@ pub enum DataSpec {
     },
     /// The embedded 8×8 digits.
     Digits,
+    /// The user's own N×D array (`npy:PATH`, `csv:PATH`, or explicit split files).
+    Tabular(TabularSpec),
 }
+
+/// Where a user's array comes from and how it is split and scaled.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TabularSpec {
+    pub format: tabular::Format,
+    /// One file, split by `fractions`.
+    pub path: Option<std::path::PathBuf>,
+    /// Or one file per split (train and test required).
+    pub train: Option<std::path::PathBuf>,
+    pub validation: Option<std::path::PathBuf>,
+    pub test: Option<std::path::PathBuf>,
+    /// CSV: whether the first row is a header (None: detected).
+    pub header: Option<bool>,
+    /// (train, validation, test) fractions of one file, shuffled by the data seed.
+    pub fractions: [f64; 3],
+    /// Standardise columns with the training split's mean and std (`--no-standardize`).
+    pub standardize: bool,
+}
+
+/// The default `--split-fractions`.
+pub const SPLIT_FRACTIONS: [f64; 3] = [0.8, 0.1, 0.1];
 
 /// Split sizes of synthetic data: MODEL.md's training set, held-out splits of at least
 /// 10,000 for tests.
@@ -214,6 +240,47 @@ impl DataSpec {
                     DataSpec::Mnist { name: kind.to_string(), dir }
                 }
             }
+            "npy" | "csv" => {
+                let format = if kind == "npy" { tabular::Format::Npy } else { tabular::Format::Csv };
+                let mut t = TabularSpec {
+                    format,
+                    path: None,
+                    train: None,
+                    validation: None,
+                    test: None,
+                    header: None,
+                    fractions: SPLIT_FRACTIONS,
+                    standardize: true,
+                };
+                for item in rest.split(',').filter(|s| !s.is_empty()) {
+                    match item.split_once('=') {
+                        Some(("train", p)) => t.train = Some(p.into()),
+                        Some(("validation", p)) => t.validation = Some(p.into()),
+                        Some(("test", p)) => t.test = Some(p.into()),
+                        Some(("header", h)) if format == tabular::Format::Csv => {
+                            t.header = Some(match h {
+                                "yes" | "true" => true,
+                                "no" | "false" => false,
+                                _ => anyhow::bail!("--data {spec:?}: header takes yes or no"),
+                            })
+                        }
+                        Some((k, _)) => anyhow::bail!(
+                            "--data {spec:?}: unknown option {k:?} (a path, or train=, test=, validation={})",
+                            if format == tabular::Format::Csv { ", header=yes|no" } else { "" }
+                        ),
+                        None if t.path.is_none() => t.path = Some(item.into()),
+                        None => anyhow::bail!("--data {spec:?}: two paths; name the splits (train=A,test=B)"),
+                    }
+                }
+                match (&t.path, &t.train, &t.test) {
+                    (Some(_), None, None) if t.validation.is_none() => {}
+                    (None, Some(_), Some(_)) => {}
+                    _ => anyhow::bail!(
+                        "--data {spec:?}: give one file ({kind}:PATH, split by --split-fractions) or train= and test= files ({kind}:train=A,test=B[,validation=C])"
+                    ),
+                }
+                DataSpec::Tabular(t)
+            }
             "digits" => {
                 if !rest.is_empty() {
                     anyhow::bail!("--data {spec:?}: digits (the embedded 8×8 digits) takes no options");
@@ -221,7 +288,7 @@ impl DataSpec {
                 DataSpec::Digits
             }
             _ => anyhow::bail!(
-                "--data {spec:?}: unknown dataset {kind:?} (gauss, moons, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, digits)"
+                "--data {spec:?}: unknown dataset {kind:?} (gauss, moons, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, digits, npy:PATH, csv:PATH)"
             ),
         })
     }
@@ -249,6 +316,19 @@ impl DataSpec {
                 }
             }
             DataSpec::Digits => {}
+            DataSpec::Tabular(t) => {
+                let f = t.fractions;
+                if f.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || (f.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
+                    anyhow::bail!(
+                        "--split-fractions {f:?}: three fractions ≥ 0 (train, validation, test) that sum to 1"
+                    );
+                }
+                for p in [&t.path, &t.train, &t.validation, &t.test].into_iter().flatten() {
+                    if !p.is_file() {
+                        anyhow::bail!("--data {}: {} is not a file", self.describe(), p.display());
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -264,6 +344,22 @@ impl DataSpec {
             DataSpec::Mnist { name, dir } => format!("{name}:{}", dir.display()),
             DataSpec::Cifar10 { dir } => format!("cifar10:{}", dir.display()),
             DataSpec::Digits => "digits".to_string(),
+            DataSpec::Tabular(t) => {
+                let kind = if t.format == tabular::Format::Npy { "npy" } else { "csv" };
+                let mut parts: Vec<String> = Vec::new();
+                if let Some(p) = &t.path {
+                    parts.push(p.display().to_string());
+                }
+                for (k, p) in [("train", &t.train), ("validation", &t.validation), ("test", &t.test)] {
+                    if let Some(p) = p {
+                        parts.push(format!("{k}={}", p.display()));
+                    }
+                }
+                if let Some(h) = t.header {
+                    parts.push(format!("header={}", if h { "yes" } else { "no" }));
+                }
+                format!("{kind}:{}", parts.join(","))
+            }
         }
     }
 
@@ -285,6 +381,7 @@ impl DataSpec {
                     image: None,
                     train_labels: None,
                     test_labels: None,
+                    standardize: None,
                 }
             }
             &DataSpec::Moons { noise } => {
@@ -301,6 +398,7 @@ impl DataSpec {
                     image: None,
                     train_labels: None,
                     test_labels: None,
+                    standardize: None,
                 }
             }
             DataSpec::Mnist { name, dir } => {
@@ -313,8 +411,64 @@ impl DataSpec {
             }
             DataSpec::Cifar10 { dir } => image_dataset(self, images::cifar10(dir)?, mode, 0.0)?,
             DataSpec::Digits => image_dataset(self, images::digits()?, mode, 0.3)?,
+            DataSpec::Tabular(t) => tabular_dataset(self, t, seed, None)?,
         })
     }
+}
+
+/// A user's array: read, split, and (by default) standardised. `fitted` replaces the fit
+/// on the training split (a trained model's own standardisation, when evaluating).
+pub fn tabular_dataset(
+    spec: &DataSpec,
+    t: &TabularSpec,
+    seed: u64,
+    fitted: Option<&tabular::Standardize>,
+) -> anyhow::Result<Dataset> {
+    let read = |p: &std::path::Path| tabular::read(p, t.format, t.header);
+    let [mut train, mut validation, mut test] = match (&t.path, &t.train, &t.test) {
+        (Some(p), _, _) => tabular::split_by_fractions(&read(p)?, t.fractions, seed, &p.display().to_string())?,
+        (None, Some(a), Some(b)) => {
+            let v = match &t.validation {
+                Some(c) => read(c)?,
+                None => Table::default(),
+            };
+            [read(a)?, v, read(b)?]
+        }
+        _ => anyhow::bail!("--data {}: no files", spec.describe()),
+    };
+    let dim = train.dim;
+    for (name, table, file) in [("test", &test, &t.test), ("validation", &validation, &t.validation)] {
+        if table.rows() > 0 && table.dim != dim {
+            let file = file.as_ref().or(t.path.as_ref()).map(|p| p.display().to_string()).unwrap_or_default();
+            anyhow::bail!("{file}: the {name} split has {} columns, the training split {dim}", table.dim);
+        }
+    }
+    validation.dim = dim;
+    let standardize = match (fitted, t.standardize) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(tabular::Standardize::fit(&train, &spec.describe())?),
+        (None, false) => None,
+    };
+    if let Some(s) = &standardize {
+        if s.mean.len() != dim {
+            anyhow::bail!("{}: {dim} columns, but the model was trained on {}", spec.describe(), s.mean.len());
+        }
+        for table in [&mut train, &mut validation, &mut test] {
+            s.apply(table);
+        }
+    }
+    Ok(Dataset {
+        spec: spec.describe(),
+        train,
+        validation,
+        test,
+        truth: None,
+        true_ll_expected: None,
+        image: None,
+        train_labels: None,
+        test_labels: None,
+        standardize,
+    })
 }
 
 fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise: f64) -> anyhow::Result<Dataset> {
@@ -330,5 +484,6 @@ fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise:
         image: Some(ImageInfo { channels: im.channels, height: im.height, width: im.width, pre }),
         train_labels: im.train_labels,
         test_labels: im.test_labels,
+        standardize: None,
     })
 }

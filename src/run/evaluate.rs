@@ -4,6 +4,7 @@
 use super::config::RunConfig;
 use crate::checkpoint;
 use crate::data::images::Mode;
+use crate::data::tabular::{self, Standardize};
 use crate::data::{DataSpec, Dataset, Split, Table};
 use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
@@ -13,17 +14,20 @@ use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
 
+/// The seed of evaluation noise (ε, dequantisation) unless `mflow eval --seed` says.
+pub const EVAL_SEED: u64 = 0xE7A1;
+
 /// Per-point log-likelihoods of a split: the marginal estimate of the flow's input density,
-/// plus (dequant mode) the Jacobian back to v ∈ [0,1]^D. Preprocessing noise comes from a
-/// fixed seed, ε from another.
+/// plus the Jacobian back to the data's units (dequant mode: to v ∈ [0,1]^D; standardised
+/// tabular data: −Σ log std). Noise (ε, dequantisation) comes from `seed`.
 pub fn split_log_likelihood(
     gpu: &Gpu,
     ev: &Evaluator,
     data: &Dataset,
     split: Split,
     limit: Option<usize>,
+    seed: u64,
 ) -> Result<Vec<f64>> {
-    const EVAL_SEED: u64 = 0xE7A1;
     let full = data.split(split);
     let limited;
     let t = match limit {
@@ -37,11 +41,14 @@ pub fn split_log_likelihood(
         bail!("the {} split of {} is empty", split.name(), data.spec);
     }
     let ll: Vec<f64> = match &data.image {
-        None => ev.log_likelihood(gpu, t, EVAL_SEED)?,
+        None => {
+            let jac = data.standardize.as_ref().map_or(0.0, |s| s.log_jacobian());
+            ev.log_likelihood(gpu, t, seed)?.into_iter().map(|l| l + jac).collect()
+        }
         Some(info) => {
             // Pixels become f32 one block of whole chunks at a time, so host memory stays
             // near the dataset's bytes; the noise stream and ε continue across blocks.
-            let mut rng = rand::rngs::StdRng::seed_from_u64(EVAL_SEED ^ split.stream());
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ split.stream());
             let block = ev.points * 16;
             let mut ll = Vec::with_capacity(t.rows());
             for start in (0..t.rows()).step_by(block) {
@@ -49,7 +56,7 @@ pub fn split_log_likelihood(
                 let mut x = Table::new(t.dim, Vec::with_capacity((end - start) * t.dim));
                 t.extend_rows(start..end, &mut x.data);
                 let jac = info.pre.apply(&mut x.data, x.dim, &mut rng);
-                let part = ev.log_likelihood_from(gpu, &x, EVAL_SEED, start / ev.points)?;
+                let part = ev.log_likelihood_from(gpu, &x, seed, start / ev.points)?;
                 ll.extend(part.iter().zip(&jac).map(|(l, j)| l + j));
             }
             ll
@@ -69,22 +76,47 @@ pub fn split_log_likelihood(
     Ok(ll)
 }
 
-/// A trained model with the run configuration it was trained under (from its checkpoint).
-pub fn load_model(path: &Path) -> Result<(Flow, Option<RunConfig>)> {
+/// A trained model as its checkpoint holds it: the flow, the run configuration it was
+/// trained under, and (tabular data) the standardisation it learned in.
+pub struct Model {
+    pub flow: Flow,
+    pub run: Option<RunConfig>,
+    pub standardize: Option<Standardize>,
+}
+
+pub fn load_model(path: &Path) -> Result<Model> {
     let (flow, state) = checkpoint::load(path, None)?;
-    let run = match state.as_ref().and_then(|s| s.extra.get("run")) {
+    let extra = |key: &str| state.as_ref().and_then(|s| s.extra.get(key));
+    let run = match extra("run") {
         Some(json) => Some(
             serde_json::from_str(json).with_context(|| format!("{}: unreadable run configuration", path.display()))?,
         ),
         None => None,
     };
-    Ok((flow, run))
+    let standardize: Option<Standardize> = match extra("standardize") {
+        Some(json) => Some(
+            serde_json::from_str(json).with_context(|| format!("{}: unreadable standardisation", path.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(s) = &standardize {
+        if s.mean.len() != flow.config.d
+            || s.std.len() != flow.config.d
+            || s.std.iter().any(|v| !v.is_finite() || *v <= 0.0)
+        {
+            bail!("{}: the standardisation does not fit the model (D = {})", path.display(), flow.config.d);
+        }
+    }
+    Ok(Model { flow, run, standardize })
 }
 
 /// The dataset a model is evaluated or sampled against: `spec` when given, else the one it
-/// was trained on; `mode` overrides the preprocessing it was trained with.
-pub fn model_data(flow: &Flow, run: Option<&RunConfig>, spec: Option<&str>, mode: Option<Mode>) -> Result<Dataset> {
-    let mut cfg = match (run, spec) {
+/// was trained on; `mode` overrides the preprocessing it was trained with. Tabular data is
+/// scaled with the model's own standardisation, and a single file named by `spec` is
+/// evaluated whole: every row is its test split.
+pub fn model_data(model: &Model, spec: Option<&str>, mode: Option<Mode>) -> Result<Dataset> {
+    let flow = &model.flow;
+    let mut cfg = match (&model.run, spec) {
         (Some(r), _) => r.clone(),
         (None, Some(s)) => RunConfig::defaults(DataSpec::parse(s)?, flow.config.b, flow.config.seed),
         (None, None) => bail!("the checkpoint does not say which data it was trained on: pass --data"),
@@ -95,17 +127,58 @@ pub fn model_data(flow: &Flow, run: Option<&RunConfig>, spec: Option<&str>, mode
     if let Some(m) = mode {
         cfg.preprocess = m;
     }
-    let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
-    if data.train.dim != flow.config.d {
-        bail!("{} has {} dimensions per point but the model has D = {}", data.spec, data.train.dim, flow.config.d);
+    let data = match &cfg.data {
+        DataSpec::Tabular(t) => {
+            cfg.data.validate()?;
+            match (&t.path, spec.is_some()) {
+                (Some(path), true) => {
+                    let mut all = tabular::read(path, t.format, t.header)?;
+                    if let Some(s) = &model.standardize {
+                        check_columns(&all, s, path)?;
+                        s.apply(&mut all);
+                    }
+                    Dataset {
+                        spec: cfg.data.describe(),
+                        train: Table::new(all.dim, Vec::new()),
+                        validation: Table::new(all.dim, Vec::new()),
+                        test: all,
+                        truth: None,
+                        true_ll_expected: None,
+                        image: None,
+                        train_labels: None,
+                        test_labels: None,
+                        standardize: model.standardize.clone(),
+                    }
+                }
+                _ => crate::data::tabular_dataset(&cfg.data, t, cfg.data_seed, model.standardize.as_ref())?,
+            }
+        }
+        _ => cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?,
+    };
+    let dim = data.train.dim.max(data.test.dim);
+    if dim != flow.config.d {
+        bail!("{} has {dim} dimensions per point but the model has D = {}", data.spec, flow.config.d);
     }
     Ok(data)
+}
+
+fn check_columns(t: &Table, s: &Standardize, path: &Path) -> Result<()> {
+    if t.dim != s.mean.len() {
+        bail!("{}: {} columns, but the model was trained on {}", path.display(), t.dim, s.mean.len());
+    }
+    Ok(())
 }
 
 /// One row of `mflow eval`: the estimate at one S.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EvalRow {
+    /// The data and split evaluated, and how many of its points (the first `points`).
+    pub data: String,
     pub split: &'static str,
+    /// What the figures measure (see `units`).
+    pub units: String,
+    /// The seed of the evaluation noise (ε, and dequantisation for images).
+    pub seed: u64,
     pub samples: usize,
     pub exact: bool,
     pub ll: f64,
@@ -116,9 +189,52 @@ pub struct EvalRow {
     pub seconds: f64,
     /// Flow evaluations (points × S) per second.
     pub evals_per_s: f64,
+    /// log p(x) of each point, in order.
+    #[serde(skip)]
+    pub log_p: Vec<f64>,
+    /// Bits per dimension of each point (dequantised images).
+    #[serde(skip)]
+    pub bits_per_dim_per_point: Option<Vec<f64>>,
 }
 
-/// Thesis eq. 8 on a split for each S in `samples` (the S-curve).
+/// What a dataset's log-likelihoods measure, said wherever a figure is printed or stored.
+pub fn units(data: &Dataset) -> String {
+    match (&data.image, &data.standardize) {
+        (Some(i), _) if i.pre.mode == Mode::Dequant => format!(
+            "nats of log p(v) per image; bits/dim in the data's {} grey levels{}",
+            i.pre.levels,
+            if i.pre.levels == 256 { "" } else { " (not 256: not comparable with 8-bit figures)" }
+        ),
+        (Some(_), _) => "nats per image of standardised pixels (thesis mode)".into(),
+        (None, Some(_)) => "nats, in the data's own units (the standardisation's Jacobian is included)".into(),
+        (None, None) => "nats".into(),
+    }
+}
+
+impl EvalRow {
+    /// Writes the per-point values to `path` (.npy: a 1-D array of log p, or N×2 with
+    /// bits/dim; .csv: index, log_p[, bits_per_dim]), atomically.
+    pub fn write_per_point(&self, path: &Path) -> Result<()> {
+        let mut cols = vec![self.log_p.clone()];
+        let mut names = vec!["index", "log_p"];
+        if let Some(b) = &self.bits_per_dim_per_point {
+            cols.push(b.clone());
+            names.push("bits_per_dim");
+        }
+        let bytes = match tabular::Format::of(path, "--per-point")? {
+            tabular::Format::Npy => tabular::npy_columns(&cols),
+            tabular::Format::Csv => {
+                let index: Vec<f64> = (0..self.log_p.len()).map(|i| i as f64).collect();
+                cols.insert(0, index);
+                tabular::csv_columns(&names, &cols).into_bytes()
+            }
+        };
+        checkpoint::write_atomic(path, &bytes)
+    }
+}
+
+/// Thesis eq. 8 on a split for each S in `samples` (the S-curve), with noise from `seed`;
+/// each row keeps its per-point values (log p(x), and bits/dim for dequantised images).
 pub fn evaluate(
     gpu: &Gpu,
     flow: &Flow,
@@ -126,18 +242,23 @@ pub fn evaluate(
     split: Split,
     samples: &[usize],
     limit: Option<usize>,
+    seed: u64,
 ) -> Result<Vec<EvalRow>> {
     let mut rows = Vec::new();
     for &s in samples {
         let t = Instant::now();
         let ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows())?;
-        let ll = split_log_likelihood(gpu, &ev, data, split, limit)?;
+        let ll = split_log_likelihood(gpu, &ev, data, split, limit, seed)?;
         let secs = t.elapsed().as_secs_f64();
         let e = Estimate::of(&ll);
         let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
         let d = flow.config.d as f64;
+        let bpd_each = dequant.map(|i| ll.iter().map(|&l| i.pre.bits_per_dim(l, flow.config.d)).collect());
         rows.push(EvalRow {
+            data: data.spec.clone(),
             split: split.name(),
+            units: units(data),
+            seed,
             samples: ev.s,
             exact: flow.config.b == 0,
             ll: e.mean,
@@ -147,6 +268,8 @@ pub fn evaluate(
             points: e.n,
             seconds: secs,
             evals_per_s: (e.n * ev.s) as f64 / secs,
+            log_p: ll,
+            bits_per_dim_per_point: bpd_each,
         });
         if flow.config.b == 0 {
             break; // exact: every S gives the same number

@@ -81,13 +81,14 @@ impl Summary {
         if let (Some(tr), Some(te), Some(se)) =
             (self.train_bits_per_dim, self.heldout_bits_per_dim, self.heldout_bits_per_dim_se)
         {
-            let _ = writeln!(
-                r,
-                "bits/dim: train {tr:.4}, heldout {te:.4} ± {se:.4} (test split, in the data's own pixel levels)"
-            );
+            let _ = writeln!(r, "bits/dim: train {tr:.4}, heldout {te:.4} ± {se:.4} (test split; {})", self.units);
         }
         if let Some(t) = self.true_ll {
-            let _ = writeln!(r, "truth                  {t:>10.4} nats  (exact density of the same held-out points)");
+            let _ = writeln!(
+                r,
+                "truth                  {t:>10.4} nats  (exact density of the same {} held-out points)",
+                self.heldout_points
+            );
         }
         if f.b == 0 {
             let _ = writeln!(r, "(B = 0: the estimate is exact, S is not used)");
@@ -122,8 +123,9 @@ pub(crate) fn finish(
     let points = data.train.rows().max(data.test.rows()).min(cfg.eval_points.unwrap_or(usize::MAX));
     let ev = Evaluator::for_points(gpu, flow, cfg.samples, points)?;
     ev.upload_params(gpu, &flow.params);
-    let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points)?;
-    let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points)?;
+    let seed = super::evaluate::EVAL_SEED;
+    let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points, seed)?;
+    let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points, seed)?;
     let (train_e, heldout_e) = (Estimate::of(&train_ll), Estimate::of(&heldout));
     let eval_seconds = t.elapsed().as_secs_f64();
     let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
@@ -149,16 +151,11 @@ pub(crate) fn finish(
         heldout_split: "test".into(),
         train_points: train_e.n,
         heldout_points: heldout_e.n,
-        units: if dequant.is_some() {
-            "nats of log p(v) per image; bits/dim in the data's pixel levels"
-        } else {
-            "nats"
-        }
-        .into(),
+        units: super::evaluate::units(data),
         train_bits_per_dim: bpd(train_e.mean),
         heldout_bits_per_dim: bpd(heldout_e.mean),
         heldout_bits_per_dim_se: bpd_se,
-        true_ll: true_ll(data),
+        true_ll: true_ll(data, heldout_e.n),
         true_ll_expected: data.true_ll_expected,
         steps: trained.steps,
         final_train_loss: trained.final_train_loss,
@@ -172,9 +169,10 @@ pub(crate) fn finish(
     Ok(summary)
 }
 
-/// Mean exact log-density of the held-out points, where the truth is known.
-fn true_ll(data: &Dataset) -> Option<f64> {
+/// Mean exact log-density of the first `n` held-out points (the ones evaluated), where the
+/// truth is known.
+pub(crate) fn true_ll(data: &Dataset, n: usize) -> Option<f64> {
     let f = data.truth.as_ref()?;
-    let t = &data.test;
-    Some((0..t.rows()).map(|i| f(&t.row(i))).sum::<f64>() / t.rows() as f64)
+    let n = n.min(data.test.rows());
+    Some((0..n).map(|i| f(&data.test.row(i))).sum::<f64>() / n as f64)
 }

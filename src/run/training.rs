@@ -336,6 +336,9 @@ pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Res
             if let Some(l0) = watch[z].initial {
                 extra.insert("initial_loss".into(), l0.to_string());
             }
+            if let Some(st) = &m.data.standardize {
+                extra.insert("standardize".into(), serde_json::to_string(st)?);
+            }
             let path = m.folder.model();
             checkpoint::save(&path, &flows[z], Some(&TrainState { m: mm, v: vv, step: trainer.step, extra }))?;
             watch[z].last_good = Some(trainer.step);

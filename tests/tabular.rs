@@ -1,0 +1,300 @@
+//! A user's own data through the `mflow` binary: NPY and CSV in (good files and each bad
+//! case), per-point log-likelihoods and raw samples out, the numpy module
+//! (tools/mflow_np.py) against `mflow eval --per-point`, and the truth over the points
+//! actually evaluated.
+
+mod common;
+use mflow::data::tabular::{npy_bytes, parse_npy};
+use mflow::data::Table;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mflow");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mflow-tab-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn mflow(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("NODEVICE_SELECT", "1").output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = mflow(args);
+    assert!(o.status.success(), "mflow {args:?}:\n{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn refused(args: &[&str], names: &[&str]) {
+    let o = mflow(args);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "mflow {args:?}: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for n in names {
+        assert!(e.contains(n), "mflow {args:?}: the message does not name {n:?}:\n{e}");
+    }
+}
+
+/// A correlated 3-D Gaussian far from standard (means ~100, stds ~10 and 0.01): what a
+/// researcher's measurements look like, and what standardisation is for.
+fn measurements(n: usize, seed: u64) -> Table {
+    let u = common::uniform(seed, n * 3, 1.0);
+    let data =
+        u.chunks(3).flat_map(|r| [100.0 + 10.0 * r[0], 5.0 + 0.01 * (r[0] + r[1]), -3.0 + r[2] * r[1]]).collect();
+    Table::new(3, data)
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, aux: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--aux",
+        aux,
+        "--epochs",
+        "3",
+        "--batch",
+        "32",
+        "--hidden",
+        "16",
+        "--blocks",
+        "2",
+        "--samples",
+        "8",
+        "--quiet",
+        "--out",
+        out,
+    ]
+}
+
+fn read_npy(p: &Path) -> Table {
+    parse_npy(&std::fs::read(p).unwrap(), "t").unwrap_or_else(|_| {
+        // A 1-D array: read it as one column.
+        let b = std::fs::read(p).unwrap();
+        let n = u16::from_le_bytes([b[8], b[9]]) as usize;
+        let v: Vec<f32> =
+            b[10 + n..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect();
+        Table::new(1, v)
+    })
+}
+
+#[test]
+fn own_data_in_per_point_results_and_samples_out() {
+    let d = tmp("roundtrip");
+    let x = d.join("x.npy");
+    std::fs::write(&x, npy_bytes(&measurements(400, 1))).unwrap();
+    let out = d.join("run");
+    let spec = format!("npy:{}", x.display());
+    ok(&train_args(&spec, out.to_str().unwrap(), "1"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["heldout_points"], 40, "0.8/0.1/0.1 of 400 rows");
+    assert!(summary["units"].as_str().unwrap().contains("data's own units"));
+    let model = out.join("model.safetensors");
+    let m = model.to_str().unwrap();
+
+    // Per-point values: every test point, their mean the reported figure; seeds differ.
+    let pp = d.join("pp.npy");
+    let json =
+        ok(&["eval", "--model", m, "--samples", "16", "--per-point", pp.to_str().unwrap(), "--json", "--seed", "3"]);
+    let row: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (row["split"].as_str(), row["seed"].as_u64(), row["samples"].as_u64()),
+        (Some("test"), Some(3), Some(16))
+    );
+    assert_eq!(row["per_point"].as_str(), Some(pp.to_str().unwrap()));
+    let ll = read_npy(&pp);
+    assert_eq!(ll.rows(), 40);
+    let mean = ll.data.iter().map(|&v| v as f64).sum::<f64>() / 40.0;
+    assert!((mean - row["ll"].as_f64().unwrap()).abs() < 1e-4, "{mean} vs {row}");
+    let csv = d.join("pp.csv");
+    ok(&["eval", "--model", m, "--samples", "16", "--per-point", csv.to_str().unwrap(), "--seed", "4"]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("index,log_p\n") && text.lines().count() == 41, "{text}");
+
+    // Raw samples in the data's units: the first column lives near 100, not near 0.
+    let s = d.join("s.npy");
+    ok(&["sample", "--model", m, "--n", "300", "--out", s.to_str().unwrap()]);
+    let t = read_npy(&s);
+    assert_eq!((t.rows(), t.dim), (300, 3));
+    let mean0 = (0..300).map(|i| t.row(i)[0] as f64).sum::<f64>() / 300.0;
+    assert!((mean0 - 100.0).abs() < 5.0, "samples in data units: mean {mean0}");
+    ok(&["sample", "--model", m, "--n", "5", "--out", d.join("s.csv").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap().lines().count(), 6);
+    refused(&["sample", "--model", m, "--out", d.join("s.txt").to_str().unwrap()], &["--out", ".npy"]);
+    refused(&["sample", "--model", m, "--out", d.join("s.png").to_str().unwrap()], &["D = 3", ".npy"]);
+
+    // Any compatible file, evaluated whole with the model's own standardisation.
+    let other = d.join("other.csv");
+    let rows: Vec<String> = (0..25).map(|i| format!("{},{},{}", 100 + i % 5, 5.0 + 0.001 * i as f64, -3)).collect();
+    std::fs::write(&other, format!("a,b,c\n{}\n", rows.join("\n"))).unwrap();
+    let text = ok(&["eval", "--model", m, "--data", &format!("csv:{}", other.display()), "--samples", "4"]);
+    assert!(text.contains("first 25 points"), "{text}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_tables_name_file_row_and_column() {
+    let d = tmp("bad");
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let cases: [(&str, &str, &[&str]); 6] = [
+        ("ragged.csv", "1,2,3\n4,5,6\n7,8\n", &["ragged.csv", "line 3", "2 columns"]),
+        ("text.csv", "a,b\n1,2\n3,x\n", &["text.csv", "line 3, column 2", "\"x\""]),
+        ("nan.csv", "1,2\n3,nan\n", &["nan.csv", "line 2, column 2"]),
+        ("const.csv", "1,7\n2,7\n3,7\n4,7\n5,7\n6,7\n7,7\n8,7\n9,7\n10,7\n", &["const.csv", "column 2 is constant"]),
+        ("narrow.csv", "1\n2\n3\n", &["narrow.csv", "D ≥ 2"]),
+        ("tiny.csv", "1,2\n3,4\n", &["tiny.csv", "test split"]),
+    ];
+    for (name, text, names) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        refused(&["train", "--data", &format!("csv:{}", p.display()), "--out", o], names);
+    }
+    let mut nan = measurements(10, 2);
+    nan.data[7] = f32::INFINITY;
+    std::fs::write(d.join("inf.npy"), npy_bytes(&nan)).unwrap();
+    refused(
+        &["train", "--data", &format!("npy:{}", d.join("inf.npy").display()), "--out", o],
+        &["inf.npy", "row 2, column 2"],
+    );
+    std::fs::write(d.join("a.npy"), npy_bytes(&measurements(50, 3))).unwrap();
+    std::fs::write(d.join("b.npy"), npy_bytes(&Table::new(2, vec![1.0, 2.0, 3.0, 4.0]))).unwrap();
+    let two = format!("npy:train={},test={}", d.join("a.npy").display(), d.join("b.npy").display());
+    refused(&["train", "--data", &two, "--out", o], &["b.npy", "2 columns", "training split 3"]);
+    refused(
+        &[
+            "train",
+            "--data",
+            &format!("npy:{}", d.join("a.npy").display()),
+            "--split-fractions",
+            "0.5,0.5,0.5",
+            "--out",
+            o,
+        ],
+        &["--split-fractions"],
+    );
+    assert!(!out.exists(), "nothing written");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Runs tools/mflow_np.py; numpy is installed by the README's test command.
+fn numpy_module(args: &[&str]) -> serde_json::Value {
+    let o = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/mflow_np.py"))
+        .args(args)
+        .output()
+        .expect("python3 is needed for the numpy module's test (tools/test.sh installs numpy)");
+    assert!(o.status.success(), "mflow_np.py {args:?}:\n{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn the_numpy_module_agrees_with_mflow_eval() {
+    let d = tmp("numpy");
+    let x = d.join("x.npy");
+    std::fs::write(&x, npy_bytes(&measurements(300, 5))).unwrap();
+    let test = d.join("test.npy");
+    std::fs::write(&test, npy_bytes(&measurements(60, 6))).unwrap();
+    let spec = format!("npy:train={},test={}", x.display(), test.display());
+    for aux in ["0", "2"] {
+        let out = d.join(format!("b{aux}"));
+        ok(&train_args(&spec, out.to_str().unwrap(), aux));
+        let m = out.join("model.safetensors");
+        let pp = d.join(format!("pp{aux}.npy"));
+        let mine = ok(&[
+            "eval",
+            "--model",
+            m.to_str().unwrap(),
+            "--samples",
+            "200",
+            "--per-point",
+            pp.to_str().unwrap(),
+            "--json",
+        ]);
+        let mine: serde_json::Value = serde_json::from_str(mine.lines().next().unwrap()).unwrap();
+        let py_out = d.join(format!("py{aux}.npy"));
+        let theirs = numpy_module(&[
+            "eval",
+            "--model",
+            m.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--samples",
+            "200",
+            "--out",
+            py_out.to_str().unwrap(),
+        ]);
+        let (a, b) = (read_npy(&pp), read_npy(&py_out));
+        assert_eq!(a.rows(), b.rows());
+        if aux == "0" {
+            // Exact on both sides: the same numbers to f32 precision, point by point.
+            for (i, (p, q)) in a.data.iter().zip(&b.data).enumerate() {
+                assert!((p - q).abs() < 2e-3 * (1.0 + q.abs()), "point {i}: mflow {p} vs numpy {q}");
+            }
+        } else {
+            // Different ε: the estimates agree within their standard errors.
+            let (ma, mb) = (mine["ll"].as_f64().unwrap(), theirs["ll"].as_f64().unwrap());
+            let se = mine["ll_se"].as_f64().unwrap();
+            assert!((ma - mb).abs() < 2.0 * se, "mflow {ma} vs numpy {mb} (se {se})");
+        }
+    }
+    // Samples from the module are in the data's units too.
+    let s = d.join("np_samples.npy");
+    let o = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/mflow_np.py"))
+        .args([
+            "sample",
+            "--model",
+            d.join("b2/model.safetensors").to_str().unwrap(),
+            "--n",
+            "200",
+            "--out",
+            s.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_npy(&s);
+    let mean0 = (0..t.rows()).map(|i| t.row(i)[0] as f64).sum::<f64>() / t.rows() as f64;
+    assert!((mean0 - 100.0).abs() < 5.0, "{mean0}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn the_truth_is_computed_over_the_points_evaluated() {
+    let d = tmp("truth");
+    let out = d.join("run");
+    ok(&[
+        "train",
+        "--data",
+        "moons",
+        "--aux",
+        "0",
+        "--epochs",
+        "1",
+        "--train-size",
+        "64",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--blocks",
+        "1",
+        "--eval-points",
+        "30",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let test = mflow::data::synthetic::moons(10_000, 0.1, 0, mflow::data::Split::Test);
+    let want = (0..30).map(|i| mflow::data::synthetic::moons_log_density(&test.row(i), 0.1)).sum::<f64>() / 30.0;
+    assert_eq!(s["heldout_points"], 30);
+    assert!((s["true_ll"].as_f64().unwrap() - want).abs() < 1e-9, "{} vs {want}", s["true_ll"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
