@@ -39,6 +39,8 @@ pub struct Evaluator {
     step: wgpu::Buffer,
     out: wgpu::Buffer,
     program: Vec<Dispatch>,
+    /// Advanced by the points evaluated (hidden unless a caller sets one).
+    progress: indicatif::ProgressBar,
 }
 
 /// Rows per evaluation pass: as many as the largest buffer allows, capped to keep memory modest.
@@ -81,7 +83,7 @@ impl Evaluator {
         program.extend(gflow.forward_dispatches(false).iter().cloned());
         program.push(marginal::reduce(gpu, points, s, d, q, &gflow.acts[0], &gflow.logp, &out));
         gpu.check()?;
-        Ok(Self { s, points, d, gflow, x, step, out, program })
+        Ok(Self { s, points, d, gflow, x, step, out, program, progress: indicatif::ProgressBar::hidden() })
     }
 
     /// log p(x) per row of `data`, with ε drawn from `seed` (the same seed, the same ε).
@@ -115,9 +117,15 @@ impl Evaluator {
             record_all(&mut enc, "eval", &self.program);
             gpu.queue.submit([enc.finish()]);
             let ll: Vec<f32> = try_read_back(gpu, &self.out, 0, len)?;
+            self.progress.inc(len as u64);
             out.extend(ll.iter().map(|&v| v as f64));
         }
         Ok(out)
+    }
+
+    /// Shows the points evaluated on `bar` (a long evaluation's progress).
+    pub fn set_progress(&mut self, bar: indicatif::ProgressBar) {
+        self.progress = bar;
     }
 
     pub fn upload_params(&self, gpu: &Gpu, params: &[f32]) {

@@ -1,10 +1,54 @@
-//! 2-D pictures as PNG: a scatter of generated samples over the data, and a heat map of
-//! log p on a grid. Plain rasterisation with `image`; no plotting stack needed.
+//! Every figure mflow writes, as PNG: a scatter of samples over the data, density heat maps
+//! (with a colour bar, the model beside the truth where it is known), log-likelihood against
+//! B with its confidence band, and image grids. Each has a title naming the model, axes
+//! with ticks and units, and a legend. Drawn with `plotters` into a pixel buffer (its own
+//! font renderer, with DejaVu Sans embedded: no system fonts needed), saved with `image`.
 
 use crate::data::Table;
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use image::{Rgb, RgbImage};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use std::path::Path;
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const SANS: &str = "sans-serif";
+const DATA_GREY: RGBColor = RGBColor(160, 160, 160);
+const SAMPLE_BLUE: RGBColor = RGBColor(31, 90, 200);
+const BEST_ORANGE: RGBColor = RGBColor(230, 120, 20);
+const BAND_BLUE: RGBColor = RGBColor(200, 215, 245);
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The embedded font is valid; a failure would only leave text undrawn.
+        let _ = plotters::style::register_font(SANS, FontStyle::Normal, FONT);
+    });
+}
+
+fn pe<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing the figure: {e:?}")
+}
+
+/// Draws with `f` on a white `w`×`h` canvas, then writes the PNG atomically.
+fn render(w: u32, h: u32, path: &Path, f: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<()>) -> Result<()> {
+    register_font();
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        f(&root)?;
+        root.present().map_err(pe)?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).context("figure buffer")?;
+    save_png(&img, path)
+}
+
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
 
 /// The square view that holds the central 99.5% of `t`'s points in both coordinates, padded.
 pub fn view_of(t: &Table) -> [f64; 4] {
@@ -22,70 +66,225 @@ pub fn view_of(t: &Table) -> [f64; 4] {
     [cx - half, cx + half, cy - half, cy + half]
 }
 
-fn pixel(view: &[f64; 4], size: u32, x: f64, y: f64) -> Option<(u32, u32)> {
-    let px = (x - view[0]) / (view[1] - view[0]) * size as f64;
-    let py = (1.0 - (y - view[2]) / (view[3] - view[2])) * size as f64;
-    (px >= 0.0 && py >= 0.0 && px < size as f64 && py < size as f64).then_some((px as u32, py as u32))
-}
-
-fn dot(img: &mut RgbImage, x: u32, y: u32, c: Rgb<u8>) {
-    for dy in 0..2 {
-        for dx in 0..2 {
-            if x + dx < img.width() && y + dy < img.height() {
-                img.put_pixel(x + dx, y + dy, c);
-            }
-        }
-    }
-}
-
-pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// Data in grey, samples in blue, on a white square of `size` pixels (first two dims).
-pub fn scatter(data: &Table, samples: &Table, size: u32, path: &Path) -> Result<()> {
+/// Samples (blue) over the data (grey) in the first two dimensions, in the data's units.
+pub fn scatter(data: &Table, samples: &Table, title: &str, path: &Path) -> Result<()> {
     let view = view_of(data);
-    let mut img = RgbImage::from_pixel(size, size, Rgb([255, 255, 255]));
-    for (t, c) in [(data, Rgb([170, 170, 170])), (samples, Rgb([31, 90, 200]))] {
-        for i in 0..t.rows() {
-            let r = t.row(i);
-            if let Some((x, y)) = pixel(&view, size, r[0] as f64, r[1] as f64) {
-                dot(&mut img, x, y, c);
-            }
-        }
-    }
-    save_png(&img, path)
+    let inside = |t: &Table| -> Vec<(f64, f64)> {
+        (0..t.rows())
+            .map(|i| (t.row(i)[0] as f64, t.row(i)[1] as f64))
+            .filter(|&(x, y)| x >= view[0] && x <= view[1] && y >= view[2] && y <= view[3])
+            .collect()
+    };
+    render(640, 640, path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (SANS, 17))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(54)
+            .build_cartesian_2d(view[0]..view[1], view[2]..view[3])
+            .map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_desc("x₁ (data units)")
+            .y_desc("x₂ (data units)")
+            .label_style((SANS, 13))
+            .draw()
+            .map_err(pe)?;
+        let n = (data.rows(), samples.rows());
+        chart
+            .draw_series(inside(data).into_iter().map(|p| Circle::new(p, 2, DATA_GREY.filled())))
+            .map_err(pe)?
+            .label(format!("data (test split, {} points)", n.0))
+            .legend(|p| Circle::new(p, 4, DATA_GREY.filled()));
+        chart
+            .draw_series(inside(samples).into_iter().map(|p| Circle::new(p, 2, SAMPLE_BLUE.filled())))
+            .map_err(pe)?
+            .label(format!("model samples ({})", n.1))
+            .legend(|p| Circle::new(p, 4, SAMPLE_BLUE.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((SANS, 13))
+            .draw()
+            .map_err(pe)
+    })
 }
 
-/// A heat map of `values` (row-major, `res`×`res`, y up) with a perceptual-ish ramp.
-pub fn heatmap(values: &[f64], res: usize, path: &Path) -> Result<()> {
-    let finite: Vec<f64> = values.iter().cloned().filter(|v| v.is_finite()).collect();
-    let hi = finite.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let lo = (hi - 12.0).max(finite.iter().cloned().fold(f64::INFINITY, f64::min));
-    let mut img = RgbImage::new(res as u32, res as u32);
-    for j in 0..res {
-        for i in 0..res {
-            let v = values[j * res + i];
-            let t = if v.is_finite() { ((v - lo) / (hi - lo).max(1e-9)).clamp(0.0, 1.0) } else { 0.0 };
-            // dark blue → teal → yellow
-            let c = [(255.0 * t.powf(1.5)) as u8, (40.0 + 200.0 * t) as u8, (90.0 + 80.0 * (1.0 - t) * t * 4.0) as u8];
-            img.put_pixel(i as u32, (res - 1 - j) as u32, Rgb(c));
+/// A colour ramp from dark blue through teal to yellow, t in [0, 1].
+fn ramp(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    RGBColor((255.0 * t.powf(1.5)) as u8, (40.0 + 200.0 * t) as u8, (90.0 + 80.0 * (1.0 - t) * t * 4.0) as u8)
+}
+
+/// Heat maps of log p(x) on a res×res grid over `view` (row-major, y up), one panel per
+/// entry side by side on one colour scale (12 nats below the top), with a colour bar.
+pub fn heatmaps(panels: &[(&str, &[f64])], res: usize, view: [f64; 4], title: &str, path: &Path) -> Result<()> {
+    let finite = || panels.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max);
+    let lo = (hi - 12.0).max(finite().fold(f64::INFINITY, f64::min));
+    let (hi, lo) = if hi.is_finite() { (hi, lo) } else { (0.0, -1.0) };
+    let panel_w = 520u32;
+    let w = panel_w * panels.len() as u32 + 110;
+    render(w, 580, path, |root| {
+        let (title_area, body) = root.split_vertically(36);
+        title_area.draw(&Text::new(title.to_string(), (12, 8), (SANS, 17).into_font())).map_err(pe)?;
+        let (maps, bar) = body.split_horizontally(panel_w * panels.len() as u32);
+        let areas = maps.split_evenly((1, panels.len()));
+        let cell = ((view[1] - view[0]) / res as f64, (view[3] - view[2]) / res as f64);
+        for ((name, values), area) in panels.iter().zip(&areas) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(*name, (SANS, 15))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(52)
+                .build_cartesian_2d(view[0]..view[1], view[2]..view[3])
+                .map_err(pe)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc("x₁ (data units)")
+                .y_desc("x₂ (data units)")
+                .label_style((SANS, 12))
+                .draw()
+                .map_err(pe)?;
+            chart
+                .draw_series((0..res * res).map(|k| {
+                    let (i, j) = (k % res, k / res);
+                    let v = values[k];
+                    let t = if v.is_finite() { (v - lo) / (hi - lo).max(1e-9) } else { 0.0 };
+                    let x0 = view[0] + i as f64 * cell.0;
+                    let y0 = view[2] + j as f64 * cell.1;
+                    Rectangle::new([(x0, y0), (x0 + cell.0, y0 + cell.1)], ramp(t).filled())
+                }))
+                .map_err(pe)?;
         }
-    }
-    save_png(&img, path)
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(40)
+            .margin_bottom(50)
+            .margin_right(10)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..1.0, lo..hi)
+            .map_err(pe)?;
+        cb.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_desc("log p(x) [nats]")
+            .label_style((SANS, 12))
+            .draw()
+            .map_err(pe)?;
+        let steps = 100;
+        cb.draw_series((0..steps).map(|s| {
+            let (a, b) = (lo + (hi - lo) * s as f64 / steps as f64, lo + (hi - lo) * (s + 1) as f64 / steps as f64);
+            Rectangle::new([(0.0, a), (1.0, b)], ramp(s as f64 / steps as f64).filled())
+        }))
+        .map_err(pe)?;
+        Ok(())
+    })
+}
+
+/// One point of a log-likelihood-against-B figure.
+pub struct LlPoint {
+    pub b: usize,
+    /// Held-out mean and the half-width of its 95% interval (0: one seed).
+    pub mean: f64,
+    pub ci: f64,
+    /// The thesis protocol's figure: the best training log-mean-likelihood.
+    pub best: f64,
+}
+
+/// Log-likelihood against B: held-out mean with its 95% band, the thesis protocol's best
+/// training figure, and the truth (dashed) where known.
+pub fn ll_vs_b(points: &[LlPoint], truth: Option<f64>, title: &str, path: &Path) -> Result<()> {
+    let ys = points.iter().flat_map(|p| [p.mean - p.ci, p.mean + p.ci, p.best]).chain(truth);
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let span = (hi - lo).max(1e-3);
+    let (lo, hi) = (lo - 0.1 * span, hi + 0.15 * span);
+    let bs: Vec<usize> = points.iter().map(|p| p.b).collect();
+    let x = |i: usize| i as f64;
+    render(640, 420, path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (SANS, 16))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(-0.3..(points.len().max(2) - 1) as f64 + 0.3, lo..hi)
+            .map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_labels(points.len().max(2))
+            .x_label_formatter(&|v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < bs.len() {
+                    bs[i as usize].to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("auxiliary dimensions B")
+            .y_desc("log-likelihood [nats]")
+            .label_style((SANS, 12))
+            .draw()
+            .map_err(pe)?;
+        let upper: Vec<(f64, f64)> = points.iter().enumerate().map(|(i, p)| (x(i), p.mean + p.ci)).collect();
+        let lower: Vec<(f64, f64)> = points.iter().enumerate().rev().map(|(i, p)| (x(i), p.mean - p.ci)).collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                upper.into_iter().chain(lower).collect::<Vec<_>>(),
+                BAND_BLUE.filled(),
+            )))
+            .map_err(pe)?
+            .label("held-out 95% interval")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BAND_BLUE.filled()));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().enumerate().map(|(i, p)| (x(i), p.mean)),
+                SAMPLE_BLUE.stroke_width(2),
+            ))
+            .map_err(pe)?
+            .label("held-out mean (test split)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], SAMPLE_BLUE.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().enumerate().map(|(i, p)| (x(i), p.best)),
+                BEST_ORANGE.stroke_width(2),
+            ))
+            .map_err(pe)?
+            .label("thesis protocol (best training figure)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BEST_ORANGE.stroke_width(2)));
+        if let Some(t) = truth {
+            let n = points.len().max(2) - 1;
+            let dashes = (0..(n * 10)).step_by(2).map(|k| {
+                PathElement::new([(k as f64 / 10.0, t), ((k + 1) as f64 / 10.0, t)], DATA_GREY.stroke_width(2))
+            });
+            chart
+                .draw_series(dashes)
+                .map_err(pe)?
+                .label("truth (expected log-likelihood)")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 7, y)], DATA_GREY.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((SANS, 12))
+            .draw()
+            .map_err(pe)
+    })
 }
 
 /// A grid of images, `cols` per row: `samples` in the flow's input space (preprocessing
 /// inverted and clamped), then, with `real`, one row of real images as in the thesis's
-/// figures 10–13. Small images are enlarged by pixel repetition to at least 28 pixels.
+/// figures 10–13; a title above, each row labelled, a scale of pixel positions below.
+/// Small images are enlarged by pixel repetition to at least 28 pixels.
 pub fn image_grid(
     samples: &Table,
     info: &crate::data::ImageInfo,
     real: Option<&Table>,
     cols: usize,
+    title: &str,
     path: &Path,
 ) -> Result<()> {
     let (c, h, w) = (info.channels, info.height, info.width);
@@ -93,7 +292,10 @@ pub fn image_grid(
     let (th, tw) = (h * zoom + 2, w * zoom + 2);
     let sample_rows = samples.rows().div_ceil(cols);
     let rows = sample_rows + usize::from(real.is_some());
-    let mut img = RgbImage::from_pixel((cols * tw) as u32, (rows * th) as u32, Rgb([255, 255, 255]));
+    let (left, top, bottom) = (110usize, 40usize, 30usize);
+    let (gw, gh) = (cols * tw, rows * th);
+    let (cw, ch) = ((left + gw + 10).max(420) as u32, (top + gh + bottom) as u32);
+    let mut img = RgbImage::from_pixel(cw, ch, Rgb([255, 255, 255]));
     let max = (info.pre.levels - 1) as f32;
     let mut draw = |slot: usize, levels: &dyn Fn(usize) -> f32| {
         let (gy, gx) = (slot / cols, slot % cols);
@@ -101,7 +303,7 @@ pub fn image_grid(
             for x in 0..w * zoom {
                 let px = |ch: usize| (levels(ch * h * w + (y / zoom) * w + x / zoom) / max * 255.0).round() as u8;
                 let rgb = if c == 3 { [px(0), px(1), px(2)] } else { [px(0); 3] };
-                img.put_pixel((gx * tw + 1 + x) as u32, (gy * th + 1 + y) as u32, Rgb(rgb));
+                img.put_pixel((left + gx * tw + 1 + x) as u32, (top + gy * th + 1 + y) as u32, Rgb(rgb));
             }
         }
     };
@@ -115,5 +317,26 @@ pub fn image_grid(
             draw(sample_rows * cols + i, &|k| row[k]);
         }
     }
+    // The labels go on top of the composed pixels.
+    register_font();
+    let mut buf = img.into_raw();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (cw, ch)).into_drawing_area();
+        let text =
+            |s: String, x: usize, y: usize, size: u32| Text::new(s, (x as i32, y as i32), (SANS, size).into_font());
+        root.draw(&text(title.to_string(), 8, 10, 16)).map_err(pe)?;
+        root.draw(&text(format!("samples ({})", samples.rows()), 6, top + sample_rows * th / 2 - 6, 13)).map_err(pe)?;
+        if real.is_some() {
+            root.draw(&text("real test images".into(), 6, top + sample_rows * th + th / 2 - 6, 13)).map_err(pe)?;
+        }
+        let scale = format!(
+            "each image {w}×{h} pixels{}, grey levels 0..{}",
+            if zoom > 1 { format!(" (shown ×{zoom})") } else { String::new() },
+            info.pre.levels - 1
+        );
+        root.draw(&text(scale, left, top + gh + 8, 12)).map_err(pe)?;
+        root.present().map_err(pe)?;
+    }
+    let img = RgbImage::from_raw(cw, ch, buf).context("figure buffer")?;
     save_png(&img, path)
 }

@@ -216,76 +216,28 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
     Ok(md)
 }
 
-/// Log-likelihood against B: mean with its 95% band (blue), best training figure (orange),
-/// truth (grey). Axes are drawn without text; the report's caption names them.
+/// Log-likelihood against B: held-out mean with its 95% band, the thesis protocol's best
+/// training figure, and the truth where known.
 fn ll_vs_b(r: &Row, path: &Path) -> Result<()> {
-    let (w, h, pad) = (480u32, 320u32, 30f64);
-    let pts: Vec<(usize, f64, f64, f64)> = r
+    let points: Vec<crate::plot::LlPoint> = r
         .by_b
         .iter()
         .map(|(b, runs)| {
             let held: Vec<f64> = runs.iter().map(|(_, s)| s.heldout_ll).collect();
-            let (m, ci) = mean_ci(&held);
+            let (mean, ci) = mean_ci(&held);
             let best = runs.iter().map(|(_, s)| s.train_log_mean_likelihood).fold(f64::NEG_INFINITY, f64::max);
-            (*b, m, if ci.is_nan() { 0.0 } else { ci }, best)
+            crate::plot::LlPoint { b: *b, mean, ci: if ci.is_nan() { 0.0 } else { ci }, best }
         })
         .collect();
-    let mut lo = pts.iter().map(|p| (p.1 - p.2).min(p.3)).fold(f64::INFINITY, f64::min);
-    let mut hi = pts.iter().map(|p| (p.1 + p.2).max(p.3)).fold(f64::NEG_INFINITY, f64::max);
-    if let Some(t) = r.truth {
-        lo = lo.min(t);
-        hi = hi.max(t);
-    }
-    let span = (hi - lo).max(1e-3);
-    let (lo, hi) = (lo - 0.1 * span, hi + 0.1 * span);
-    let x = |i: usize| pad + i as f64 * (w as f64 - 2.0 * pad) / (pts.len().max(2) - 1) as f64;
-    let y = |v: f64| h as f64 - pad - (v - lo) / (hi - lo) * (h as f64 - 2.0 * pad);
-    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
-    let line = |img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: Rgb<u8>, dashed: bool| {
-        let n = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
-        for k in 0..=n {
-            if dashed && (k / 6) % 2 == 1 {
-                continue;
-            }
-            let t = k as f64 / n as f64;
-            let (px, py) = ((x0 + t * (x1 - x0)) as i64, (y0 + t * (y1 - y0)) as i64);
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
-                let (qx, qy) = (px + dx, py + dy);
-                if qx >= 0 && qy >= 0 && (qx as u32) < w && (qy as u32) < h {
-                    img.put_pixel(qx as u32, qy as u32, c);
-                }
-            }
-        }
+    let first = r.by_b.values().next().and_then(|runs| runs.first()).map(|(_, s)| s);
+    let seeds = r.by_b.values().map(Vec::len).max().unwrap_or(0);
+    // B = 0 is exact (S unused): the S of the figure is the largest the runs used.
+    let s_max = r.by_b.values().flatten().map(|(_, s)| s.samples).max().unwrap_or(1);
+    let title = match first {
+        Some(s) => format!("{}: {} epochs, S = {s_max}, {seeds} seed(s) per B", s.data, s.config.epochs),
+        None => r.label.clone(),
     };
-    // axes and ticks
-    line(&mut img, pad, pad, pad, h as f64 - pad, Rgb([0, 0, 0]), false);
-    line(&mut img, pad, h as f64 - pad, w as f64 - pad, h as f64 - pad, Rgb([0, 0, 0]), false);
-    for i in 0..pts.len() {
-        line(&mut img, x(i), h as f64 - pad, x(i), h as f64 - pad + 5.0, Rgb([0, 0, 0]), false);
-    }
-    // band
-    for i in 0..pts.len().saturating_sub(1) {
-        let steps = (x(i + 1) - x(i)) as usize;
-        for s in 0..=steps {
-            let t = s as f64 / steps.max(1) as f64;
-            let m = pts[i].1 + t * (pts[i + 1].1 - pts[i].1);
-            let c = pts[i].2 + t * (pts[i + 1].2 - pts[i].2);
-            let px = (x(i) + s as f64) as u32;
-            for py in y(m + c) as u32..=y(m - c) as u32 {
-                if px < w && py < h {
-                    img.put_pixel(px, py, Rgb([200, 215, 245]));
-                }
-            }
-        }
-    }
-    if let Some(t) = r.truth {
-        line(&mut img, pad, y(t), w as f64 - pad, y(t), Rgb([150, 150, 150]), true);
-    }
-    for i in 0..pts.len().saturating_sub(1) {
-        line(&mut img, x(i), y(pts[i].1), x(i + 1), y(pts[i + 1].1), Rgb([31, 90, 200]), false);
-        line(&mut img, x(i), y(pts[i].3), x(i + 1), y(pts[i + 1].3), Rgb([230, 120, 20]), false);
-    }
-    crate::plot::save_png(&img, path)
+    crate::plot::ll_vs_b(&points, r.truth, &title, path)
 }
 
 /// The first seed's samples.png for each B, side by side; false when none exist.

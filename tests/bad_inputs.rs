@@ -277,12 +277,12 @@ fn outputs_never_replace_inputs_or_mislabel() {
     let (run, files) = finished();
     let model = run.join("model.safetensors");
     let m = model.to_str().unwrap();
-    refused(&["sample", "--model", m, "--out", m], &["--out", "PNG"]);
+    refused(&["sample", "--model", m, "--out", m], &["--out", ".png, .npy, .csv"]);
     refused(&["sample", "--model", m, "--out", run.join("summary.json").to_str().unwrap()], &["--out"]);
     let d = tmp("outputs");
     let notes = d.join("notes.png");
     std::fs::write(&notes, b"my notes, not a picture").unwrap();
-    refused(&["sample", "--model", m, "--out", notes.to_str().unwrap()], &["notes.png", "not a PNG"]);
+    refused(&["sample", "--model", m, "--out", notes.to_str().unwrap()], &["notes.png", "not a .png file mflow wrote"]);
     assert_eq!(std::fs::read(&notes).unwrap(), b"my notes, not a picture");
     // Rerunning into the finished folder is refused and changes nothing.
     let e = refused(&refs(&tiny(run, 2)), &["--out", "finished run", "--force", "--resume"]);

@@ -196,6 +196,20 @@ impl Gpu {
         format!("{} ({:?}, {:?}, {})", self.info.name, self.info.backend, self.info.device_type, self.info.driver_info)
     }
 
+    /// Advice when this adapter is a software one much slower than Mesa's lavapipe would be
+    /// (llvmpipe through GL, or another CPU Vulkan driver).
+    pub fn slow_adapter_hint(&self) -> Option<String> {
+        let lavapipe = self.info.name.contains("llvmpipe") && self.info.backend == wgpu::Backend::Vulkan;
+        let software = self.is_cpu() || self.info.name.contains("llvmpipe") || self.info.name.contains("SwiftShader");
+        (software && !lavapipe).then(|| {
+            format!(
+                "note: {} is a software adapter several times slower than Mesa's lavapipe (software Vulkan); \
+                 install it with `bash tools/install-lavapipe.sh` (Debian/Ubuntu: mesa-vulkan-drivers)",
+                self.describe()
+            )
+        })
+    }
+
     /// Whether this adapter is a CPU rasteriser (lavapipe, WARP, SwiftShader): kernels pick
     /// variants without workgroup memory there.
     pub fn is_cpu(&self) -> bool {

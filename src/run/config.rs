@@ -30,6 +30,9 @@ pub struct RunConfig {
     /// Evaluate only the first N points of each split (all when absent); the summary says so.
     #[serde(default)]
     pub eval_points: Option<usize>,
+    /// 2-D data: also draw the model's density beside the truth (`density.png`).
+    #[serde(default)]
+    pub density_map: bool,
 }
 
 /// Bounds on flags that no adapter limit decides.
@@ -75,6 +78,7 @@ impl RunConfig {
             log_every: if image { 50 } else { 64 },
             checkpoint_every: default_checkpoint_every(epochs),
             eval_points: None,
+            density_map: false,
         }
     }
 

@@ -247,7 +247,9 @@ pub fn evaluate(
     let mut rows = Vec::new();
     for &s in samples {
         let t = Instant::now();
-        let ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows())?;
+        let mut ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows())?;
+        let n = data.split(split).rows().min(limit.unwrap_or(usize::MAX));
+        ev.set_progress(super::finish::eval_bar(n as u64, ev.s));
         let ll = split_log_likelihood(gpu, &ev, data, split, limit, seed)?;
         let secs = t.elapsed().as_secs_f64();
         let e = Estimate::of(&ll);

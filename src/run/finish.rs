@@ -86,8 +86,9 @@ impl Summary {
         if let Some(t) = self.true_ll {
             let _ = writeln!(
                 r,
-                "truth                  {t:>10.4} nats  (exact density of the same {} held-out points)",
-                self.heldout_points
+                "truth                  {t:>10.4} nats  (exact density of the same {} held-out points; the model is {:.4} below it)",
+                self.heldout_points,
+                t - self.heldout_ll
             );
         }
         if f.b == 0 {
@@ -116,13 +117,18 @@ pub(crate) fn finish(
     flow: &Flow,
     folder: &RunFolder,
     trained: Trained,
+    progress: bool,
 ) -> Result<Summary> {
     let t = Instant::now();
     // Chunks no larger than what is evaluated: a sweep's few hundred points must not pay
     // for a chunk sized to the whole test split.
     let points = data.train.rows().max(data.test.rows()).min(cfg.eval_points.unwrap_or(usize::MAX));
-    let ev = Evaluator::for_points(gpu, flow, cfg.samples, points)?;
+    let mut ev = Evaluator::for_points(gpu, flow, cfg.samples, points)?;
     ev.upload_params(gpu, &flow.params);
+    if progress {
+        let n = |t: &crate::data::Table| t.rows().min(cfg.eval_points.unwrap_or(usize::MAX)) as u64;
+        ev.set_progress(eval_bar(n(&data.train) + n(&data.test), ev.s));
+    }
     let seed = super::evaluate::EVAL_SEED;
     let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points, seed)?;
     let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points, seed)?;
@@ -131,12 +137,18 @@ pub(crate) fn finish(
     let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
     let bpd = |ll: f64| dequant.map(|i| i.pre.bits_per_dim(ll, flow.config.d));
     let bpd_se = dequant.map(|_| heldout_e.se / (flow.config.d as f64 * std::f64::consts::LN_2));
-    if flow.config.d == 2 {
-        let samples = crate::sample::sample(gpu, flow, 2048, 1.0, cfg.flow.seed)?;
-        crate::plot::scatter(&data.test, &samples, 512, &folder.samples())?;
-    } else if let Some(info) = &data.image {
+    let title = model_title(cfg, ev.s);
+    if let Some(info) = &data.image {
         let samples = crate::sample::sample(gpu, flow, 64, 1.0, cfg.flow.seed)?;
-        crate::plot::image_grid(&samples, info, Some(&data.test), 8, &folder.samples())?;
+        crate::plot::image_grid(&samples, info, Some(&data.test), 8, &title, &folder.samples())?;
+    } else if flow.config.d == 2 {
+        let samples = crate::sample::sample(gpu, flow, 2048, 1.0, cfg.flow.seed)?;
+        let real = crate::sample::to_data_units(&data.test, data);
+        let fake = crate::sample::to_data_units(&samples, data);
+        crate::plot::scatter(&real, &fake, &title, &folder.samples())?;
+        if cfg.density_map {
+            density_map(gpu, flow, data, &real, &title, heldout_e, folder)?;
+        }
     }
     let summary = Summary {
         data: data.spec.clone(),
@@ -167,6 +179,60 @@ pub(crate) fn finish(
     };
     crate::checkpoint::write_atomic(&folder.summary(), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
+}
+
+/// A progress bar over the points of a long evaluation (drawn only on a terminal).
+pub fn eval_bar(points: u64, s: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(points);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{elapsed_precise}} evaluating, S = {s} [{{bar:30}}] {{pos}}/{{len}} points  ETA {{eta}}"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// What a figure's title says of a model: data, D and B, schedule, and S.
+pub fn model_title(cfg: &RunConfig, s: usize) -> String {
+    let f = &cfg.flow;
+    let est = if f.b == 0 { "exact (B = 0)".to_string() } else { format!("S = {s}") };
+    format!("{}  D={} B={}  {} epochs  {est}", cfg.data.describe(), f.d, f.b, cfg.epochs)
+}
+
+/// The model's density beside the truth (where it is known) on one colour scale:
+/// `density.png`. The map's marginal estimate uses at most 16 importance samples.
+fn density_map(
+    gpu: &Gpu,
+    flow: &Flow,
+    data: &Dataset,
+    real: &crate::data::Table,
+    title: &str,
+    heldout: Estimate,
+    folder: &RunFolder,
+) -> Result<()> {
+    const RES: usize = 100;
+    let view = crate::plot::view_of(real);
+    let s = 16;
+    let model = crate::sample::density_grid(gpu, flow, view, RES, s, data.standardize.as_ref())?;
+    let label = format!("model: held-out LL {:.3} ± {:.3}", heldout.mean, heldout.se);
+    let mut panels: Vec<(String, Vec<f64>)> = vec![(label, model)];
+    if let Some(truth) = &data.truth {
+        let (w, h) = ((view[1] - view[0]) / RES as f64, (view[3] - view[2]) / RES as f64);
+        let grid = (0..RES * RES)
+            .map(|k| {
+                let p = [
+                    (view[0] + (k % RES) as f64 * w + w / 2.0) as f32,
+                    (view[2] + (k / RES) as f64 * h + h / 2.0) as f32,
+                ];
+                truth(&p)
+            })
+            .collect();
+        let t = true_ll(data, heldout.n).unwrap_or(f64::NAN);
+        panels.push((format!("truth: exact density, mean {t:.3} on the same points"), grid));
+    }
+    let refs: Vec<(&str, &[f64])> = panels.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+    let title = format!("log p(x): {title} (map: S = {s})");
+    crate::plot::heatmaps(&refs, RES, view, &title, &folder.dir.join("density.png"))
 }
 
 /// Mean exact log-density of the first `n` held-out points (the ones evaluated), where the

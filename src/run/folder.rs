@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 const LOCK: &str = ".mflow.lock";
 /// The files a run writes (its model, metrics, picture and summary).
-pub const RUN_FILES: [&str; 4] = ["model.safetensors", "metrics.jsonl", "samples.png", "summary.json"];
+pub const RUN_FILES: [&str; 5] = ["model.safetensors", "metrics.jsonl", "samples.png", "density.png", "summary.json"];
 
 pub struct RunFolder {
     pub dir: PathBuf,
@@ -125,7 +125,7 @@ impl RunFolder {
     /// Removes what describes a finished evaluation (summary, samples) before the model
     /// beside them changes, so they never describe another model.
     pub fn clear_results(&self) -> Result<()> {
-        for p in [self.summary(), self.samples()] {
+        for p in [self.summary(), self.samples(), self.dir.join("density.png")] {
             if p.exists() {
                 std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
             }

@@ -402,7 +402,7 @@ pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Res
                     train_samples_per_s: (trainer.step - first) as f64 * batch as f64 / train_seconds.max(1e-9),
                     trained_with: models,
                 };
-                finish(gpu, &m.cfg, &m.data, &flow, &m.folder, trained)
+                finish(gpu, &m.cfg, &m.data, &flow, &m.folder, trained, progress)
             }
         };
         // An interrupted evaluation stops the group; the trained models are saved.
