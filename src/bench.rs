@@ -203,12 +203,15 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     }
     trainer.drain(gpu)?;
     let step = median_step_seconds(gpu, &mut trainer, &x, steps)?;
+    // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
+    let gflops = 3.0 * conditioner_flops(&config) * batch as f64 / step / 1e9;
     let mut line = format!(
-        "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step",
+        "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step  {gflops:.2} GFLOP/s effective",
         config.q(),
         config.hidden,
         batch as f64 / step,
-        step * 1e3
+        step * 1e3,
+        trainer.program().len()
     );
     if let Some(prof) = profile(gpu, &trainer.program()) {
         let total: f64 = prof.iter().map(|p| p.1).sum();
@@ -220,6 +223,66 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
         line += &format!(" (top: {})", top.join(", "));
     }
     println!("{line}");
+    Ok(())
+}
+
+/// FLOPs of one flow evaluation's conditioner GEMMs (per row): 2·fan_in·fan_out per linear.
+pub fn conditioner_flops(config: &crate::model::FlowConfig) -> f64 {
+    let (q, h, hid) = (config.q(), config.h(), config.hidden);
+    let mut fan_in = h;
+    let mut per = 0.0;
+    for k in 0..=config.depth {
+        let fan_out = if k == config.depth { 2 * (q - h) } else { hid };
+        per += 2.0 * (fan_in * fan_out) as f64;
+        fan_in = fan_out;
+    }
+    per * 2.0 * config.blocks as f64
+}
+
+/// The S-sample estimator's throughput: flow evaluations/s (points × S), their effective
+/// GFLOP/s, and the ratio to the GEMM rate at the evaluation's largest GEMM shape (rows of
+/// one pass × H × H), measured in the same run; dispatches per chunk beside.
+pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points: usize, trials: usize) -> Result<()> {
+    let mut flow = crate::model::Flow::new(config.clone())?;
+    flow.randomize(1, 0.5);
+    let mut ev = crate::eval::Evaluator::for_points(gpu, &flow, s, points)?;
+    ev.upload_params(gpu, &flow.params);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let data = crate::data::Table::new(config.d, (0..points * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect());
+    ev.log_likelihood(gpu, &data, 1)?; // warm-up
+    let rows = ev.points * ev.s;
+    let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
+    let (entry, gemm) = gemm_gflops(gpu, Variant::for_adapter(gpu), Op::Nn, rows, k, n, 2, 5)?;
+    println!(
+        "eval D={} B={} H={} S={}, {points} points; {} dispatches per chunk of {} points; GEMM {rows}x{k}x{n} ({entry:?}) {gemm:.2} GFLOP/s in this run",
+        config.d,
+        config.b,
+        config.hidden,
+        ev.s,
+        ev.dispatches(),
+        ev.points
+    );
+    // The old path (one chunk at a time) and the overlapped one, alternating trials.
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..trials.max(1) {
+        for (i, overlap) in [false, true].into_iter().enumerate() {
+            ev.overlap = overlap;
+            let t = Instant::now();
+            ev.log_likelihood(gpu, &data, 1)?;
+            times[i].push(t.elapsed().as_secs_f64());
+        }
+    }
+    gpu.check()?;
+    for (i, name) in ["one chunk at a time", "chunks overlapped"].iter().enumerate() {
+        times[i].sort_by(f64::total_cmp);
+        let secs = times[i][times[i].len() / 2];
+        let evals = (points * ev.s) as f64 / secs;
+        let eff = evals * conditioner_flops(&config) / 1e9;
+        println!(
+            "  {name:<20} {secs:>6.2} s  {evals:>9.0} flow evaluations/s  {eff:>6.2} GFLOP/s effective  ({:.0}% of the GEMM rate)",
+            100.0 * eff / gemm
+        );
+    }
     Ok(())
 }
 

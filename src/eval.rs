@@ -4,7 +4,7 @@
 
 use crate::data::Table;
 use crate::gpu::kernel::record_all;
-use crate::gpu::{storage, try_read_back, uniform_storage, Dispatch, Gpu};
+use crate::gpu::{storage, uniform_storage, Dispatch, Gpu};
 use crate::gpu_flow::{GpuFlow, Mode};
 use crate::kernels::gemm::Variant;
 use crate::kernels::optim::StepState;
@@ -39,8 +39,21 @@ pub struct Evaluator {
     step: wgpu::Buffer,
     out: wgpu::Buffer,
     program: Vec<Dispatch>,
+    /// Two MAP_READ buffers, made once: chunk c's result is mapped while chunk c + 1 runs.
+    staging: [wgpu::Buffer; 2],
     /// Advanced by the points evaluated (hidden unless a caller sets one).
     progress: indicatif::ProgressBar,
+    /// Queue the next chunk before reading the last back (false: one chunk at a time, the
+    /// old path, kept for `mflow bench eval`'s before/after).
+    pub overlap: bool,
+}
+
+/// A chunk in flight: its staging slot, its rows, its submission and its map callback.
+struct Pending {
+    slot: usize,
+    len: usize,
+    index: wgpu::SubmissionIndex,
+    rx: std::sync::mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
 }
 
 /// Rows per evaluation pass: as many as the largest buffer allows, capped to keep memory modest.
@@ -82,8 +95,21 @@ impl Evaluator {
         let mut program = vec![rng::assemble(gpu, n, d, q, s, rng::stream::EVAL_EPS, &step, &x, &gflow.acts[0])];
         program.extend(gflow.forward_dispatches(false).iter().cloned());
         program.push(marginal::reduce(gpu, points, s, d, q, &gflow.acts[0], &gflow.logp, &out));
+        let staging = [0, 1].map(|i| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("eval.staging{i}")),
+                size: (points * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
         gpu.check()?;
-        Ok(Self { s, points, d, gflow, x, step, out, program, progress: indicatif::ProgressBar::hidden() })
+        Ok(Self { s, points, d, gflow, x, step, out, program, staging, progress: indicatif::ProgressBar::hidden(), overlap: true })
+    }
+
+    /// Dispatches per chunk (noise and assembly, the forward flow, the logsumexp).
+    pub fn dispatches(&self) -> usize {
+        self.program.len()
     }
 
     /// log p(x) per row of `data`, with ε drawn from `seed` (the same seed, the same ε).
@@ -99,28 +125,64 @@ impl Evaluator {
         }
         let mut out = Vec::with_capacity(data.rows());
         let mut chunk = vec![0f32; self.points * self.d];
+        // Chunk c is submitted before chunk c − 1's result is waited for, so the GPU always
+        // has the next chunk queued while the host reads the last one back.
+        let mut pending: Option<Pending> = None;
         for (c, start) in (0..data.rows()).step_by(self.points).enumerate() {
             crate::run::interrupt::check("evaluation")?;
             let len = self.points.min(data.rows() - start);
             chunk.clear();
             data.extend_rows(start..start + len, &mut chunk);
-            chunk.resize(self.points * self.d, 0.0);
-            // padding rows (zeros): computed, then ignored
+            chunk.resize(self.points * self.d, 0.0); // padding rows (zeros): computed, then ignored
             gpu.queue.write_buffer(&self.x, 0, bytemuck::cast_slice(&chunk));
-            gpu.queue.write_buffer(
-                &self.step,
-                0,
-                bytemuck::bytes_of(&StepState::new((first_chunk + c) as u32 + 1, seed, 0.0)),
-            );
+            let state = StepState::new((first_chunk + c) as u32 + 1, seed, 0.0);
+            gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&state));
+            let slot = c % 2;
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
             enc.clear_buffer(&self.gflow.logdet, 0, None);
             record_all(&mut enc, "eval", &self.program);
-            gpu.queue.submit([enc.finish()]);
-            let ll: Vec<f32> = try_read_back(gpu, &self.out, 0, len)?;
-            self.progress.inc(len as u64);
-            out.extend(ll.iter().map(|&v| v as f64));
+            enc.copy_buffer_to_buffer(&self.out, 0, &self.staging[slot], 0, (len * 4) as u64);
+            let index = gpu.queue.submit([enc.finish()]);
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.staging[slot].slice(..(len * 4) as u64).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            if let Some(prev) = pending.replace(Pending { slot, len, index, rx }) {
+                self.collect(gpu, prev, &mut out)?;
+            }
+            if !self.overlap {
+                if let Some(p) = pending.take() {
+                    self.collect(gpu, p, &mut out)?;
+                }
+            }
+        }
+        if let Some(prev) = pending {
+            self.collect(gpu, prev, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Waits for one chunk's mapped result and appends it.
+    fn collect(&self, gpu: &Gpu, p: Pending, out: &mut Vec<f64>) -> Result<()> {
+        let Pending { slot, len, index, rx } = p;
+        // Waiting for this chunk's submission alone: the next chunk keeps running.
+        gpu.wait_for(index)?;
+        let mapped = match rx.try_recv() {
+            Ok(r) => r,
+            Err(_) => {
+                gpu.wait()?;
+                rx.recv().map_err(|_| crate::gpu::DeviceError("an evaluation readback was dropped".into()))?
+            }
+        };
+        mapped.map_err(|e| crate::gpu::DeviceError(format!("mapping an evaluation result failed: {e}")))?;
+        let buf = &self.staging[slot];
+        {
+            let view = buf.slice(..(len * 4) as u64).get_mapped_range().map_err(|e| anyhow::anyhow!("reading back: {e}"))?;
+            out.extend(bytemuck::cast_slice::<u8, f32>(&view).iter().map(|&v| v as f64));
+        }
+        buf.unmap();
+        self.progress.inc(len as u64);
+        Ok(())
     }
 
     /// Shows the points evaluated on `bar` (a long evaluation's progress).

@@ -437,6 +437,25 @@ enum BenchWhat {
         #[arg(long, default_value_t = 50, value_parser = at_least_one)]
         steps: usize,
     },
+    /// The S-sample estimator: flow evaluations/s, effective GFLOP/s, and the ratio to the
+    /// GEMM rate at the evaluation's largest GEMM shape in the same run.
+    Eval {
+        #[arg(long, default_value_t = 2, value_parser = at_least_one)]
+        dim: usize,
+        #[arg(long, default_value_t = 2)]
+        aux: usize,
+        #[arg(long, default_value_t = 128, value_parser = at_least_one)]
+        hidden: usize,
+        /// Importance samples S per point.
+        #[arg(long, default_value_t = 100, value_parser = at_least_one)]
+        samples: usize,
+        /// Points evaluated per trial.
+        #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
+        points: usize,
+        /// Timed trials (the median is printed).
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+        trials: usize,
+    },
     /// Training samples/s and GEMM share: moons-shaped and MNIST-shaped models.
     Train {
         /// Timed steps per trial.
@@ -712,6 +731,13 @@ fn run(cli: Cli) -> Result<()> {
             Overrides { hidden, batch, ..Default::default() }.apply(&mut cfg);
             cfg.validate()?;
             mflow::bench::bench_stream(&Gpu::new(&choice)?, &cfg, steps)?;
+        }
+        Command::Bench { what: BenchWhat::Eval { dim, aux, hidden, samples, points, trials } } => {
+            let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0 };
+            config.validate()?;
+            let gpu = open_gpu(&choice)?;
+            println!("adapter: {}", gpu.describe());
+            mflow::bench::bench_eval(&gpu, config, samples, points, trials)?;
         }
         Command::Bench { what: BenchWhat::Train { steps, small } } => {
             let gpu = Gpu::new(&choice)?;

@@ -240,6 +240,15 @@ impl Gpu {
         self.check()
     }
 
+    /// Blocks until submission `index` is done (later ones may still run).
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let poll = wgpu::PollType::Wait { submission_index: Some(index), timeout: None };
+        if let Err(e) = self.device.poll(poll) {
+            self.record(format!("waiting for the GPU: {e}"));
+        }
+        self.check()
+    }
+
     fn record(&self, msg: String) {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(msg);
     }
