@@ -245,27 +245,33 @@ pub fn conditioner_flops(config: &crate::model::FlowConfig) -> f64 {
 pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points: usize, trials: usize) -> Result<()> {
     let mut flow = crate::model::Flow::new(config.clone())?;
     flow.randomize(1, 0.5);
-    let mut ev = crate::eval::Evaluator::for_points(gpu, &flow, s, points)?;
-    ev.upload_params(gpu, &flow.params);
+    use crate::gpu_flow::Mode;
+    let build = |mode| -> Result<crate::eval::Evaluator> {
+        let ev = crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode)?;
+        ev.upload_params(gpu, &flow.params);
+        Ok(ev)
+    };
+    let (mut unfused, mut fused) = (build(Mode::InferenceUnfused)?, build(Mode::Inference)?);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let data = crate::data::Table::new(config.d, (0..points * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect());
-    ev.log_likelihood(gpu, &data, 1)?; // warm-up
-    let rows = ev.points * ev.s;
+    let data =
+        crate::data::Table::new(config.d, (0..points * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect());
+    // Both paths give the same numbers (to f32 rounding) before either is timed.
+    let (a, b) = (unfused.log_likelihood(gpu, &data, 1)?, fused.log_likelihood(gpu, &data, 1)?);
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + x.abs())).fold(0.0, f64::max);
+    ensure!(worst < 1e-4, "the fused and unfused evaluations differ by {worst:.2e} (relative)");
+    let rows = fused.points * fused.s;
     let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
     let (entry, gemm) = gemm_gflops(gpu, Variant::for_adapter(gpu), Op::Nn, rows, k, n, 2, 5)?;
     println!(
-        "eval D={} B={} H={} S={}, {points} points; {} dispatches per chunk of {} points; GEMM {rows}x{k}x{n} ({entry:?}) {gemm:.2} GFLOP/s in this run",
-        config.d,
-        config.b,
-        config.hidden,
-        ev.s,
-        ev.dispatches(),
-        ev.points
+        "eval D={} B={} H={} S={}, {points} points, chunks of {} points; GEMM {rows}x{k}x{n} ({entry:?}) {gemm:.2} GFLOP/s in this run",
+        config.d, config.b, config.hidden, fused.s, fused.points
     );
-    // The old path (one chunk at a time) and the overlapped one, alternating trials.
-    let mut times = [Vec::new(), Vec::new()];
+    // The old path (GEMMs, one chunk at a time), the old kernels overlapped, and the fused
+    // couplings overlapped; trials alternate so that drift hits all three alike.
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..trials.max(1) {
-        for (i, overlap) in [false, true].into_iter().enumerate() {
+        for (i, (fuse, overlap)) in [(false, false), (false, true), (true, true)].into_iter().enumerate() {
+            let ev = if fuse { &mut fused } else { &mut unfused };
             ev.overlap = overlap;
             let t = Instant::now();
             ev.log_likelihood(gpu, &data, 1)?;
@@ -273,13 +279,18 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
         }
     }
     gpu.check()?;
-    for (i, name) in ["one chunk at a time", "chunks overlapped"].iter().enumerate() {
+    let names = [
+        format!("GEMMs, one chunk at a time ({} dispatches/chunk)", unfused.dispatches()),
+        format!("GEMMs, chunks overlapped ({} dispatches/chunk)", unfused.dispatches()),
+        format!("fused couplings, overlapped ({} dispatches/chunk)", fused.dispatches()),
+    ];
+    for (i, name) in names.iter().enumerate() {
         times[i].sort_by(f64::total_cmp);
         let secs = times[i][times[i].len() / 2];
-        let evals = (points * ev.s) as f64 / secs;
+        let evals = (points * fused.s) as f64 / secs;
         let eff = evals * conditioner_flops(&config) / 1e9;
         println!(
-            "  {name:<20} {secs:>6.2} s  {evals:>9.0} flow evaluations/s  {eff:>6.2} GFLOP/s effective  ({:.0}% of the GEMM rate)",
+            "  {name:<52} {secs:>6.2} s  {evals:>9.0} flow evaluations/s  {eff:>6.2} GFLOP/s effective  ({:.0}% of the GEMM rate)",
             100.0 * eff / gemm
         );
     }

@@ -79,7 +79,13 @@ impl Evaluator {
     }
 
     /// An evaluator whose chunks hold at most `max_points` points (no larger than the data).
+    /// The kernels are the tuner's choice for this adapter (`crate::tune`).
     pub fn for_points(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize) -> Result<Self> {
+        Self::with_mode(gpu, flow, s, max_points, crate::tune::inference_mode(gpu, &flow.config))
+    }
+
+    /// `for_points` with the flow built in `mode` (`Mode::InferenceUnfused`: the GEMM path).
+    pub fn with_mode(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize, mode: Mode) -> Result<Self> {
         let s = if flow.config.b == 0 { 1 } else { s.max(1) };
         let most = max_samples(gpu, &flow.config);
         if s > most {
@@ -88,7 +94,7 @@ impl Evaluator {
         let points = (max_rows(gpu, &flow.config) / s).clamp(1, 4096).min(max_points.max(1));
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
-        let gflow = GpuFlow::build(gpu, flow, n, Mode::Inference, Variant::for_adapter(gpu));
+        let gflow = GpuFlow::build(gpu, flow, n, mode, Variant::for_adapter(gpu));
         let x = storage(gpu, "eval.x", points * d);
         let step = uniform_storage(gpu, "eval.step", &StepState::default());
         let out = storage(gpu, "eval.out", points);
@@ -104,7 +110,19 @@ impl Evaluator {
             })
         });
         gpu.check()?;
-        Ok(Self { s, points, d, gflow, x, step, out, program, staging, progress: indicatif::ProgressBar::hidden(), overlap: true })
+        Ok(Self {
+            s,
+            points,
+            d,
+            gflow,
+            x,
+            step,
+            out,
+            program,
+            staging,
+            progress: indicatif::ProgressBar::hidden(),
+            overlap: true,
+        })
     }
 
     /// Dispatches per chunk (noise and assembly, the forward flow, the logsumexp).
@@ -177,7 +195,8 @@ impl Evaluator {
         mapped.map_err(|e| crate::gpu::DeviceError(format!("mapping an evaluation result failed: {e}")))?;
         let buf = &self.staging[slot];
         {
-            let view = buf.slice(..(len * 4) as u64).get_mapped_range().map_err(|e| anyhow::anyhow!("reading back: {e}"))?;
+            let view =
+                buf.slice(..(len * 4) as u64).get_mapped_range().map_err(|e| anyhow::anyhow!("reading back: {e}"))?;
             out.extend(bytemuck::cast_slice::<u8, f32>(&view).iter().map(|&v| v as f64));
         }
         buf.unmap();

@@ -12,14 +12,18 @@
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
 use crate::kernels::gemm::{Gemm, Variant, View};
-use crate::kernels::{actnorm::ActNorm, coupling::Coupling, loss, permute, reduce};
+use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute, reduce};
 use crate::model::{invert_perm, Flow, Layer, Linear};
 
 /// Whether the flow keeps what backprop needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Conditioners share one workspace; forward and inverse only (evaluation, sampling).
+    /// Forward and inverse only (evaluation, sampling): each coupling is one fused dispatch
+    /// (fused.wgsl) where its layers fit, else GEMMs sharing one workspace.
     Inference,
+    /// Inference through the GEMMs and coupling.wgsl only: the unfused path, kept for
+    /// before/after benchmarks.
+    InferenceUnfused,
     /// Every conditioner keeps its activations; adds the backward program and `grads`.
     Training,
 }
@@ -207,7 +211,7 @@ impl Footprint {
         let acts = (5 * l).checked_mul(n)?.checked_mul(q)?;
         let workspace = (config.depth as u64).checked_mul(hid)?.checked_add(2 * (q - h))?.checked_mul(n)?;
         let floats = match mode {
-            Mode::Inference => p.checked_add(acts)?.checked_add(workspace)?,
+            Mode::Inference | Mode::InferenceUnfused => p.checked_add(acts)?.checked_add(workspace)?,
             Mode::Training => (4 * p)
                 .checked_add(acts)?
                 .checked_add(workspace.checked_mul(2 * l + 1)?)?
@@ -271,6 +275,7 @@ impl GpuFlow {
         let ps = flow.params.len();
         let s = Shape { variant, n, q, models, ps };
         let training = mode == Mode::Training;
+        let fuse = mode == Mode::Inference;
         let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
         let params = storage_init(gpu, "params", &all_params);
         let grads = storage(gpu, "grads", if training { models * ps } else { 1 });
@@ -322,6 +327,11 @@ impl GpuFlow {
                     if training {
                         bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads).models(models));
                     }
+                }
+                Layer::Coupling { linears, .. } if fuse && FusedCoupling::fits(q, linears, ps) => {
+                    let fc = FusedCoupling { n, q, linears, ps };
+                    fwd.push(fc.forward(gpu, &params, x, u, &logdet).models(models));
+                    inv.push(fc.inverse(gpu, &params, u, x).models(models));
                 }
                 Layer::Coupling { index, linears } => {
                     let cp = Coupling { n, q };

@@ -22,3 +22,4 @@ pub mod run;
 pub mod sample;
 pub mod sweep;
 pub mod train;
+pub mod tune;

@@ -46,6 +46,10 @@ struct Cli {
     /// Use the adapter whose name contains this (case-insensitive); also MFLOW_ADAPTER.
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// Use the built-in kernel choices instead of the ones tuned for this adapter (also
+    /// MFLOW_NO_TUNE=1); see `mflow bench tune`.
+    #[arg(long, global = true)]
+    no_tune: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -456,6 +460,9 @@ enum BenchWhat {
         #[arg(long, default_value_t = 5, value_parser = at_least_one)]
         trials: usize,
     },
+    /// Times each kernel choice (fused couplings vs GEMMs) per shape class on this adapter,
+    /// stores the faster in the tuning cache, and prints the table.
+    Tune,
     /// Training samples/s and GEMM share: moons-shaped and MNIST-shaped models.
     Train {
         /// Timed steps per trial.
@@ -489,6 +496,9 @@ fn open_gpu(choice: &AdapterChoice) -> Result<Gpu> {
 
 fn run(cli: Cli) -> Result<()> {
     let choice = AdapterChoice::from_cli(cli.adapter);
+    if cli.no_tune {
+        mflow::tune::disable();
+    }
     match cli.command {
         Command::Info => {
             print!("{}", mflow::gpu::context::describe_adapters());
@@ -738,6 +748,26 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = open_gpu(&choice)?;
             println!("adapter: {}", gpu.describe());
             mflow::bench::bench_eval(&gpu, config, samples, points, trials)?;
+        }
+        Command::Bench { what: BenchWhat::Tune } => {
+            let gpu = open_gpu(&choice)?;
+            println!("adapter: {}", mflow::tune::adapter_key(&gpu));
+            let configs: Vec<FlowConfig> = [2, 3, 4, 5, 6, 8]
+                .into_iter()
+                .map(|q| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 })
+                .collect();
+            println!("{:<24} {:>12} {:>12}  choice", "shape class", "fused s", "GEMMs s");
+            for (class, e) in mflow::tune::tune(&gpu, &configs)? {
+                println!(
+                    "{class:<24} {:>12.4} {:>12.4}  {}",
+                    e.fused_s,
+                    e.unfused_s,
+                    if e.fused { "fused" } else { "GEMMs" }
+                );
+            }
+            if let Some(p) = mflow::tune::cache_path() {
+                println!("cached in {}", p.display());
+            }
         }
         Command::Bench { what: BenchWhat::Train { steps, small } } => {
             let gpu = Gpu::new(&choice)?;

@@ -3,6 +3,7 @@
 
 pub mod actnorm;
 pub mod coupling;
+pub mod fused;
 pub mod gemm;
 pub mod loss;
 pub mod marginal;
@@ -26,6 +27,8 @@ pub struct Kernels {
     pub actnorm_init: Kernel,
     pub coupling_forward: Kernel,
     pub coupling_inverse: Kernel,
+    pub fused_coupling_forward: Kernel,
+    pub fused_coupling_inverse: Kernel,
     pub actnorm_backward: Kernel,
     pub coupling_backward: Kernel,
     pub permute_gather: Kernel,
@@ -53,6 +56,7 @@ impl Kernels {
         let gemm = module(gpu, "gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
         let actnorm = module(gpu, "actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl"));
         let coupling = module(gpu, "coupling.wgsl", include_str!("../../shaders/coupling.wgsl"));
+        let fused = module(gpu, "fused.wgsl", include_str!("../../shaders/fused.wgsl"));
         let permute = module(gpu, "permute.wgsl", include_str!("../../shaders/permute.wgsl"));
         let loss = module(gpu, "loss.wgsl", include_str!("../../shaders/loss.wgsl"));
         let reduce = module(gpu, "reduce.wgsl", include_str!("../../shaders/reduce.wgsl"));
@@ -71,6 +75,8 @@ impl Kernels {
             actnorm_init: Kernel::new(gpu, &actnorm, "actnorm_init"),
             coupling_forward: Kernel::new(gpu, &coupling, "coupling_forward"),
             coupling_inverse: Kernel::new(gpu, &coupling, "coupling_inverse"),
+            fused_coupling_forward: Kernel::new(gpu, &fused, "fused_coupling_forward"),
+            fused_coupling_inverse: Kernel::new(gpu, &fused, "fused_coupling_inverse"),
             permute_gather: Kernel::new(gpu, &permute, "permute_gather"),
             log_prob: Kernel::new(gpu, &loss, "log_prob"),
             loss_backward: Kernel::new(gpu, &loss, "loss_backward"),

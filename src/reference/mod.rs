@@ -7,6 +7,7 @@
 pub mod actnorm;
 pub mod coupling;
 pub mod flow;
+pub mod fused;
 pub mod gemm;
 pub mod loss;
 pub mod marginal;

@@ -1,0 +1,162 @@
+//! Per-adapter kernel choice. Where mflow has more than one correct way to run a piece of
+//! work (today: each coupling as one fused dispatch, or as GEMMs + the affine kernel), the
+//! tuner times both on the user's adapter the first time a shape class is used, keeps the
+//! faster, and caches the choice per adapter and driver in the user's cache directory
+//! (`$XDG_CACHE_HOME/mflow/tune.json`, else `~/.cache/mflow/tune.json`). `MFLOW_NO_TUNE=1`
+//! (or `--no-tune`) uses the built-in defaults instead: fused on GPUs, GEMMs on CPU adapters
+//! (measured on lavapipe: the vec4 GEMMs run its evaluation 3x faster than the fused kernel).
+//! Every candidate is tested against the f64 reference (tests/fused.rs, tests/flow.rs), so
+//! the tuner only ever chooses among correct kernels.
+
+use crate::gpu::Gpu;
+use crate::gpu_flow::Mode;
+use crate::model::{Flow, FlowConfig};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The shape class a choice is made for: what the kernels' cost depends on.
+pub fn shape_class(c: &FlowConfig) -> String {
+    format!("eval q{} depth{} h{}", c.q(), c.depth, c.hidden)
+}
+
+/// The cache: adapter key → shape class → the chosen mode and the timings behind it.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Cache {
+    pub adapters: BTreeMap<String, BTreeMap<String, Entry>>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub fused: bool,
+    /// Seconds per evaluation chunk of each candidate (fused, unfused), as measured.
+    pub fused_s: f64,
+    pub unfused_s: f64,
+}
+
+pub fn adapter_key(gpu: &Gpu) -> String {
+    format!("{} | {:?} | {} {}", gpu.info.name, gpu.info.backend, gpu.info.driver, gpu.info.driver_info)
+}
+
+pub fn cache_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("mflow").join("tune.json"))
+}
+
+static OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns tuning off for this process (`--no-tune`).
+pub fn disable() {
+    OFF.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether tuning is off (`--no-tune`, or `MFLOW_NO_TUNE` set to anything but 0 or empty).
+pub fn disabled() -> bool {
+    OFF.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("MFLOW_NO_TUNE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The built-in choice without measuring.
+pub fn default_mode(gpu: &Gpu) -> Mode {
+    if gpu.is_cpu() {
+        Mode::InferenceUnfused
+    } else {
+        Mode::Inference
+    }
+}
+
+fn load() -> Cache {
+    cache_path()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn store(cache: &Cache) {
+    // A cache that cannot be written only costs a re-tune next time.
+    if let Some(p) = cache_path() {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Ok(json) = serde_json::to_string_pretty(cache) {
+            let _ = crate::checkpoint::write_atomic(&p, json.as_bytes());
+        }
+    }
+}
+
+/// The inference mode for flows shaped like `config` on `gpu`: cached, measured on a cache
+/// miss, or the default when tuning is off.
+pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
+    if disabled() {
+        return default_mode(gpu);
+    }
+    let fits = crate::model::Flow::new(FlowConfig { seed: 0, ..config.clone() }).is_ok_and(|f| {
+        f.layers.iter().all(|l| match l {
+            crate::model::Layer::Coupling { linears, .. } => {
+                crate::kernels::fused::FusedCoupling::fits(config.q(), linears, f.params.len())
+            }
+            _ => true,
+        })
+    });
+    if !fits {
+        return Mode::InferenceUnfused; // nothing to choose: the fused kernel cannot hold it
+    }
+    let (key, class) = (adapter_key(gpu), shape_class(config));
+    let mut cache = load();
+    if let Some(e) = cache.adapters.get(&key).and_then(|m| m.get(&class)) {
+        return if e.fused { Mode::Inference } else { Mode::InferenceUnfused };
+    }
+    match measure(gpu, config) {
+        Ok(e) => {
+            let mode = if e.fused { Mode::Inference } else { Mode::InferenceUnfused };
+            cache.adapters.entry(key).or_default().insert(class, e);
+            store(&cache);
+            mode
+        }
+        Err(_) => default_mode(gpu),
+    }
+}
+
+/// Times one evaluation chunk of each candidate (median of 3, after a warm-up) on a model of
+/// this shape with random parameters: 4096 rows, or fewer where the binding is smaller.
+pub fn measure(gpu: &Gpu, config: &FlowConfig) -> Result<Entry> {
+    let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
+    flow.randomize(1, 0.5);
+    let s = if config.b == 0 { 1 } else { 64 };
+    let points = (4096 / s).max(1);
+    let data = crate::data::Table::new(config.d, vec![0.25; points * config.d]);
+    let mut secs = [0.0; 2];
+    for (i, mode) in [Mode::Inference, Mode::InferenceUnfused].into_iter().enumerate() {
+        let ev = crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode)?;
+        ev.upload_params(gpu, &flow.params);
+        ev.log_likelihood(gpu, &data, 1)?;
+        let mut t: Vec<f64> = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                ev.log_likelihood(gpu, &data, 1).map(|_| start.elapsed().as_secs_f64())
+            })
+            .collect::<Result<_>>()?;
+        t.sort_by(f64::total_cmp);
+        secs[i] = t[1];
+    }
+    Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
+}
+
+/// `mflow bench tune`: measures every shape class given, stores the choices, returns rows
+/// (class, entry) for printing.
+pub fn tune(gpu: &Gpu, configs: &[FlowConfig]) -> Result<Vec<(String, Entry)>> {
+    let mut cache = load();
+    let key = adapter_key(gpu);
+    let mut rows = Vec::new();
+    for c in configs {
+        let e = measure(gpu, c)?;
+        cache.adapters.entry(key.clone()).or_default().insert(shape_class(c), e.clone());
+        rows.push((shape_class(c), e));
+    }
+    store(&cache);
+    Ok(rows)
+}

@@ -1,0 +1,40 @@
+//! The tuner: a cache miss measures and stores a choice, a hit is used as stored, a shape
+//! the fused kernel cannot hold needs no choice, and `--no-tune` takes the built-in default.
+//! (Its own test binary: it points XDG_CACHE_HOME at a temporary folder.)
+
+mod common;
+use common::*;
+use mflow::gpu_flow::Mode;
+use mflow::model::FlowConfig;
+use mflow::tune;
+
+#[test]
+fn choices_are_measured_cached_and_reused() {
+    let dir = std::env::temp_dir().join(format!("mflow-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // SAFETY: this test binary has this one test, so no other thread reads the environment.
+    unsafe { std::env::set_var("XDG_CACHE_HOME", &dir) };
+    let gpu = gpu();
+    let cfg = FlowConfig { d: 2, b: 1, blocks: 2, depth: 2, hidden: 16, seed: 0 };
+    let first = tune::inference_mode(gpu, &cfg);
+    let path = tune::cache_path().unwrap();
+    assert!(path.starts_with(&dir));
+    let mut cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let entry = &cache.adapters[&tune::adapter_key(gpu)][&tune::shape_class(&cfg)];
+    assert!(entry.fused_s > 0.0 && entry.unfused_s > 0.0);
+    assert_eq!(first == Mode::Inference, entry.fused, "the measured choice is the one used");
+    // A stored choice is used as stored, without measuring again.
+    let flipped = !entry.fused;
+    cache.adapters.get_mut(&tune::adapter_key(gpu)).unwrap().get_mut(&tune::shape_class(&cfg)).unwrap().fused = flipped;
+    std::fs::write(&path, serde_json::to_string(&cache).unwrap()).unwrap();
+    assert_eq!(tune::inference_mode(gpu, &cfg) == Mode::Inference, flipped);
+    // Too wide for the fused kernel: GEMMs, and nothing measured.
+    let wide = FlowConfig { hidden: 300, ..cfg.clone() };
+    assert_eq!(tune::inference_mode(gpu, &wide), Mode::InferenceUnfused);
+    let cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(!cache.adapters[&tune::adapter_key(gpu)].contains_key(&tune::shape_class(&wide)));
+    // --no-tune: the built-in default.
+    tune::disable();
+    assert_eq!(tune::inference_mode(gpu, &cfg), tune::default_mode(gpu));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
