@@ -8,6 +8,18 @@ use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
+static RECORDS: std::sync::Mutex<Vec<serde_json::Value>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps one figure (as printed) for `mflow bench all --json`.
+pub fn record(v: serde_json::Value) {
+    RECORDS.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+}
+
+/// Every figure recorded so far, in order.
+pub fn records() -> Vec<serde_json::Value> {
+    RECORDS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Runs `dispatches` `reps` times in one submit per trial; returns the median seconds per rep.
 pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: usize, trials: usize) -> f64 {
     let run = |reps: usize| {
@@ -119,6 +131,10 @@ pub fn bench_gemm(gpu: &Gpu, variants: &[Variant], quick: bool) -> Result<()> {
             for &v in variants {
                 let (entry, g) = gemm_gflops(gpu, v, op, mm, kk, nn, reps, trials)?;
                 gpu.check()?;
+                record(serde_json::json!({
+                    "bench": "gemm", "m": mm, "k": kk, "n": nn, "op": format!("{op:?}"),
+                    "entry": format!("{entry:?}"), "gflops": g,
+                }));
                 println!("{:<16} {:?}  {:<6} {:>6.2} GFLOP/s", format!("{mm}x{kk}x{nn}"), op, format!("{entry:?}"), g);
             }
         }
@@ -213,16 +229,23 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
         step * 1e3,
         trainer.program().len()
     );
+    let mut rec = serde_json::json!({
+        "bench": "train", "label": label, "d": config.d, "b": config.b, "q": config.q(), "hidden": config.hidden,
+        "batch": batch, "samples_per_s": batch as f64 / step, "ms_per_step": step * 1e3,
+        "dispatches_per_step": trainer.program().len(), "effective_gflops": gflops,
+    });
     if let Some(prof) = profile(gpu, &trainer.program()) {
         let total: f64 = prof.iter().map(|p| p.1).sum();
         let gemm: f64 = prof.iter().filter(|p| p.0.starts_with("gemm")).map(|p| p.1).sum();
         line += &format!("  GEMM {:.0}% of GPU time", 100.0 * gemm / total);
+        rec["gemm_share"] = (gemm / total).into();
         let top: Vec<String> =
             prof.iter().take(4).map(|(k, s)| format!("{k} {:.0}% {:.1} ms", 100.0 * s / total, s * 1e3)).collect();
         line += &format!("  GPU {:.1} ms/step", total * 1e3);
         line += &format!(" (top: {})", top.join(", "));
     }
     println!("{line}");
+    record(rec);
     Ok(())
 }
 
@@ -293,6 +316,11 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
             "  {name:<52} {secs:>6.2} s  {evals:>9.0} flow evaluations/s  {eff:>6.2} GFLOP/s effective  ({:.0}% of the GEMM rate)",
             100.0 * eff / gemm
         );
+        record(serde_json::json!({
+            "bench": "eval", "path": name, "d": config.d, "b": config.b, "hidden": config.hidden, "samples": fused.s,
+            "points": points, "seconds": secs, "flow_evals_per_s": evals, "effective_gflops": eff,
+            "gemm_shape": [rows, k, n], "gemm_gflops": gemm, "ratio_to_gemm": eff / gemm,
+        }));
     }
     Ok(())
 }
@@ -346,6 +374,10 @@ pub fn bench_sweep(
             rate / one,
             if m == 1 { "  (one at a time)" } else { "" }
         );
+        record(serde_json::json!({
+            "bench": "sweep", "models": m, "q": config.q(), "hidden": config.hidden, "batch": batch,
+            "samples_per_s": rate, "ms_per_step": step * 1e3, "speedup_over_one": rate / one,
+        }));
     }
     Ok(())
 }
@@ -407,4 +439,27 @@ pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Res
         100.0 * (streamed / fixed - 1.0)
     );
     Ok(())
+}
+
+/// `mflow bench all`: the adapter (name, backend, driver, limits, features) and every
+/// benchmark's figures, as one JSON object.
+pub fn report_json(gpu: &Gpu) -> serde_json::Value {
+    let l = &gpu.limits;
+    serde_json::json!({
+        "adapter": {
+            "name": gpu.info.name, "backend": format!("{:?}", gpu.info.backend),
+            "device_type": format!("{:?}", gpu.info.device_type), "driver": gpu.info.driver,
+            "driver_info": gpu.info.driver_info,
+            "limits": {
+                "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
+                "max_buffer_size": l.max_buffer_size,
+                "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
+                "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
+                "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
+            },
+            "features": format!("{:?}", gpu.features),
+        },
+        "mflow_version": env!("CARGO_PKG_VERSION"),
+        "figures": records(),
+    })
 }

@@ -460,6 +460,16 @@ enum BenchWhat {
         #[arg(long, default_value_t = 5, value_parser = at_least_one)]
         trials: usize,
     },
+    /// Every benchmark in one run (GEMMs, training, evaluation, tuning, sweeps), printed and
+    /// written as one JSON file with the adapter, its driver and limits.
+    All {
+        /// Where the JSON goes.
+        #[arg(long, default_value = "bench-all.json")]
+        json: PathBuf,
+        /// Timed steps per training trial.
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        steps: usize,
+    },
     /// Times each kernel choice (fused couplings vs GEMMs) per shape class on this adapter,
     /// stores the faster in the tuning cache, and prints the table.
     Tune,
@@ -483,6 +493,43 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `mflow bench train`'s configurations: gauss Q = 2 and moons (Q = 4) at MODEL.md's
+/// batches, and (unless `small`) MNIST-shaped models.
+fn bench_train_all(gpu: &Gpu, steps: usize, small: bool) -> Result<()> {
+    let gauss = FlowConfig { d: 2, b: 0, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    mflow::bench::bench_train(gpu, "gauss", gauss, 256, steps)?;
+    for batch in [64, 256] {
+        mflow::bench::bench_train(gpu, "moons", moons.clone(), batch, steps)?;
+    }
+    if !small {
+        let mnist = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0 };
+        for batch in [32, 256] {
+            mflow::bench::bench_train(gpu, "mnist", mnist.clone(), batch, (steps / 5).max(2))?;
+        }
+    }
+    Ok(())
+}
+
+/// `mflow bench tune`'s table: the synthetic shape classes (Q = 2..8, H = 128).
+fn bench_tune(gpu: &Gpu) -> Result<()> {
+    let configs: Vec<FlowConfig> = [2, 3, 4, 5, 6, 8]
+        .into_iter()
+        .map(|q| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 })
+        .collect();
+    println!("{:<24} {:>12} {:>12}  choice", "shape class", "fused s", "GEMMs s");
+    for (class, e) in mflow::tune::tune(gpu, &configs)? {
+        println!("{class:<24} {:>12.4} {:>12.4}  {}", e.fused_s, e.unfused_s, if e.fused { "fused" } else { "GEMMs" });
+        mflow::bench::record(serde_json::json!({
+            "bench": "tune", "class": class, "fused_s": e.fused_s, "gemms_s": e.unfused_s, "choice": if e.fused { "fused" } else { "gemms" },
+        }));
+    }
+    if let Some(p) = mflow::tune::cache_path() {
+        println!("cached in {}", p.display());
+    }
+    Ok(())
 }
 
 /// Opens the adapter, saying so when it is a slow software one.
@@ -752,38 +799,27 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { what: BenchWhat::Tune } => {
             let gpu = open_gpu(&choice)?;
             println!("adapter: {}", mflow::tune::adapter_key(&gpu));
-            let configs: Vec<FlowConfig> = [2, 3, 4, 5, 6, 8]
-                .into_iter()
-                .map(|q| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 })
-                .collect();
-            println!("{:<24} {:>12} {:>12}  choice", "shape class", "fused s", "GEMMs s");
-            for (class, e) in mflow::tune::tune(&gpu, &configs)? {
-                println!(
-                    "{class:<24} {:>12.4} {:>12.4}  {}",
-                    e.fused_s,
-                    e.unfused_s,
-                    if e.fused { "fused" } else { "GEMMs" }
-                );
-            }
-            if let Some(p) = mflow::tune::cache_path() {
-                println!("cached in {}", p.display());
-            }
+            bench_tune(&gpu)?;
+        }
+        Command::Bench { what: BenchWhat::All { json, steps } } => {
+            mflow::output::check("--json", &json, &[Kind::Json], &[])?;
+            let gpu = open_gpu(&choice)?;
+            println!("adapter: {}", gpu.describe());
+            mflow::bench::bench_gemm(&gpu, &[Variant::Reg, Variant::Tiled, Variant::Vec4], true)?;
+            bench_train_all(&gpu, steps, false)?;
+            let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+            mflow::bench::bench_eval(&gpu, moons.clone(), 100, 2000, 3)?;
+            bench_tune(&gpu)?;
+            let gauss = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+            mflow::bench::bench_sweep(&gpu, gauss, 256, &[1, 8, 64], 16)?;
+            let report = mflow::bench::report_json(&gpu);
+            mflow::checkpoint::write_atomic(&json, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            println!("wrote {}", json.display());
         }
         Command::Bench { what: BenchWhat::Train { steps, small } } => {
-            let gpu = Gpu::new(&choice)?;
+            let gpu = open_gpu(&choice)?;
             println!("adapter: {}", gpu.describe());
-            let gauss = FlowConfig { d: 2, b: 0, blocks: 4, depth: 2, hidden: 128, seed: 0 };
-            let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
-            mflow::bench::bench_train(&gpu, "gauss", gauss, 256, steps)?;
-            let mnist = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0 };
-            for batch in [64, 256] {
-                mflow::bench::bench_train(&gpu, "moons", moons.clone(), batch, steps)?;
-            }
-            if !small {
-                for batch in [32, 256] {
-                    mflow::bench::bench_train(&gpu, "mnist", mnist.clone(), batch, (steps / 5).max(2))?;
-                }
-            }
+            bench_train_all(&gpu, steps, small)?;
         }
     }
     Ok(())

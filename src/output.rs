@@ -10,6 +10,7 @@ pub enum Kind {
     Png,
     Npy,
     Csv,
+    Json,
 }
 
 impl Kind {
@@ -18,6 +19,7 @@ impl Kind {
             Kind::Png => "png",
             Kind::Npy => "npy",
             Kind::Csv => "csv",
+            Kind::Json => "json",
         }
     }
 
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
             Kind::Npy => bytes.starts_with(b"\x93NUMPY"),
             Kind::Csv => bytes.starts_with(b"x1,") || bytes.starts_with(b"index,log_p"),
+            Kind::Json => bytes.starts_with(b"{"),
         }
     }
 }
