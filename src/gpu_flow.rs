@@ -228,6 +228,22 @@ impl Footprint {
     }
 }
 
+/// The largest value in 1..=hi for which `ok` holds, assuming `ok` is monotone (true up to
+/// some value, false past it); 0 when none. Sizes the largest batch, width or sample count
+/// that fits a device.
+pub fn largest_fitting(ok: impl Fn(usize) -> bool, hi: usize) -> usize {
+    let (mut lo, mut hi) = (0usize, hi);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if ok(mid) {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    lo
+}
+
 /// Bytes as "1.5 GiB" for messages.
 pub fn human_bytes(b: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];

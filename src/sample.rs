@@ -13,16 +13,7 @@ use anyhow::{bail, Result};
 /// The most samples one call can draw from `flow` on this device (one pass).
 pub fn max_samples(gpu: &Gpu, flow: &Flow) -> usize {
     let fits = |n: usize| Footprint::of(&flow.config, n, Mode::Inference, 1).is_some_and(|f| f.fits(gpu));
-    let (mut lo, mut hi) = (0usize, 1usize << 26);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if fits(mid) {
-            lo = mid
-        } else {
-            hi = mid - 1
-        }
-    }
-    lo
+    crate::gpu_flow::largest_fitting(fits, 1 << 26)
 }
 
 pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> Result<Table> {

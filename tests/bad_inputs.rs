@@ -253,23 +253,16 @@ fn bad_files_are_named() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// The checkpoint's bytes with its config's `field` set to `value` (header length fixed up).
+/// The checkpoint's bytes with its config's `field` set to `value`.
 fn craft(bytes: &[u8], field: &str, value: &str) -> Vec<u8> {
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(header).unwrap();
-    let meta = v["__metadata__"].as_object_mut().unwrap();
-    let mut config: serde_json::Value = serde_json::from_str(meta["config"].as_str().unwrap()).unwrap();
-    config[field] = serde_json::Value::Number(value.parse::<u64>().unwrap().into());
-    meta.insert("config".into(), serde_json::Value::String(config.to_string()));
-    let mut h = v.to_string().into_bytes();
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(&bytes[8 + n..]);
-    out
+    common::rewrite_safetensors_header(bytes, |header| {
+        let mut v: serde_json::Value = serde_json::from_str(header).unwrap();
+        let meta = v["__metadata__"].as_object_mut().unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(meta["config"].as_str().unwrap()).unwrap();
+        config[field] = serde_json::Value::Number(value.parse::<u64>().unwrap().into());
+        meta.insert("config".into(), serde_json::Value::String(config.to_string()));
+        v.to_string()
+    })
 }
 
 #[test]

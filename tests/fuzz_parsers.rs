@@ -2,6 +2,7 @@
 //! thousands of cases from a fixed seed. Any panic or abort fails the test; every refusal
 //! must be an error that names the file.
 
+mod common;
 use mflow::checkpoint;
 use mflow::data::{cifar, idx};
 use mflow::model::{Flow, FlowConfig};
@@ -103,18 +104,12 @@ fn checkpoint_reader_never_panics() {
 /// absurd or negative value, keeping the header length right, so that parsing gets past
 /// the safetensors framing to mflow's own checks.
 fn mutate_header(good: &[u8], r: &mut rand::rngs::StdRng) -> Vec<u8> {
-    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
-    let header = String::from_utf8(good[8..8 + n].to_vec()).unwrap();
-    let digits: Vec<usize> = header.char_indices().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
-    let at = digits[r.random_range(0..digits.len())];
-    let end = header[at..].find(|c: char| !c.is_ascii_digit()).map_or(header.len(), |k| at + k);
-    let value = ["0", "4611686018427387904", "1000000000000", "99999999999999999999", "-1", "3"][r.random_range(0..6)];
-    let mut h = format!("{}{value}{}", &header[..at], &header[end..]).into_bytes();
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(&good[8 + n..]);
-    out
+    common::rewrite_safetensors_header(good, |header| {
+        let digits: Vec<usize> = header.char_indices().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
+        let at = digits[r.random_range(0..digits.len())];
+        let end = header[at..].find(|c: char| !c.is_ascii_digit()).map_or(header.len(), |k| at + k);
+        let value =
+            ["0", "4611686018427387904", "1000000000000", "99999999999999999999", "-1", "3"][r.random_range(0..6)];
+        format!("{}{value}{}", &header[..at], &header[end..])
+    })
 }

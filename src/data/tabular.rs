@@ -207,29 +207,9 @@ pub fn parse_csv(bytes: &[u8], what: &str, header: Option<bool>) -> Result<Table
     Ok(Table::new(dim.unwrap_or(0), data))
 }
 
-/// An N×D array as NPY (float64, C order).
-pub fn npy_bytes(t: &Table) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}", t.rows(), t.dim);
-    // Header padded with spaces so the data starts on a 64-byte boundary, ending in \n.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    for i in 0..t.rows() {
-        for &v in t.row(i).iter() {
-            out.extend((v as f64).to_le_bytes());
-        }
-    }
-    out
-}
-
-/// Columns of f64 as NPY: one column is a 1-D array, several an N×k array.
-pub fn npy_columns(cols: &[Vec<f64>]) -> Vec<u8> {
-    let n = cols.first().map_or(0, Vec::len);
-    let shape = if cols.len() == 1 { format!("({n},)") } else { format!("({n}, {})", cols.len()) };
+/// An NPY file of float64 values in C order: the header for `shape` (a Python tuple),
+/// padded so the data starts on a 64-byte boundary, then the values.
+fn npy_f64(shape: &str, values: impl Iterator<Item = f64>) -> Vec<u8> {
     let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -238,12 +218,23 @@ pub fn npy_columns(cols: &[Vec<f64>]) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    for i in 0..n {
-        for c in cols {
-            out.extend(c[i].to_le_bytes());
-        }
+    for v in values {
+        out.extend(v.to_le_bytes());
     }
     out
+}
+
+/// An N×D array as NPY (float64, C order).
+pub fn npy_bytes(t: &Table) -> Vec<u8> {
+    let values = (0..t.rows()).flat_map(|i| t.row(i).iter().map(|&v| v as f64).collect::<Vec<_>>());
+    npy_f64(&format!("({}, {})", t.rows(), t.dim), values)
+}
+
+/// Columns of f64 as NPY: one column is a 1-D array, several an N×k array.
+pub fn npy_columns(cols: &[Vec<f64>]) -> Vec<u8> {
+    let n = cols.first().map_or(0, Vec::len);
+    let shape = if cols.len() == 1 { format!("({n},)") } else { format!("({n}, {})", cols.len()) };
+    npy_f64(&shape, (0..n).flat_map(|i| cols.iter().map(move |c| c[i])))
 }
 
 /// Columns of f64 as CSV with a header row.

@@ -180,16 +180,7 @@ impl RunConfig {
             );
             // The largest value of each flag that fits, the others as given.
             let largest = |ok: &dyn Fn(usize) -> bool, hi: usize| -> Option<usize> {
-                let (mut lo, mut hi) = (0usize, hi);
-                while lo < hi {
-                    let mid = lo + (hi - lo).div_ceil(2);
-                    if ok(mid) {
-                        lo = mid
-                    } else {
-                        hi = mid - 1
-                    }
-                }
-                (lo > 0).then_some(lo)
+                Some(crate::gpu_flow::largest_fitting(ok, hi)).filter(|&v| v > 0)
             };
             let mut hints = Vec::new();
             if let Some(b) = largest(&|b| fits(&FlowConfig { b, ..f.clone() }, n), f.b) {

@@ -54,3 +54,18 @@ pub fn rel_err(got: &[f32], want: &[f64], floor: f64) -> f64 {
     let den = want.iter().map(|w| w.abs()).fold(floor, f64::max);
     num / den
 }
+
+/// A safetensors file's bytes with its JSON header replaced by `edit(header)`, padded and
+/// re-framed (tests that craft metadata).
+pub fn rewrite_safetensors_header(bytes: &[u8], edit: impl FnOnce(&str) -> String) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let mut h = edit(header).into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(&bytes[8 + n..]);
+    out
+}
