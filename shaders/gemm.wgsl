@@ -5,7 +5,10 @@
 // kernel with other strides, and a column block (the coupling's y_a) is a view too.
 // flags: BIAS adds aux[aux_off + j]; RELU clamps at 0; ACCUM adds into C (C += A·B);
 // MASK multiplies by 1[aux[aux_off + i·c_rs + j] > 0] — the ReLU derivative in backprop,
-// aux being the layer's post-ReLU output (same shape as C).
+// aux being the layer's post-ReLU output (same shape as C). COLSUM also writes (=) the
+// column sums of B, Σ_k B(k, j), to c[cs_off + j]: a weight gradient's GEMM (dW = Xᵀ·dZ)
+// gives its bias gradient (Σ over rows of dZ) from the loads it makes anyway, computed by
+// the invocations that own row 0.
 //
 // Entry points (same bindings; the host picks one per GEMM, see Variant in src/kernels/gemm.rs):
 //   gemm_reg   — any strides. 8×8 threads, each a 4×4 register block over rows row0 + r·8
@@ -32,13 +35,14 @@ struct Gemm {
     a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
     b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
     aux_off: u32, a_ms: u32, b_ms: u32, c_ms: u32,
-    aux_ms: u32, _p0: u32, _p1: u32, _p2: u32,
+    aux_ms: u32, cs_off: u32, _p1: u32, _p2: u32,
 }
 
 const BIAS: u32 = 1u;
 const RELU: u32 = 2u;
 const ACCUM: u32 = 4u;
 const MASK: u32 = 8u;
+const COLSUM: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -52,12 +56,25 @@ var<private> a_off: u32;
 var<private> b_off: u32;
 var<private> c_off: u32;
 var<private> aux_off: u32;
+var<private> cs_off: u32;
 
 fn set_model(z: u32) {
     a_off = g.a_off + z * g.a_ms;
     b_off = g.b_off + z * g.b_ms;
     c_off = g.c_off + z * g.c_ms;
     aux_off = g.aux_off + z * g.aux_ms;
+    cs_off = g.cs_off + z * g.c_ms;
+}
+
+// Whether this invocation, owning output row `row0`, writes B's column sums (COLSUM).
+fn sums_columns(row0: u32) -> bool {
+    return (g.flags & COLSUM) != 0u && row0 == 0u;
+}
+
+fn store_colsum(col: u32, v: f32) {
+    if (col < g.n) {
+        c[cs_off + col] = v;
+    }
 }
 
 fn store(row: u32, col: u32, acc: f32) {
@@ -108,6 +125,8 @@ fn gemm_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    let colsum = sums_columns(row0);
+    var cs = vec4<f32>(0.0);
     for (var kk = 0u; kk < g.k; kk++) {
         let av = vec4<f32>(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
         let bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
@@ -115,10 +134,18 @@ fn gemm_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
         acc1 += av.y * bv;
         acc2 += av.z * bv;
         acc3 += av.w * bv;
+        if (colsum) {
+            cs += bv;
+        }
         ai += vec4<u32>(g.a_cs);
         bi += vec4<u32>(g.b_rs);
     }
     store_block(row0, col0, RT, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+    if (colsum) {
+        for (var t = 0u; t < 4u; t++) {
+            store_colsum(col0 + t * RT, cs[t]);
+        }
+    }
 }
 
 @compute @workgroup_size(64)
@@ -133,12 +160,20 @@ fn gemm_thin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     var ai = a_off + row * g.a_rs;
     var bi = b_off + col * g.b_cs;
     var acc = 0.0;
+    let colsum = sums_columns(row);
+    var cs = 0.0;
     for (var kk = 0u; kk < g.k; kk++) {
         acc += a[ai] * b[bi];
+        if (colsum) {
+            cs += b[bi];
+        }
         ai += g.a_cs;
         bi += g.b_rs;
     }
     store(row, col, acc);
+    if (colsum) {
+        store_colsum(col, cs);
+    }
 }
 
 const TT: u32 = 16u;   // gemm_tiled threads per side
@@ -160,6 +195,8 @@ fn gemm_tiled(
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    let colsum = sums_columns(row_base + lid.y);
+    var cs = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < g.k; k0 += TK) {
         for (var t = 0u; t < 4u; t++) {
             let e = li + t * 256u;
@@ -189,10 +226,18 @@ fn gemm_tiled(
             acc1 += av.y * bv;
             acc2 += av.z * bv;
             acc3 += av.w * bv;
+            if (colsum) {
+                cs += bv;
+            }
         }
         workgroupBarrier();
     }
     store_block(row_base + lid.y, col_base + lid.x, TT, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+    if (colsum) {
+        for (var t = 0u; t < 4u; t++) {
+            store_colsum(col_base + lid.x + t * TT, cs[t]);
+        }
+    }
 }
 
 // ---- vec4 fast paths ------------------------------------------------------------------
@@ -440,7 +485,8 @@ fn gemm_nt4(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // gemm_tn4 — A contiguous along m, B contiguous along n (C = Xᵀ·dY). Thread: 8 rows (2 vec4)
 // × 16 columns (4 vec4), an outer product per k; workgroup 8×8 → 64×128 tile.
-// Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4.
+// Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4. COLSUM: the invocations of rows 0.. sum B's
+// columns from the vec4s they load anyway.
 @compute @workgroup_size(8, 8)
 fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
     set_model(gid.z);
@@ -467,6 +513,8 @@ fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc11_0 = vec4<f32>(0.0); var acc11_1 = vec4<f32>(0.0); var acc11_2 = vec4<f32>(0.0); var acc11_3 = vec4<f32>(0.0);
     var acc12_0 = vec4<f32>(0.0); var acc12_1 = vec4<f32>(0.0); var acc12_2 = vec4<f32>(0.0); var acc12_3 = vec4<f32>(0.0);
     var acc13_0 = vec4<f32>(0.0); var acc13_1 = vec4<f32>(0.0); var acc13_2 = vec4<f32>(0.0); var acc13_3 = vec4<f32>(0.0);
+    let colsum = sums_columns(r0);
+    var cs0 = vec4<f32>(0.0); var cs1 = vec4<f32>(0.0); var cs2 = vec4<f32>(0.0); var cs3 = vec4<f32>(0.0);
     for (var kk = 0u; kk < g.k; kk++) {
         let av0 = a4[ar0 + kk * a_cs4];
         let av1 = a4[ar1 + kk * a_cs4];
@@ -506,6 +554,26 @@ fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc13_1 += av1.w * bv1;
         acc13_2 += av1.w * bv2;
         acc13_3 += av1.w * bv3;
+        if (colsum) {
+            cs0 += bv0;
+            cs1 += bv1;
+            cs2 += bv2;
+            cs3 += bv3;
+        }
+    }
+    if (colsum) {
+        for (var i = 0u; i < 4u; i++) {
+            store_colsum((c0 + 0u) * 4u + i, cs0[i]);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            store_colsum((c0 + 1u) * 4u + i, cs1[i]);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            store_colsum((c0 + 2u) * 4u + i, cs2[i]);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            store_colsum((c0 + 3u) * 4u + i, cs3[i]);
+        }
     }
     // The epilogue runs as a loop: unrolled, its 32 branchy stores take LLVM (lavapipe's
     // compiler) tens of seconds to build.

@@ -92,6 +92,7 @@ pub fn gemm_gflops(
         c: View::rows(&cb, 0, n),
         relu: false,
         accumulate: false,
+        colsum: None,
         models: 1,
     };
     let d = g.dispatch(gpu, variant, "bench gemm");

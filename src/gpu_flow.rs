@@ -12,7 +12,7 @@
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
 use crate::kernels::gemm::{Gemm, Variant, View};
-use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute, reduce};
+use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute};
 use crate::model::{invert_perm, Flow, Layer, Linear};
 
 /// Whether the flow keeps what backprop needs.
@@ -97,6 +97,7 @@ fn conditioner(
                 c: s.act(&outs[k], lin.fan_out),
                 relu: k + 1 < linears.len(),
                 accumulate: false,
+                colsum: None,
                 models: s.models,
             }
             .dispatch(gpu, s.variant, &format!("{label}.W{k}"))
@@ -123,6 +124,7 @@ fn conditioner_backward(
     for (j, lin) in linears.iter().enumerate().rev() {
         // inputᵀ as a view: element (feature, row) of the layer's input
         let input_t = if j == 0 { s.act_t(x, s.q) } else { s.act_t(&outs[j - 1], lin.fan_in) };
+        // dW = inputᵀ·dz, and db = Σ_rows dz from the same loads (the COLSUM epilogue).
         let dw = Gemm {
             m: lin.fan_in,
             n: lin.fan_out,
@@ -134,22 +136,10 @@ fn conditioner_backward(
             c: View::rows(grads, lin.w, lin.fan_out).per_model(s.ps),
             relu: false,
             accumulate: false,
+            colsum: Some(lin.b),
             models: s.models,
         };
         out.push(dw.dispatch(gpu, s.variant, &format!("{label}.dW{j}")));
-        out.push(reduce::colsum_models(
-            gpu,
-            s.n,
-            lin.fan_out,
-            &dz[j],
-            0,
-            lin.fan_out,
-            grads,
-            lin.b,
-            s.models,
-            s.n * lin.fan_out,
-            s.ps,
-        ));
         let (c, mask, accumulate) = if j == 0 {
             (s.act(dx, s.q), None, true)
         } else {
@@ -166,6 +156,7 @@ fn conditioner_backward(
             c,
             relu: false,
             accumulate,
+            colsum: None,
             models: s.models,
         };
         out.push(dinput.dispatch(gpu, s.variant, &format!("{label}.dX{j}")));

@@ -37,7 +37,7 @@ fn check(
     relu: bool,
     accumulate: bool,
 ) -> Entry {
-    check_models(variant, layout, m, n, k, aux, relu, accumulate, 1)
+    check_models(variant, layout, m, n, k, aux, relu, accumulate, 1, false)
 }
 
 /// `check` for `models` independent GEMMs in one dispatch (grid z), each operand's copies a
@@ -53,6 +53,7 @@ fn check_models(
     relu: bool,
     accumulate: bool,
     models: usize,
+    colsum: bool,
 ) -> Entry {
     let bias = aux == Aux::Bias;
     let gpu = gpu();
@@ -71,7 +72,9 @@ fn check_models(
     };
     let a_ms = (a_off + a_rows * a_cols).next_multiple_of(4);
     let b_ms = (b_off + b_rows * b_cols).next_multiple_of(4);
-    let c_ms = (c_off + m * n).next_multiple_of(4);
+    // With COLSUM, B's column sums go right after each model's C.
+    let cs_off = c_off + m * n;
+    let c_ms = (cs_off + if colsum { n } else { 0 }).next_multiple_of(4);
     let aux_ms = (bias_off + m * n).next_multiple_of(4);
     let seed = (m * 1000 + n * 10 + k + 7 * models) as u64;
     let a = uniform(seed, models * a_ms, 1.0);
@@ -107,6 +110,12 @@ fn check_models(
             relu,
             accumulate,
         );
+        if colsum {
+            let bz = &b64[z * b_ms..(z + 1) * b_ms];
+            for j in 0..n {
+                want[z * c_ms + cs_off + j] = (0..k).map(|kk| bz[bv.off + kk * bv.rs + j * bv.cs]).sum();
+            }
+        }
     }
 
     let (ab, bb, biasb, cb) = (
@@ -127,6 +136,7 @@ fn check_models(
         c: View::rows(&cb, c_off, n).per_model(c_ms),
         relu,
         accumulate,
+        colsum: colsum.then_some(cs_off),
         models,
     };
     let entry = g.entry(variant);
@@ -134,7 +144,8 @@ fn check_models(
     submit(gpu, "gemm test", &[&d]);
     let got = read_back::<f32>(gpu, &cb, 0, models * c_ms);
     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-    let what = format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate} models={models}");
+    let what =
+        format!("{entry:?} m={m} n={n} k={k} {aux:?} relu={relu} acc={accumulate} models={models} colsum={colsum}");
     assert_close(&what, &got, &want, tol, 1e-5);
     entry
 }
@@ -195,13 +206,32 @@ fn gemm_thin_folds_a_large_grid() {
 fn gemm_runs_many_models_in_one_dispatch() {
     // Each model reads and writes its own copies; an odd count and shapes off the tiles.
     for variant in [Variant::Reg, Variant::Tiled] {
-        check_models(variant, Layout::Nn, 5, 3, 2, Aux::Bias, true, false, 3);
-        check_models(variant, Layout::Nt, 33, 17, 9, Aux::Mask, false, true, 3);
-        check_models(variant, Layout::Tn, 31, 65, 1, Aux::None, false, true, 2);
+        check_models(variant, Layout::Nn, 5, 3, 2, Aux::Bias, true, false, 3, false);
+        check_models(variant, Layout::Nt, 33, 17, 9, Aux::Mask, false, true, 3, false);
+        check_models(variant, Layout::Tn, 31, 65, 1, Aux::None, false, true, 2, false);
     }
-    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 8, 20, Aux::Bias, true, false, 3), Entry::Nn4);
-    assert_eq!(check_models(Variant::Vec4, Layout::Nt, 68, 132, 36, Aux::Mask, false, true, 3), Entry::Nt4);
-    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 4, 128, 64, Aux::Bias, false, true, 5), Entry::Tn4);
-    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 30, 2, 20, Aux::Bias, true, false, 3), Entry::Thin);
-    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 1, 33, 40, Aux::None, false, true, 4), Entry::Thin);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 8, 20, Aux::Bias, true, false, 3, false), Entry::Nn4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nt, 68, 132, 36, Aux::Mask, false, true, 3, false), Entry::Nt4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 4, 128, 64, Aux::Bias, false, true, 5, false), Entry::Tn4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 30, 2, 20, Aux::Bias, true, false, 3, false), Entry::Thin);
+    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 1, 33, 40, Aux::None, false, true, 4, false), Entry::Thin);
+}
+
+#[test]
+fn gemm_colsum_epilogue_gives_the_bias_gradient() {
+    // dW = Xᵀ·dZ with db = Σ_rows dZ from the same loads, on every entry point that carries
+    // it (Nn and Nt requests fall back to gemm_reg), odd shapes, several models.
+    for &(m, n, k) in &[(1, 1, 1), (5, 3, 2), (33, 17, 9), (2, 300, 70), (64, 64, 16), (67, 130, 35)] {
+        for variant in [Variant::Reg, Variant::Tiled, Variant::Vec4] {
+            check_models(variant, Layout::Tn, m, n, k, Aux::None, false, false, 1, true);
+            check_models(variant, Layout::Tn, m, n, k, Aux::None, false, false, 3, true);
+        }
+        check_models(Variant::Reg, Layout::Nn, m, n, k, Aux::Bias, true, false, 2, true);
+        check_models(Variant::Tiled, Layout::Nt, m, n, k, Aux::Mask, false, true, 2, true);
+    }
+    for &(m, n, k) in &[(4, 128, 64), (12, 8, 20), (68, 132, 36)] {
+        assert_eq!(check_models(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, false, 3, true), Entry::Tn4);
+        assert_eq!(check_models(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false, 1, true), Entry::Reg);
+    }
+    assert_eq!(check_models(Variant::Vec4, Layout::Tn, 2, 33, 40, Aux::None, false, false, 2, true), Entry::Thin);
 }

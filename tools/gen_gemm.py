@@ -109,7 +109,8 @@ def tn4(rows4=2, cols4=4):
     o = []
     o.append(f"// gemm_tn4 — A contiguous along m, B contiguous along n (C = Xᵀ·dY). Thread: {4 * rows4} rows ({rows4} vec4)\n")
     o.append(f"// × {4 * cols4} columns ({cols4} vec4), an outer product per k; workgroup 8×8 → {32 * rows4}×{32 * cols4} tile.\n")
-    o.append("// Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4.\n")
+    o.append("// Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4. COLSUM: the invocations of rows 0.. sum B's\n")
+    o.append("// columns from the vec4s they load anyway.\n")
     o.append("@compute @workgroup_size(8, 8)\n")
     o.append("fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {\n")
     o.append("    set_model(gid.z);\n")
@@ -127,6 +128,8 @@ def tn4(rows4=2, cols4=4):
     for r in range(rows4):
         for i in range(4):
             o.append("    " + " ".join(f"var acc{r}{i}_{c} = vec4<f32>(0.0);" for c in range(cols4)) + "\n")
+    o.append("    let colsum = sums_columns(r0);\n")
+    o.append("    " + " ".join(f"var cs{c} = vec4<f32>(0.0);" for c in range(cols4)) + "\n")
     o.append("    for (var kk = 0u; kk < g.k; kk++) {\n")
     for r in range(rows4):
         o.append(f"        let av{r} = a4[ar{r} + kk * a_cs4];\n")
@@ -136,6 +139,14 @@ def tn4(rows4=2, cols4=4):
         for i in range(4):
             for c in range(cols4):
                 o.append(f"        acc{r}{i}_{c} += av{r}.{'xyzw'[i]} * bv{c};\n")
+    o.append("        if (colsum) {\n")
+    for c in range(cols4):
+        o.append(f"            cs{c} += bv{c};\n")
+    o.append("        }\n")
+    o.append("    }\n")
+    o.append("    if (colsum) {\n")
+    for c in range(cols4):
+        o.append(f"        for (var i = 0u; i < 4u; i++) {{\n            store_colsum((c0 + {c}u) * 4u + i, cs{c}[i]);\n        }}\n")
     o.append("    }\n")
     n = rows4 * 4 * cols4
     o.append(EPILOGUE.format(n=n))

@@ -52,13 +52,15 @@ pub struct GemmUniform {
     pub b_ms: u32,
     pub c_ms: u32,
     pub aux_ms: u32,
-    pub _pad: [u32; 3],
+    pub cs_off: u32,
+    pub _pad: [u32; 2],
 }
 
 pub const BIAS: u32 = 1;
 pub const RELU: u32 = 2;
 pub const ACCUM: u32 = 4;
 pub const MASK: u32 = 8;
+pub const COLSUM: u32 = 16;
 
 /// Which family of gemm.wgsl entry points runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,9 @@ pub struct Gemm<'a> {
     pub c: View<'a>,
     pub relu: bool,
     pub accumulate: bool,
+    /// Also write (=) the column sums of B, Σ_k B(k, j), at this offset of C's buffer (each
+    /// model's `c.ms` apart): a weight gradient's GEMM then gives its bias gradient too.
+    pub colsum: Option<usize>,
     /// Independent models computed by one dispatch (grid z); each operand's `ms` apart.
     pub models: usize,
 }
@@ -144,6 +149,9 @@ impl Gemm<'_> {
         if self.mask.is_some() {
             flags |= MASK;
         }
+        if self.colsum.is_some() {
+            flags |= COLSUM;
+        }
         GemmUniform {
             m: u32_of(self.m, "m"),
             n: u32_of(self.n, "n"),
@@ -162,7 +170,8 @@ impl Gemm<'_> {
             b_ms: u32_of(self.b.ms, "b_ms"),
             c_ms: u32_of(self.c.ms, "c_ms"),
             aux_ms: self.bias.or(self.mask).map_or(0, |(_, _, s)| u32_of(s, "aux_ms")),
-            _pad: [0; 3],
+            cs_off: self.colsum.map_or(0, |o| u32_of(o, "colsum offset")),
+            _pad: [0; 2],
         }
     }
 
@@ -170,6 +179,14 @@ impl Gemm<'_> {
     /// contiguous along the vectorised dimension and everything else a multiple of 4
     /// (16-byte alignment of every vec4 it loads).
     pub fn entry(&self, variant: Variant) -> Entry {
+        match self.vec4_entry(variant) {
+            // Column sums ride on the loads of gemm_reg, gemm_thin, gemm_tiled and gemm_tn4.
+            Entry::Nn4 | Entry::Nt4 if self.colsum.is_some() => Entry::Reg,
+            e => e,
+        }
+    }
+
+    fn vec4_entry(&self, variant: Variant) -> Entry {
         let (a, b) = (&self.a, &self.b);
         let m4 = |x: usize| x.is_multiple_of(4);
         let offs = m4(a.off) && m4(b.off) && m4(a.ms) && m4(b.ms);
