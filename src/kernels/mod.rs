@@ -9,7 +9,6 @@ pub mod loss;
 pub mod marginal;
 pub mod optim;
 pub mod permute;
-pub mod reduce;
 pub mod rng;
 
 use crate::gpu::{Gpu, Kernel};
@@ -35,7 +34,6 @@ pub struct Kernels {
     pub log_prob: Kernel,
     pub loss_backward: Kernel,
     pub loss_accumulate: Kernel,
-    pub colsum: Kernel,
     pub grad_sumsq: Kernel,
     pub grad_norm: Kernel,
     pub adam: Kernel,
@@ -59,7 +57,6 @@ impl Kernels {
         let fused = module(gpu, "fused.wgsl", include_str!("../../shaders/fused.wgsl"));
         let permute = module(gpu, "permute.wgsl", include_str!("../../shaders/permute.wgsl"));
         let loss = module(gpu, "loss.wgsl", include_str!("../../shaders/loss.wgsl"));
-        let reduce = module(gpu, "reduce.wgsl", include_str!("../../shaders/reduce.wgsl"));
         let optim = module(gpu, "optim.wgsl", include_str!("../../shaders/optim.wgsl"));
         let rng = module(gpu, "rng.wgsl", include_str!("../../shaders/rng.wgsl"));
         let marginal = module(gpu, "marginal.wgsl", include_str!("../../shaders/marginal.wgsl"));
@@ -83,7 +80,6 @@ impl Kernels {
             loss_accumulate: Kernel::new(gpu, &loss, "loss_accumulate"),
             actnorm_backward: Kernel::new(gpu, &actnorm, "actnorm_backward"),
             coupling_backward: Kernel::new(gpu, &coupling, "coupling_backward"),
-            colsum: Kernel::new(gpu, &reduce, "colsum"),
             grad_sumsq: Kernel::new(gpu, &optim, "grad_sumsq"),
             grad_norm: Kernel::new(gpu, &optim, "grad_norm"),
             adam: Kernel::new(gpu, &optim, "adam"),
