@@ -88,6 +88,13 @@ fn resume_equals_an_uninterrupted_run() {
     assert_eq!(sa.as_ref().unwrap().step, 16);
     assert_eq!(sb.as_ref().unwrap().step, 16);
     assert_eq!(fa.params, fb.params, "parameters after 2 + 2 epochs equal those after 4");
+    // Resumed at its last step: nothing to train, evaluated again, and the summary (with no
+    // loss logged) reads back.
+    let again = run::train(gpu, &small_run(4), &b, Some(&b.join("model.safetensors")), &opts).unwrap();
+    assert_eq!(again.steps, 16);
+    let text = std::fs::read_to_string(b.join("summary.json")).unwrap();
+    let back: run::Summary = serde_json::from_str(&text).unwrap();
+    assert!(back.final_train_loss.is_nan() && back.heldout_ll.is_finite(), "{text}");
     assert_eq!(sa.unwrap().m, sb.unwrap().m, "Adam moments too");
     // A checkpoint of another configuration cannot be resumed.
     let mut other = small_run(4);

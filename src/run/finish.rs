@@ -41,6 +41,8 @@ pub struct Summary {
     /// MODEL.md's analytic expected log-likelihood.
     pub true_ll_expected: Option<f64>,
     pub steps: u64,
+    /// NaN (written as null) when the run logged no loss: resumed at its last step.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub final_train_loss: f64,
     pub train_seconds: f64,
     /// This run's samples per second of training wall time.
@@ -50,6 +52,10 @@ pub struct Summary {
     pub trained_with: usize,
     pub eval_seconds: f64,
     pub model: PathBuf,
+}
+
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn one() -> usize {

@@ -99,6 +99,13 @@ impl Member {
                 }
                 let recorded: Option<RunConfig> = state.extra.get("run").and_then(|j| serde_json::from_str(j).ok());
                 let changes = recorded.map(|r| r.training_changes(&cfg)).unwrap_or_default();
+                if !changes.is_empty() && matches!(start, Start::Auto) {
+                    bail!(
+                        "{} holds a checkpoint trained under other settings ({}); move the folder away or use another --out",
+                        folder.dir.display(),
+                        changes.join("; ")
+                    );
+                }
                 if !changes.is_empty() && !allow {
                     bail!(
                         "{}: this run's settings differ from the checkpoint's ({}); resuming would continue a different run. Use the checkpoint's settings, or pass --allow-config-change to continue anyway",
