@@ -11,7 +11,8 @@
 // tile of TILE rows; in each linear, thread t owns output columns t, t + 64, … for all TILE
 // rows (each weight is read once per tile and reused across the rows from registers).
 // Bindings: 0 uniform Fused; 1 params (flat, one copy per model, stride ps); 2 x_in (N, Q);
-//           3 x_out (N, Q); 4 logdet (N) (forward only).
+//           3 x_out (N, Q); 4 logdet (N) (forward only); 5 inv (Q per model) (forward,
+//           PERMUTED: the following permutation folded into the store, as coupling.wgsl).
 // Workgroup memory: two TILE × MAX_W f32 ping-pong buffers, 16 KiB (WebGPU's default limit).
 // Dispatch: tiles folded into y past 65535; z is the model.
 // Twin: src/reference/fused.rs
@@ -22,7 +23,7 @@ const MAX_LIN: u32 = 17u;
 
 struct Fused {
     n: u32, q: u32, h: u32, nlin: u32,
-    ps: u32, _p0: u32, _p1: u32, _p2: u32,
+    ps: u32, flags: u32, _p1: u32, _p2: u32,
     // Per linear k: (weight offset, bias offset, fan_in, fan_out), W stored [fan_in][fan_out].
     lin: array<vec4<u32>, MAX_LIN>,
 }
@@ -32,6 +33,9 @@ struct Fused {
 @group(0) @binding(2) var<storage, read> x_in: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> logdet: array<f32>;
+@group(0) @binding(5) var<storage, read> inv_f: array<u32>;
+
+const PERMUTED: u32 = 1u;
 
 var<workgroup> act: array<f32, 4096>; // 2 · TILE · MAX_W
 
@@ -101,11 +105,15 @@ fn fused_coupling_forward(
         let row = row0 + r;
         if (row < p.n) {
             let x = (wg.z * p.n + row) * p.q + i;
+            var dst = x;
+            if ((p.flags & PERMUTED) != 0u) {
+                dst = x - i + inv_f[wg.z * p.q + i];
+            }
             if (i < p.h) {
-                x_out[x] = x_in[x];
+                x_out[dst] = x_in[x];
             } else {
                 let j = i - p.h;
-                x_out[x] = x_in[x] * exp(bound(act[rm + r * MAX_W + j])) + act[rm + r * MAX_W + nb + j];
+                x_out[dst] = x_in[x] * exp(bound(act[rm + r * MAX_W + j])) + act[rm + r * MAX_W + nb + j];
             }
         }
     }

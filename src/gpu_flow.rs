@@ -319,12 +319,25 @@ impl GpuFlow {
         let mut inverse_rev = Vec::new(); // per layer, reversed at the end
         let mut backward_rev = Vec::new(); // per layer, reversed at the end
         let mut cur = 0; // which dacts buffer holds ∂L/∂(output of the layer being built)
+                         // A permutation layer's gather indices and their inverse, each model's own (shuffles
+                         // differ by seed), q apart.
+        let perm_buffers = |k: usize| -> (wgpu::Buffer, wgpu::Buffer) {
+            let idx: Vec<u32> =
+                flows.iter().flat_map(|f| f.layers[k].gather_indices(q).expect("permutation")).collect();
+            let inv_perm: Vec<u32> = idx.chunks(q).flat_map(invert_perm).collect();
+            (storage_init(gpu, "perm", &idx), storage_init(gpu, "perm_inv", &inv_perm))
+        };
+        // The buffers of a permutation whose forward gather and backward were folded into the
+        // coupling before it (coupling.wgsl's PERMUTED): only its inverse gather remains.
+        let mut folded: Option<(wgpu::Buffer, wgpu::Buffer)> = None;
         for (k, layer) in flow.layers.iter().enumerate() {
             let (x, u) = (&acts[k], &acts[k + 1]);
             let mut fwd = Vec::new();
             let mut inv = Vec::new();
             let mut bwd = Vec::new();
             let (du, dx) = (&dacts[cur], &dacts[1 - cur]);
+            let next_is_perm = matches!(flow.layers.get(k + 1), Some(Layer::Reverse | Layer::Shuffle { .. }));
+            let mut flip = true;
             match layer {
                 Layer::ActNorm { beta, a, .. } => {
                     let an = ActNorm { n, q, beta_off: *beta, a_off: *a, ps };
@@ -337,7 +350,13 @@ impl GpuFlow {
                 }
                 Layer::Coupling { linears, .. } if fuse && FusedCoupling::fits(q, linears, ps) => {
                     let fc = FusedCoupling { n, q, linears, ps };
-                    fwd.push(fc.forward(gpu, &params, x, u, &logdet).models(models));
+                    if next_is_perm {
+                        let bufs = perm_buffers(k + 1);
+                        fwd.push(fc.forward(gpu, &params, x, &acts[k + 2], &logdet, Some(&bufs.1)).models(models));
+                        folded = Some(bufs);
+                    } else {
+                        fwd.push(fc.forward(gpu, &params, x, u, &logdet, None).models(models));
+                    }
                     inv.push(fc.inverse(gpu, &params, u, x).models(models));
                 }
                 Layer::Coupling { index, linears } => {
@@ -346,28 +365,36 @@ impl GpuFlow {
                     let outs = if training { workspace(&label, linears) } else { Vec::new() };
                     let outs = if training { &outs } else { &shared };
                     let rm = outs.last().expect("output layer");
+                    if next_is_perm {
+                        folded = Some(perm_buffers(k + 1));
+                    }
+                    let perm_inv = folded.as_ref().filter(|_| next_is_perm).map(|(_, i)| i);
+                    let out = if next_is_perm { &acts[k + 2] } else { u };
                     fwd.extend(conditioner(gpu, s, &params, linears, x, outs, &label));
-                    fwd.push(cp.forward(gpu, x, rm, u, &logdet).models(models));
+                    fwd.push(cp.forward(gpu, x, rm, out, &logdet, perm_inv).models(models));
                     inv.extend(conditioner(gpu, s, &params, linears, u, outs, &format!("{label}.inv")));
                     inv.push(cp.inverse(gpu, u, rm, x).models(models));
                     if training {
-                        bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, dz.last().expect("dz")).models(models));
+                        let drm = dz.last().expect("dz");
+                        bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, drm, perm_inv).models(models));
                         bwd.extend(conditioner_backward(gpu, s, &params, &grads, linears, x, outs, &dz, dx, &label));
                     }
                 }
-                Layer::Reverse | Layer::Shuffle { .. } => {
-                    // Each model's own permutation (shuffles differ by seed), q apart.
-                    let idx: Vec<u32> =
-                        flows.iter().flat_map(|f| f.layers[k].gather_indices(q).expect("permutation")).collect();
-                    let inv_perm: Vec<u32> = idx.chunks(q).flat_map(invert_perm).collect();
-                    let fwd_idx = storage_init(gpu, "perm", &idx);
-                    let inv_idx = storage_init(gpu, "perm_inv", &inv_perm);
-                    fwd.push(permute::gather(gpu, n, q, &fwd_idx, x, u).models(models));
-                    inv.push(permute::gather(gpu, n, q, &inv_idx, u, x).models(models));
-                    if training {
-                        bwd.push(permute::gather(gpu, n, q, &inv_idx, du, dx).models(models));
+                Layer::Reverse | Layer::Shuffle { .. } => match folded.take() {
+                    Some((_, inv_idx)) => {
+                        // Folded into the coupling before it: one layer with it for backprop.
+                        inv.push(permute::gather(gpu, n, q, &inv_idx, u, x).models(models));
+                        flip = false;
                     }
-                }
+                    None => {
+                        let (fwd_idx, inv_idx) = perm_buffers(k);
+                        fwd.push(permute::gather(gpu, n, q, &fwd_idx, x, u).models(models));
+                        inv.push(permute::gather(gpu, n, q, &inv_idx, u, x).models(models));
+                        if training {
+                            bwd.push(permute::gather(gpu, n, q, &inv_idx, du, dx).models(models));
+                        }
+                    }
+                },
             }
             forward_init.extend(fwd.iter().cloned());
             forward.extend(fwd);
@@ -375,8 +402,11 @@ impl GpuFlow {
             backward_rev.push(bwd);
             // Layer k's backward reads ∂L/∂(its output) from dacts[cur] and writes ∂L/∂(its
             // input) to the other; layer k − 1 then reads that one. Built forward, so the
-            // buffer holding ∂L/∂u for the last layer is fixed once the loop ends.
-            cur = 1 - cur;
+            // buffer holding ∂L/∂u for the last layer is fixed once the loop ends. A coupling
+            // and the permutation folded into it count as one layer.
+            if flip {
+                cur = 1 - cur;
+            }
         }
         let u = acts.last().expect("acts");
         let lp = loss::log_prob(gpu, n, q, u, &logdet, &logp).models(models);

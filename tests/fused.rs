@@ -53,9 +53,17 @@ fn fused_coupling_matches_reference() {
             storage(gpu, "y2", models * n * q),
         );
         let fc = FusedCoupling { n, q, linears: &linears, ps };
-        let f = fc.forward(gpu, &pb, &yb, &ub, &ldb).models(models);
+        // Also the following permutation folded into the store (each model its own).
+        let perm: Vec<u32> =
+            (0..models).flat_map(|z| (0..q as u32).map(move |i| (i + z as u32 + 1) % q as u32)).collect();
+        let inv: Vec<u32> = perm.chunks(q).flat_map(mflow::model::invert_perm).collect();
+        let (invb, upb, ldpb) =
+            (storage_init(gpu, "inv", &inv), storage(gpu, "u_perm", models * n * q), storage_init(gpu, "ld2", &ld0));
+        let f = fc.forward(gpu, &pb, &yb, &ub, &ldb, None).models(models);
+        let fp = fc.forward(gpu, &pb, &yb, &upb, &ldpb, Some(&invb)).models(models);
         let i = fc.inverse(gpu, &pb, &ub, &yb2).models(models);
-        submit(gpu, "fused test", &[&f, &i]);
+        submit(gpu, "fused test", &[&f, &fp, &i]);
+        let up_gpu = read_back(gpu, &upb, 0, models * n * q);
         let (u_gpu, ld_gpu, y2_gpu) = (
             read_back(gpu, &ub, 0, models * n * q),
             read_back(gpu, &ldb, 0, models * n),
@@ -70,6 +78,9 @@ fn fused_coupling_matches_reference() {
             r::forward(&p, &linears, &yz, &mut u, &mut ld, n, q);
             assert_close(&format!("{what}: u"), &u_gpu[z * n * q..(z + 1) * n * q], &u, 2e-5, 2e-5);
             assert_close(&format!("{what}: logdet"), &ld_gpu[z * n..(z + 1) * n], &ld, 2e-5, 2e-5);
+            let mut want = vec![0.0; n * q];
+            mflow::reference::permute::gather(&perm[z * q..(z + 1) * q], &u, &mut want, n, q);
+            assert_close(&format!("{what}: u stored permuted"), &up_gpu[z * n * q..(z + 1) * n * q], &want, 2e-5, 2e-5);
             let mut y2 = vec![0.0; n * q];
             r::inverse(&p, &linears, &u, &mut y2, n, q);
             assert_close(&format!("{what}: inverse"), &y2_gpu[z * n * q..(z + 1) * n * q], &y2, 2e-5, 2e-5);

@@ -17,7 +17,8 @@ pub struct FusedUniform {
     pub h: u32,
     pub nlin: u32,
     pub ps: u32,
-    pub _pad: [u32; 3],
+    pub flags: u32,
+    pub _pad: [u32; 2],
     /// (weight offset, bias offset, fan_in, fan_out) per linear.
     pub lin: [[u32; 4]; MAX_LIN],
 }
@@ -42,7 +43,7 @@ impl FusedCoupling<'_> {
             && ps < u32::MAX as usize
     }
 
-    fn uniform(&self, gpu: &Gpu, label: &str) -> wgpu::Buffer {
+    fn uniform(&self, gpu: &Gpu, label: &str, flags: u32) -> wgpu::Buffer {
         let mut lin = [[0u32; 4]; MAX_LIN];
         for (slot, l) in lin.iter_mut().zip(self.linears) {
             *slot = [l.w as u32, l.b as u32, l.fan_in as u32, l.fan_out as u32];
@@ -53,13 +54,15 @@ impl FusedCoupling<'_> {
             h: (self.q / 2) as u32,
             nlin: self.linears.len() as u32,
             ps: self.ps as u32,
-            _pad: [0; 3],
+            flags,
+            _pad: [0; 2],
             lin,
         };
         uniform(gpu, label, &u)
     }
 
-    /// u = coupling(y) with its conditioner; logdet += Σ s.
+    /// u = coupling(y) with its conditioner; logdet += Σ s. With `inv` (the inverse of the
+    /// following permutation), u is stored permuted: that layer's gather is folded in.
     pub fn forward(
         &self,
         gpu: &Gpu,
@@ -67,14 +70,22 @@ impl FusedCoupling<'_> {
         y: &wgpu::Buffer,
         u: &wgpu::Buffer,
         logdet: &wgpu::Buffer,
+        inv: Option<&wgpu::Buffer>,
     ) -> Dispatch {
-        let un = self.uniform(gpu, "fused_coupling_forward");
-        gpu.kernels().fused_coupling_forward.bind(gpu, &un, &[params, y, u, logdet], grid(self.n.div_ceil(TILE), 1))
+        let un = self.uniform(gpu, "fused_coupling_forward", u32::from(inv.is_some()));
+        // Unused when not permuted, but the binding must exist: the parameters stand in.
+        let inv = inv.unwrap_or(params);
+        gpu.kernels().fused_coupling_forward.bind(
+            gpu,
+            &un,
+            &[params, y, u, logdet, inv],
+            grid(self.n.div_ceil(TILE), 1),
+        )
     }
 
     /// y = coupling⁻¹(u), the conditioner evaluated on u_a = y_a.
     pub fn inverse(&self, gpu: &Gpu, params: &wgpu::Buffer, u: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
-        let un = self.uniform(gpu, "fused_coupling_inverse");
+        let un = self.uniform(gpu, "fused_coupling_inverse", 0);
         gpu.kernels().fused_coupling_inverse.bind(gpu, &un, &[params, u, y], grid(self.n.div_ceil(TILE), 1))
     }
 }

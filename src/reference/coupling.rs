@@ -75,3 +75,37 @@ pub fn backward(y: &[f64], rm: &[f64], du: &[f64], dld: &[f64], dx: &mut [f64], 
         }
     }
 }
+
+/// `forward` with the following permutation folded into the store: element i of each row
+/// goes to position inv[i] (coupling.wgsl's PERMUTED).
+pub fn forward_permuted(y: &[f64], rm: &[f64], inv: &[u32], u: &mut [f64], logdet: &mut [f64], n: usize, q: usize) {
+    let mut plain = vec![0.0; n * q];
+    forward(y, rm, &mut plain, logdet, n, q);
+    for row in 0..n {
+        for i in 0..q {
+            u[row * q + inv[i] as usize] = plain[row * q + i];
+        }
+    }
+}
+
+/// `backward` reading ∂L/∂u_i at position inv[i] of `du` (the following permutation's
+/// output gradient).
+pub fn backward_permuted(
+    y: &[f64],
+    rm: &[f64],
+    inv: &[u32],
+    du: &[f64],
+    dld: &[f64],
+    dx: &mut [f64],
+    drm: &mut [f64],
+    n: usize,
+    q: usize,
+) {
+    let mut plain = vec![0.0; n * q];
+    for row in 0..n {
+        for i in 0..q {
+            plain[row * q + i] = du[row * q + inv[i] as usize];
+        }
+    }
+    backward(y, rm, &plain, dld, dx, drm, n, q);
+}
