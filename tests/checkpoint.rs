@@ -9,10 +9,7 @@ use mflow::model::{Flow, FlowConfig};
 use mflow::run::{self, RunConfig};
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("mflow-ckpt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("ckpt", name)
 }
 
 #[test]

@@ -6,16 +6,13 @@
 mod common;
 use mflow::data::tabular::{npy_bytes, parse_npy};
 use mflow::data::Table;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mflow");
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mflow-tab-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> std::path::PathBuf {
+    common::fresh_dir("tab", name)
 }
 
 fn mflow(args: &[&str]) -> Output {

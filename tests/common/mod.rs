@@ -69,3 +69,11 @@ pub fn rewrite_safetensors_header(bytes: &[u8], edit: impl FnOnce(&str) -> Strin
     out.extend(&bytes[8 + n..]);
     out
 }
+
+/// An empty folder `mflow-<binary>-<pid>-<name>` under the temporary directory (made anew).
+pub fn fresh_dir(binary: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("mflow-{binary}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
