@@ -285,7 +285,7 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
     ensure!(worst < 1e-4, "the fused and unfused evaluations differ by {worst:.2e} (relative)");
     let rows = fused.points * fused.s;
     let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
-    let (entry, gemm) = gemm_gflops(gpu, Variant::for_adapter(gpu), Op::Nn, rows, k, n, 2, 5)?;
+    let (entry, gemm) = gemm_gflops(gpu, crate::tune::gemm_variant(gpu), Op::Nn, rows, k, n, 2, 5)?;
     println!(
         "eval D={} B={} H={} S={}, {points} points, chunks of {} points; GEMM {rows}x{k}x{n} ({entry:?}) {gemm:.2} GFLOP/s in this run",
         config.d, config.b, config.hidden, fused.s, fused.points

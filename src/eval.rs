@@ -6,7 +6,6 @@ use crate::data::Table;
 use crate::gpu::kernel::record_all;
 use crate::gpu::{storage, uniform_storage, Dispatch, Gpu};
 use crate::gpu_flow::{GpuFlow, Mode};
-use crate::kernels::gemm::Variant;
 use crate::kernels::optim::StepState;
 use crate::kernels::{marginal, rng};
 use crate::model::{Flow, FlowConfig};
@@ -94,7 +93,7 @@ impl Evaluator {
         let points = (max_rows(gpu, &flow.config) / s).clamp(1, 4096).min(max_points.max(1));
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
-        let gflow = GpuFlow::build(gpu, flow, n, mode, Variant::for_adapter(gpu));
+        let gflow = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_variant(gpu));
         let x = storage(gpu, "eval.x", points * d);
         let step = uniform_storage(gpu, "eval.step", &StepState::default());
         let out = storage(gpu, "eval.out", points);

@@ -513,8 +513,17 @@ fn bench_train_all(gpu: &Gpu, steps: usize, small: bool) -> Result<()> {
     Ok(())
 }
 
-/// `mflow bench tune`'s table: the synthetic shape classes (Q = 2..8, H = 128).
+/// `mflow bench tune`'s tables: the GEMM family, then fused vs GEMMs for the synthetic
+/// shape classes (Q = 2..8, H = 128).
 fn bench_tune(gpu: &Gpu) -> Result<()> {
+    let e = mflow::tune::tune_gemm(gpu)?;
+    let rates: Vec<String> = e.gflops.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
+    println!(
+        "GEMM family (GFLOP/s over X·W, dY·Wᵀ, Xᵀ·dY at 256×128×128): {}  choice: {}",
+        rates.join(", "),
+        e.variant
+    );
+    mflow::bench::record(serde_json::json!({ "bench": "tune_gemm", "gflops": e.gflops, "choice": e.variant }));
     let configs: Vec<FlowConfig> = [2, 3, 4, 5, 6, 8]
         .into_iter()
         .map(|q| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 })
@@ -774,8 +783,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { batch, seed } => mflow::demo::run(&Gpu::new(&choice)?, batch, seed)?,
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {
             let gpu = Gpu::new(&choice)?;
-            let variants =
-                if all { vec![Variant::Reg, Variant::Tiled, Variant::Vec4] } else { vec![Variant::for_adapter(&gpu)] };
+            let variants = if all {
+                vec![Variant::Reg, Variant::Tiled, Variant::Vec4]
+            } else {
+                vec![mflow::tune::gemm_variant(&gpu)]
+            };
             mflow::bench::bench_gemm(&gpu, &variants, quick)?;
         }
         Command::Bench { what: BenchWhat::Sweep { models, dim, aux, hidden, batch, steps } } => {

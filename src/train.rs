@@ -10,7 +10,6 @@
 
 use crate::gpu::{storage, storage_init, try_read_back, Dispatch, Gpu};
 use crate::gpu_flow::{GpuFlow, Mode};
-use crate::kernels::gemm::Variant;
 use crate::kernels::optim::{norm_parts, Optimizer, StepState};
 use crate::kernels::{loss, rng};
 use crate::model::Flow;
@@ -95,7 +94,7 @@ impl Trainer {
             .zip(noise_seeds)
             .map(|(f, &seed)| StepState { d: f.config.d as u32, ..StepState::new(0, seed, opt.lr) })
             .collect();
-        let gflow = GpuFlow::build_models(gpu, flows, n, Mode::Training, Variant::for_adapter(gpu));
+        let gflow = GpuFlow::build_models(gpu, flows, n, Mode::Training, crate::tune::gemm_variant(gpu));
         let step_state = storage_init(gpu, "train.step", &states);
         let x_ring = (0..X_RING)
             .map(|i| {

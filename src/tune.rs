@@ -1,7 +1,8 @@
 //! Per-adapter kernel choice. Where mflow has more than one correct way to run a piece of
-//! work (today: each coupling as one fused dispatch, or as GEMMs + the affine kernel), the
-//! tuner times both on the user's adapter the first time a shape class is used, keeps the
-//! faster, and caches the choice per adapter and driver in the user's cache directory
+//! work — each coupling as one fused dispatch or as GEMMs + the affine kernel; the GEMMs'
+//! family (register-blocked, workgroup-tiled, or vec4) — the tuner times the candidates on
+//! the user's adapter the first time they are needed, keeps the faster, and caches the
+//! choice per adapter and driver in the user's cache directory
 //! (`$XDG_CACHE_HOME/mflow/tune.json`, else `~/.cache/mflow/tune.json`). `MFLOW_NO_TUNE=1`
 //! (or `--no-tune`) uses the built-in defaults instead: fused on GPUs, GEMMs on CPU adapters
 //! (measured on lavapipe: the vec4 GEMMs run its evaluation 3x faster than the fused kernel).
@@ -10,6 +11,7 @@
 
 use crate::gpu::Gpu;
 use crate::gpu_flow::Mode;
+use crate::kernels::gemm::Variant;
 use crate::model::{Flow, FlowConfig};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -21,10 +23,82 @@ pub fn shape_class(c: &FlowConfig) -> String {
     format!("eval q{} depth{} h{}", c.q(), c.depth, c.hidden)
 }
 
-/// The cache: adapter key → shape class → the chosen mode and the timings behind it.
+/// The cache: adapter key → shape class → the chosen mode and the timings behind it; and
+/// adapter key → the GEMM family chosen.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Cache {
     pub adapters: BTreeMap<String, BTreeMap<String, Entry>>,
+    #[serde(default)]
+    pub gemm: BTreeMap<String, GemmEntry>,
+}
+
+/// The GEMM family chosen for an adapter, with each candidate's GFLOP/s over the training
+/// products it was timed on.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct GemmEntry {
+    pub variant: String,
+    pub gflops: BTreeMap<String, f64>,
+}
+
+const GEMM_CANDIDATES: [Variant; 3] = [Variant::Reg, Variant::Tiled, Variant::Vec4];
+
+fn variant_named(name: &str) -> Option<Variant> {
+    GEMM_CANDIDATES.into_iter().find(|v| format!("{v:?}") == name)
+}
+
+/// The GEMM family for `gpu`: cached, measured on a cache miss (each candidate checked
+/// against the f64 reference by `bench::gemm_gflops` before it is timed), or the built-in
+/// choice (`Variant::for_adapter`) when tuning is off or the measurement fails.
+pub fn gemm_variant(gpu: &Gpu) -> Variant {
+    if disabled() {
+        return Variant::for_adapter(gpu);
+    }
+    let key = adapter_key(gpu);
+    let mut cache = load();
+    if let Some(v) = cache.gemm.get(&key).and_then(|e| variant_named(&e.variant)) {
+        return v;
+    }
+    match measure_gemm(gpu) {
+        Ok(e) => {
+            let v = variant_named(&e.variant).unwrap_or_else(|| Variant::for_adapter(gpu));
+            cache.gemm.insert(key, e);
+            store(&cache);
+            v
+        }
+        Err(_) => Variant::for_adapter(gpu),
+    }
+}
+
+/// GFLOP/s of each GEMM family over a training step's three products at a synthetic model's
+/// shapes (batch 256, H = 128): X·W, dY·Wᵀ and Xᵀ·dY; the fastest overall wins.
+pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
+    use crate::bench::{gemm_gflops, Op};
+    let shapes = [(Op::Nn, 256, 128, 128), (Op::Nt, 256, 128, 128), (Op::Tn, 128, 256, 128)];
+    let mut gflops = BTreeMap::new();
+    let mut best = (Variant::for_adapter(gpu), f64::INFINITY);
+    for v in GEMM_CANDIDATES {
+        let mut secs = 0.0;
+        for &(op, m, k, n) in &shapes {
+            let (_, g) = gemm_gflops(gpu, v, op, m, k, n, 2, 3)?;
+            secs += 2.0 * (m * k * n) as f64 / (g * 1e9);
+        }
+        gpu.check()?;
+        let total = 3.0 * 2.0 * (256.0 * 128.0 * 128.0) / secs / 1e9;
+        gflops.insert(format!("{v:?}"), total);
+        if secs < best.1 {
+            best = (v, secs);
+        }
+    }
+    Ok(GemmEntry { variant: format!("{:?}", best.0), gflops })
+}
+
+/// `mflow bench tune`'s GEMM part: measures and stores the family for this adapter.
+pub fn tune_gemm(gpu: &Gpu) -> Result<GemmEntry> {
+    let e = measure_gemm(gpu)?;
+    let mut cache = load();
+    cache.gemm.insert(adapter_key(gpu), e.clone());
+    store(&cache);
+    Ok(e)
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -33,8 +33,21 @@ fn choices_are_measured_cached_and_reused() {
     assert_eq!(tune::inference_mode(gpu, &wide), Mode::InferenceUnfused);
     let cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(!cache.adapters[&tune::adapter_key(gpu)].contains_key(&tune::shape_class(&wide)));
-    // --no-tune: the built-in default.
+    // The GEMM family: measured once (every candidate checked against the reference before
+    // it is timed), then read from the cache as stored.
+    let chosen = tune::gemm_variant(gpu);
+    let mut cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let entry = cache.gemm.get_mut(&tune::adapter_key(gpu)).unwrap();
+    assert_eq!(entry.gflops.len(), 3);
+    assert!(entry.gflops.values().all(|g| *g > 0.0));
+    assert_eq!(format!("{chosen:?}"), entry.variant);
+    let other = if chosen == mflow::kernels::gemm::Variant::Reg { "Tiled" } else { "Reg" };
+    entry.variant = other.into();
+    std::fs::write(&path, serde_json::to_string(&cache).unwrap()).unwrap();
+    assert_eq!(format!("{:?}", tune::gemm_variant(gpu)), other);
+    // --no-tune: the built-in defaults.
     tune::disable();
     assert_eq!(tune::inference_mode(gpu, &cfg), tune::default_mode(gpu));
+    assert_eq!(tune::gemm_variant(gpu), mflow::kernels::gemm::Variant::for_adapter(gpu));
     std::fs::remove_dir_all(&dir).unwrap();
 }
