@@ -222,8 +222,10 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     let step = median_step_seconds(gpu, &mut trainer, &x, steps)?;
     // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
     let gflops = 3.0 * conditioner_flops(&config) * batch as f64 / step / 1e9;
+    // The same model's evaluation chunk (the kernels the tuner chose for it).
+    let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64)?.dispatches();
     let mut line = format!(
-        "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step  {gflops:.2} GFLOP/s effective",
+        "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step, {eval_dispatches}/eval chunk  {gflops:.2} GFLOP/s effective",
         config.q(),
         config.hidden,
         batch as f64 / step,
@@ -233,7 +235,8 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     let mut rec = serde_json::json!({
         "bench": "train", "label": label, "d": config.d, "b": config.b, "q": config.q(), "hidden": config.hidden,
         "batch": batch, "samples_per_s": batch as f64 / step, "ms_per_step": step * 1e3,
-        "dispatches_per_step": trainer.program().len(), "effective_gflops": gflops,
+        "dispatches_per_step": trainer.program().len(), "dispatches_per_eval_chunk": eval_dispatches,
+        "effective_gflops": gflops,
     });
     if let Some(prof) = profile(gpu, &trainer.program()) {
         let total: f64 = prof.iter().map(|p| p.1).sum();
