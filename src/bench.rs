@@ -392,13 +392,12 @@ pub fn bench_sweep(
 pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Result<()> {
     use crate::run::{batch_stream, Schedule};
     use crate::train::Trainer;
-    use std::sync::Arc;
     let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
     let mut fc = cfg.flow.clone();
     fc.d = data.train.dim;
     let flow = crate::model::Flow::new(fc.clone())?;
     let pre = data.image.as_ref().map(|i| i.pre.clone());
-    let train = Arc::new(data.train.clone());
+    let train = data.train.clone();
     let sched = || Schedule { rows: train.rows(), batch: cfg.optim.batch, seed: 1 };
     let steps = steps.min(sched().steps_per_epoch() * 4).max(1);
 

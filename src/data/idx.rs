@@ -32,6 +32,18 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 /// Parses IDX bytes (`what` names the source in errors).
 pub fn parse(bytes: &[u8], what: &str) -> Result<Idx> {
+    let header = parse_header(bytes, what)?;
+    Ok(Idx { dims: header.dims, data: bytes[header.len..].to_vec() })
+}
+
+/// An IDX header, checked against the bytes that follow it.
+struct Header {
+    dims: Vec<usize>,
+    /// Bytes before the values.
+    len: usize,
+}
+
+fn parse_header(bytes: &[u8], what: &str) -> Result<Header> {
     if bytes.len() < 4 {
         bail!("{what}: {} bytes is too short for an IDX header", bytes.len());
     }
@@ -63,11 +75,16 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<Idx> {
     if have > count {
         bail!("{what}: {} bytes of trailing data after the {count} that dimensions {dims:?} describe", have - count);
     }
-    Ok(Idx { dims, data: bytes[header..].to_vec() })
+    Ok(Header { dims, len: header })
 }
 
+/// Reads and parses an IDX file, reusing the file's buffer for the values (a 2 GiB file
+/// is never held twice).
 pub fn read(path: &Path) -> Result<Idx> {
-    parse(&read_bytes(path)?, &path.display().to_string())
+    let mut bytes = read_bytes(path)?;
+    let header = parse_header(&bytes, &path.display().to_string())?;
+    bytes.drain(..header.len);
+    Ok(Idx { dims: header.dims, data: bytes })
 }
 
 /// Images: an IDX of 3 dimensions (N, rows, cols), as (N, rows·cols) with the shape.

@@ -106,7 +106,8 @@ pub struct ImageInfo {
 pub struct Dataset {
     /// How the data was specified (`gauss:d=2,psi=3`, `mnist:DIR`), for summaries.
     pub spec: String,
-    pub train: Table,
+    /// Shared with the minibatch thread, so a run holds one copy of its training data.
+    pub train: std::sync::Arc<Table>,
     pub validation: Table,
     pub test: Table,
     /// The exact log-density of one point, where it is known in closed or numerical form.
@@ -373,7 +374,7 @@ impl DataSpec {
                 }
                 Dataset {
                     spec: self.describe(),
-                    train: synthetic::gauss(d, psi, sizes.train, seed, Split::Train),
+                    train: synthetic::gauss(d, psi, sizes.train, seed, Split::Train).into(),
                     validation: synthetic::gauss(d, psi, sizes.validation, seed, Split::Validation),
                     test: synthetic::gauss(d, psi, sizes.test, seed, Split::Test),
                     truth: Some(Box::new(move |x| synthetic::gauss_log_density_any(x, psi))),
@@ -390,7 +391,7 @@ impl DataSpec {
                 }
                 Dataset {
                     spec: self.describe(),
-                    train: synthetic::moons(sizes.train, noise, seed, Split::Train),
+                    train: synthetic::moons(sizes.train, noise, seed, Split::Train).into(),
                     validation: synthetic::moons(sizes.validation, noise, seed, Split::Validation),
                     test: synthetic::moons(sizes.test, noise, seed, Split::Test),
                     truth: Some(Box::new(move |x| synthetic::moons_log_density(x, noise))),
@@ -459,7 +460,7 @@ pub fn tabular_dataset(
     }
     Ok(Dataset {
         spec: spec.describe(),
-        train,
+        train: train.into(),
         validation,
         test,
         truth: None,
@@ -477,7 +478,7 @@ fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise:
     Ok(Dataset {
         spec: spec.describe(),
         validation: Table::new(dim, Vec::new()),
-        train: im.train,
+        train: im.train.into(),
         test: im.test,
         truth: None,
         true_ll_expected: None,

@@ -139,7 +139,7 @@ pub fn model_data(model: &Model, spec: Option<&str>, mode: Option<Mode>) -> Resu
                     }
                     Dataset {
                         spec: cfg.data.describe(),
-                        train: Table::new(all.dim, Vec::new()),
+                        train: Table::new(all.dim, Vec::new()).into(),
                         validation: Table::new(all.dim, Vec::new()),
                         test: all,
                         truth: None,

@@ -18,7 +18,6 @@ use crate::train::{Logged, Trainer};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// What `mflow train` lets a user decide about a run folder.
@@ -297,7 +296,7 @@ pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Res
         .map(|m| {
             let sched = Schedule { rows, batch, seed: m.cfg.flow.seed };
             let pre = m.data.image.as_ref().map(|i| i.pre.clone());
-            batch_stream(Arc::new(m.data.train.clone()), pre, sched, first + 1, total)
+            batch_stream(m.data.train.clone(), pre, sched, first + 1, total)
         })
         .collect();
     let dmax = members.iter().map(|m| m.flow.config.d).max().unwrap_or(0);
