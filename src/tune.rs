@@ -168,14 +168,7 @@ pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
     if disabled() {
         return default_mode(gpu);
     }
-    let fits = crate::model::Flow::new(FlowConfig { seed: 0, ..config.clone() }).is_ok_and(|f| {
-        f.layers.iter().all(|l| match l {
-            crate::model::Layer::Coupling { linears, .. } => {
-                crate::kernels::fused::FusedCoupling::fits(config.q(), linears, f.params.len())
-            }
-            _ => true,
-        })
-    });
+    let fits = crate::kernels::fused::FusedCoupling::fits_config(config);
     if !fits {
         return Mode::InferenceUnfused; // nothing to choose: the fused kernel cannot hold it
     }

@@ -90,6 +90,21 @@ fn fused_coupling_matches_reference() {
 }
 
 #[test]
+fn fitting_from_the_shape_agrees_with_every_layer() {
+    for (d, b, depth, hidden) in
+        [(2, 0, 2, 128), (2, 2, 0, 8), (3, 1, 3, 256), (2, 2, 2, 257), (784, 4, 2, 64), (500, 11, 1, 16)]
+    {
+        let cfg = FlowConfig { d, b, blocks: 2, depth, hidden, seed: 0 };
+        let flow = Flow::new(cfg.clone()).unwrap();
+        let per_layer = flow.layers.iter().all(|l| match l {
+            Layer::Coupling { linears, .. } => FusedCoupling::fits(cfg.q(), linears, flow.params.len()),
+            _ => true,
+        });
+        assert_eq!(FusedCoupling::fits_config(&cfg), per_layer, "{cfg:?}");
+    }
+}
+
+#[test]
 fn wide_or_deep_couplings_fall_back() {
     let wide = Flow::new(FlowConfig { d: 2, b: 2, blocks: 1, depth: 2, hidden: 257, seed: 0 }).unwrap();
     assert!(!FusedCoupling::fits(4, &first_coupling(&wide), wide.params.len()));

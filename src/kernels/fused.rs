@@ -43,6 +43,17 @@ impl FusedCoupling<'_> {
             && ps < u32::MAX as usize
     }
 
+    /// `fits` for every coupling of a flow shaped like `c`, from the shape alone (no flow is
+    /// built: the tuner asks this on every evaluator's creation).
+    pub fn fits_config(c: &crate::model::FlowConfig) -> bool {
+        let (q, h) = (c.q(), c.h());
+        c.depth < MAX_LIN
+            && h <= MAX_W
+            && 2 * (q - h) <= MAX_W
+            && (c.depth == 0 || c.hidden <= MAX_W)
+            && c.padded_params().is_some_and(|p| p < u32::MAX as u64)
+    }
+
     fn uniform(&self, gpu: &Gpu, label: &str, flags: u32) -> wgpu::Buffer {
         let mut lin = [[0u32; 4]; MAX_LIN];
         for (slot, l) in lin.iter_mut().zip(self.linears) {
