@@ -127,6 +127,31 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Resul
     Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
+/// The training step a checkpoint holds (None: no training state), from its header alone:
+/// the tensors are neither read nor checked (`load` does that).
+pub fn step_of(path: &Path) -> Result<Option<u64>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let n = u64::from_le_bytes(len);
+    if n > meta.len().saturating_sub(8) {
+        bail!("{}: not a safetensors file (header of {n} bytes)", path.display());
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    match v.get("__metadata__").and_then(|m| m.get("step")).and_then(|s| s.as_str()) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).with_context(|| format!("{}: bad step {s:?}", path.display())),
+    }
+}
+
 /// Loads a flow (and its training state when present). With `expect`, a checkpoint of
 /// another configuration is an error naming both.
 pub fn load(path: &Path, expect: Option<&FlowConfig>) -> Result<(Flow, Option<TrainState>)> {

@@ -226,9 +226,10 @@ pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progres
         };
         let step = match folder.model().exists() {
             false => 0,
-            true => match crate::checkpoint::load(&folder.model(), None) {
-                Ok((_, Some(state))) => state.step,
-                Ok((_, None)) => {
+            // The header says where the run stopped; Member::prepare loads and checks it.
+            true => match crate::checkpoint::step_of(&folder.model()) {
+                Ok(Some(step)) => step,
+                Ok(None) => {
                     outcome.failed += 1;
                     eprintln!("    {}: {} has no training state to continue from", r.key, folder.model().display());
                     continue;
