@@ -189,67 +189,88 @@ pub fn profile(gpu: &Gpu, dispatches: &[&Dispatch]) -> Option<Vec<(&'static str,
     Some(by_kernel)
 }
 
-/// Seconds per training step on the fixed minibatch `x`: the median of three trials of
-/// `steps` steps, each trial ending with a wait for the GPU (the loss is read back once).
+/// Seconds per training step on the fixed minibatch `x` over `steps` steps, ending with a
+/// wait for the GPU (the loss is read back once).
+fn step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps: usize) -> Result<f64> {
+    let t = Instant::now();
+    for i in 0..steps {
+        trainer.step(gpu, x, i + 1 == steps);
+    }
+    trainer.drain(gpu)?;
+    Ok(t.elapsed().as_secs_f64() / steps as f64)
+}
+
+/// The median of three `step_seconds` trials.
 fn median_step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps: usize) -> Result<f64> {
-    let mut times: Vec<f64> = (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            for i in 0..steps {
-                trainer.step(gpu, x, i + 1 == steps);
-            }
-            trainer.drain(gpu)?;
-            Ok(t.elapsed().as_secs_f64() / steps as f64)
-        })
-        .collect::<Result<_>>()?;
+    let mut times = (0..3).map(|_| step_seconds(gpu, trainer, x, steps)).collect::<Result<Vec<f64>>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[1])
 }
 
-/// Training throughput for one configuration: samples/s over timed steps (median of trials)
-/// and the share of GPU time in GEMMs from a per-kernel profile.
+/// Training throughput for one configuration, each program the adapter can run (fused
+/// couplings, GEMMs) in the same run, trials alternating so that drift hits them alike:
+/// samples/s (median of 5 trials), dispatches per step, effective GFLOP/s and, where the
+/// adapter has timestamps, the share of GPU time in GEMMs from a per-kernel profile.
 pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, batch: usize, steps: usize) -> Result<()> {
+    use crate::gpu_flow::Mode;
     use crate::train::{OptimConfig, Trainer};
     let mut flow = crate::model::Flow::new(config.clone())?;
     flow.actnorm_initialized = true;
-    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 });
+    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 };
+    let modes: &[Mode] = if crate::kernels::fused::FusedCoupling::fits_config(&config) {
+        &[Mode::Training, Mode::TrainingUnfused]
+    } else {
+        &[Mode::TrainingUnfused]
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let x: Vec<f32> = (0..batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    for _ in 0..3 {
-        trainer.step(gpu, &x, false);
+    let mut trainers: Vec<Trainer> = modes.iter().map(|&m| Trainer::with_mode(gpu, &[&flow], &[1], &opt, m)).collect();
+    for t in &mut trainers {
+        step_seconds(gpu, t, &x, 3)?;
     }
-    trainer.drain(gpu)?;
-    let step = median_step_seconds(gpu, &mut trainer, &x, steps)?;
-    // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
-    let gflops = 3.0 * conditioner_flops(&config) * batch as f64 / step / 1e9;
+    let mut times = vec![Vec::new(); modes.len()];
+    for _ in 0..5 {
+        for (i, t) in trainers.iter_mut().enumerate() {
+            times[i].push(step_seconds(gpu, t, &x, steps)?);
+        }
+    }
+    let tuned = crate::tune::training_mode(gpu, &config, batch);
     // The same model's evaluation chunk (the kernels the tuner chose for it).
     let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64)?.dispatches();
-    let mut line = format!(
-        "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step, {eval_dispatches}/eval chunk  {gflops:.2} GFLOP/s effective",
-        config.q(),
-        config.hidden,
-        batch as f64 / step,
-        step * 1e3,
-        trainer.program().len()
-    );
-    let mut rec = serde_json::json!({
-        "bench": "train", "label": label, "d": config.d, "b": config.b, "q": config.q(), "hidden": config.hidden,
-        "batch": batch, "samples_per_s": batch as f64 / step, "ms_per_step": step * 1e3,
-        "dispatches_per_step": trainer.program().len(), "dispatches_per_eval_chunk": eval_dispatches,
-        "effective_gflops": gflops,
-    });
-    if let Some(prof) = profile(gpu, &trainer.program()) {
-        let total: f64 = prof.iter().map(|p| p.1).sum();
-        let gemm: f64 = prof.iter().filter(|p| p.0.starts_with("gemm")).map(|p| p.1).sum();
-        line += &format!("  GEMM {:.0}% of GPU time", 100.0 * gemm / total);
-        rec["gemm_share"] = (gemm / total).into();
-        let top: Vec<String> =
-            prof.iter().take(4).map(|(k, s)| format!("{k} {:.0}% {:.1} ms", 100.0 * s / total, s * 1e3)).collect();
-        line += &format!("  GPU {:.1} ms/step", total * 1e3);
-        line += &format!(" (top: {})", top.join(", "));
+    for ((mode, trainer), mut t) in modes.iter().zip(&trainers).zip(times) {
+        t.sort_by(f64::total_cmp);
+        let step = t[t.len() / 2];
+        // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
+        let gflops = 3.0 * conditioner_flops(&config) * batch as f64 / step / 1e9;
+        let path = if *mode == Mode::Training { "fused" } else { "GEMMs" };
+        let mark = if *mode == tuned { "*" } else { " " };
+        let mut line = format!(
+            "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {path:<5}{mark} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step, {eval_dispatches}/eval chunk  {gflops:.2} GFLOP/s effective",
+            config.q(),
+            config.hidden,
+            batch as f64 / step,
+            step * 1e3,
+            trainer.program().len()
+        );
+        let mut rec = serde_json::json!({
+            "bench": "train", "label": label, "path": path, "tuned": *mode == tuned, "d": config.d, "b": config.b,
+            "q": config.q(), "hidden": config.hidden, "batch": batch, "samples_per_s": batch as f64 / step,
+            "ms_per_step": step * 1e3, "dispatches_per_step": trainer.program().len(),
+            "dispatches_per_eval_chunk": eval_dispatches, "effective_gflops": gflops,
+        });
+        if let Some(prof) = profile(gpu, &trainer.program()) {
+            let total: f64 = prof.iter().map(|p| p.1).sum();
+            let gemm = prof.iter().filter(|p| p.0.starts_with("gemm")).fold(0.0, |a, p| a + p.1);
+            line += &format!("  GEMM {:.0}% of GPU time", 100.0 * gemm / total);
+            rec["gemm_share"] = (gemm / total).into();
+            let top: Vec<String> =
+                prof.iter().take(4).map(|(k, s)| format!("{k} {:.0}% {:.1} ms", 100.0 * s / total, s * 1e3)).collect();
+            line += &format!("  GPU {:.1} ms/step", total * 1e3);
+            line += &format!(" (top: {})", top.join(", "));
+        }
+        println!("{line}");
+        record(rec);
     }
-    println!("{line}");
-    record(rec);
     Ok(())
 }
 

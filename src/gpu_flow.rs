@@ -12,7 +12,7 @@
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
 use crate::kernels::gemm::{Gemm, Variant, View};
-use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute};
+use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute, wgrad::Wgrad};
 use crate::model::{invert_perm, Flow, Layer, Linear};
 
 /// Whether the flow keeps what backprop needs.
@@ -24,8 +24,23 @@ pub enum Mode {
     /// Inference through the GEMMs and coupling.wgsl only: the unfused path, kept for
     /// before/after benchmarks.
     InferenceUnfused,
-    /// Every conditioner keeps its activations; adds the backward program and `grads`.
+    /// Every conditioner keeps its activations; adds the backward program and `grads`. Each
+    /// coupling whose layers fit is one fused dispatch forward (keeping its activations), one
+    /// fused data-gradient dispatch and one grouped weight-gradient dispatch (wgrad.wgsl)
+    /// backward: 3 dispatches where the GEMM path takes 2·depth + 3 + 2·(depth + 1).
     Training,
+    /// Training through the GEMMs and coupling.wgsl only: the unfused path, kept for
+    /// before/after benchmarks and for adapters where it is faster.
+    TrainingUnfused,
+}
+
+impl Mode {
+    pub fn training(self) -> bool {
+        matches!(self, Mode::Training | Mode::TrainingUnfused)
+    }
+    fn fused(self) -> bool {
+        matches!(self, Mode::Inference | Mode::Training)
+    }
 }
 
 pub struct GpuFlow {
@@ -203,9 +218,11 @@ impl Footprint {
         let workspace = (config.depth as u64).checked_mul(hid)?.checked_add(2 * (q - h))?.checked_mul(n)?;
         let floats = match mode {
             Mode::Inference | Mode::InferenceUnfused => p.checked_add(acts)?.checked_add(workspace)?,
-            Mode::Training => (4 * p)
+            Mode::Training | Mode::TrainingUnfused => (4 * p)
                 .checked_add(acts)?
                 .checked_add(workspace.checked_mul(2 * l + 1)?)?
+                // the fused path also keeps each coupling's input rows
+                .checked_add((2 * l).checked_mul(n)?.checked_mul(q + 4)?)?
                 .checked_add(n.checked_mul(q)?.checked_mul(5)?)?,
         };
         Some(Self { largest, total: floats.checked_add(4 * n)?.checked_mul(m)?.checked_mul(4)? })
@@ -281,8 +298,8 @@ impl GpuFlow {
         let q = flow.config.q();
         let ps = flow.params.len();
         let s = Shape { variant, n, q, models, ps };
-        let training = mode == Mode::Training;
-        let fuse = mode == Mode::Inference;
+        let training = mode.training();
+        let fuse = mode.fused();
         let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
         let params = storage_init(gpu, "params", &all_params);
         let grads = storage(gpu, "grads", if training { models * ps } else { 1 });
@@ -310,6 +327,18 @@ impl GpuFlow {
                 workspace("dz", l),
             ),
             _ => ([storage(gpu, "dacts0", 1), storage(gpu, "dacts1", 1)], storage(gpu, "dld", 1), Vec::new()),
+        };
+        // The fused backward's linear-output gradients, one coupling at a time (every
+        // coupling has the same layout).
+        let fused_training = |linears: &[Linear]| {
+            let fc = FusedCoupling { n, q, linears, ps };
+            fuse && training && FusedCoupling::fits(q, linears, ps) && fc.fits_training(models)
+        };
+        let dz_fused = match &first_linears {
+            Some(l) if fused_training(l) => {
+                storage(gpu, "dz.fused", models * FusedCoupling { n, q, linears: l, ps }.saved().per_model)
+            }
+            _ => storage(gpu, "dz.fused", 1),
         };
         let logdet = storage(gpu, "logdet", models * n);
         let logp = storage(gpu, "logp", models * n);
@@ -348,14 +377,24 @@ impl GpuFlow {
                         bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads).models(models));
                     }
                 }
-                Layer::Coupling { linears, .. } if fuse && FusedCoupling::fits(q, linears, ps) => {
+                Layer::Coupling { index, linears }
+                    if fuse && FusedCoupling::fits(q, linears, ps) && (!training || fused_training(linears)) =>
+                {
                     let fc = FusedCoupling { n, q, linears, ps };
                     if next_is_perm {
-                        let bufs = perm_buffers(k + 1);
-                        fwd.push(fc.forward(gpu, &params, x, &acts[k + 2], &logdet, Some(&bufs.1)).models(models));
-                        folded = Some(bufs);
+                        folded = Some(perm_buffers(k + 1));
+                    }
+                    let perm_inv = folded.as_ref().filter(|_| next_is_perm).map(|(_, i)| i);
+                    let out = if next_is_perm { &acts[k + 2] } else { u };
+                    if training {
+                        let layout = fc.saved();
+                        let saved = storage(gpu, &format!("cp{index}.saved"), models * layout.per_model);
+                        fwd.push(fc.forward(gpu, &params, x, out, &logdet, perm_inv, Some(&saved)).models(models));
+                        bwd.push(fc.backward(gpu, &params, &saved, du, &dld, dx, &dz_fused, perm_inv).models(models));
+                        let wg = Wgrad { n, linears, saved: &layout, ps };
+                        bwd.push(wg.dispatch(gpu, &saved, &dz_fused, &grads).models(models));
                     } else {
-                        fwd.push(fc.forward(gpu, &params, x, u, &logdet, None).models(models));
+                        fwd.push(fc.forward(gpu, &params, x, out, &logdet, perm_inv, None).models(models));
                     }
                     inv.push(fc.inverse(gpu, &params, u, x).models(models));
                 }
@@ -517,7 +556,7 @@ impl GpuFlow {
 
     /// Forward then backward on `y` (training mode): returns the loss and reads `grads` back.
     pub fn loss_and_grad(&self, gpu: &Gpu, y: &[f32]) -> (f64, Vec<f32>) {
-        assert!(!self.backward.is_empty(), "built without Mode::Training");
+        assert!(!self.backward.is_empty(), "built without a training mode");
         assert_eq!(self.models, 1, "loss_and_grad runs one model");
         self.check_rows(y);
         gpu.queue.write_buffer(&self.acts[0], 0, bytemuck::cast_slice(y));

@@ -535,6 +535,18 @@ fn bench_tune(gpu: &Gpu) -> Result<()> {
             "bench": "tune", "class": class, "fused_s": e.fused_s, "gemms_s": e.unfused_s, "choice": if e.fused { "fused" } else { "gemms" },
         }));
     }
+    // Training: the spec's synthetic shapes at MODEL.md's batches.
+    let classes: Vec<(FlowConfig, usize)> = [(2, 256), (4, 64), (4, 256), (8, 256)]
+        .into_iter()
+        .map(|(q, batch)| (FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 }, batch))
+        .collect();
+    println!("{:<32} {:>12} {:>12}  choice", "training class", "fused s", "GEMMs s");
+    for (class, e) in mflow::tune::tune_training(gpu, &classes)? {
+        println!("{class:<32} {:>12.5} {:>12.5}  {}", e.fused_s, e.unfused_s, if e.fused { "fused" } else { "GEMMs" });
+        mflow::bench::record(serde_json::json!({
+            "bench": "tune_training", "class": class, "fused_s": e.fused_s, "gemms_s": e.unfused_s, "choice": if e.fused { "fused" } else { "gemms" },
+        }));
+    }
     if let Some(p) = mflow::tune::cache_path() {
         println!("cached in {}", p.display());
     }

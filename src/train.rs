@@ -84,6 +84,15 @@ impl Trainer {
     /// Trains `flows` (one shape, see `gpu_flow::same_shape`) together, model z drawing its
     /// noise from `noise_seeds[z]`; `opt`'s batch, lr and clip apply to all of them.
     pub fn new_models(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig) -> Self {
+        let first = flows.first().expect("at least one flow");
+        let mode = crate::tune::training_mode(gpu, &first.config, opt.batch);
+        Self::with_mode(gpu, flows, noise_seeds, opt, mode)
+    }
+
+    /// `new_models` with the flow's program chosen by the caller (`Mode::Training`: fused
+    /// couplings where they fit; `Mode::TrainingUnfused`: GEMMs) instead of the tuner.
+    pub fn with_mode(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig, mode: Mode) -> Self {
+        assert!(mode.training(), "a trainer needs a training mode");
         assert_eq!(flows.len(), noise_seeds.len(), "one noise seed per model");
         let models = flows.len();
         let first = flows.first().expect("at least one flow");
@@ -94,7 +103,7 @@ impl Trainer {
             .zip(noise_seeds)
             .map(|(f, &seed)| StepState { d: f.config.d as u32, ..StepState::new(0, seed, opt.lr) })
             .collect();
-        let gflow = GpuFlow::build_models(gpu, flows, n, Mode::Training, crate::tune::gemm_variant(gpu));
+        let gflow = GpuFlow::build_models(gpu, flows, n, mode, crate::tune::gemm_variant(gpu));
         let step_state = storage_init(gpu, "train.step", &states);
         let x_ring = (0..X_RING)
             .map(|i| {

@@ -30,6 +30,9 @@ pub struct Cache {
     pub adapters: BTreeMap<String, BTreeMap<String, Entry>>,
     #[serde(default)]
     pub gemm: BTreeMap<String, GemmEntry>,
+    /// adapter key → training shape class → fused or GEMM training steps.
+    #[serde(default)]
+    pub training: BTreeMap<String, BTreeMap<String, Entry>>,
 }
 
 /// The GEMM family chosen for an adapter, with each candidate's GFLOP/s over the training
@@ -104,7 +107,7 @@ pub fn tune_gemm(gpu: &Gpu) -> Result<GemmEntry> {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub fused: bool,
-    /// Seconds per evaluation chunk of each candidate (fused, unfused), as measured.
+    /// Seconds per evaluation chunk (or training step) of each candidate (fused, unfused).
     pub fused_s: f64,
     pub unfused_s: f64,
 }
@@ -211,6 +214,83 @@ pub fn measure(gpu: &Gpu, config: &FlowConfig) -> Result<Entry> {
         secs[i] = t[1];
     }
     Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
+}
+
+/// The training program for flows shaped like `config` on batches of `batch` rows:
+/// cached per adapter and shape class, measured on a cache miss (`measure_training`), or the
+/// default when tuning is off (fused on GPUs, where a step is dispatch-bound; GEMMs on CPU
+/// adapters).
+pub fn training_mode(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Mode {
+    let default = if gpu.is_cpu() { Mode::TrainingUnfused } else { Mode::Training };
+    if disabled() {
+        return default;
+    }
+    if !crate::kernels::fused::FusedCoupling::fits_config(config) {
+        return Mode::TrainingUnfused;
+    }
+    let (key, class) = (adapter_key(gpu), training_class(config, batch));
+    let mut cache = load();
+    if let Some(e) = cache.training.get(&key).and_then(|m| m.get(&class)) {
+        return if e.fused { Mode::Training } else { Mode::TrainingUnfused };
+    }
+    match measure_training(gpu, config, batch) {
+        Ok(e) => {
+            let mode = if e.fused { Mode::Training } else { Mode::TrainingUnfused };
+            cache.training.entry(key).or_default().insert(class, e);
+            store(&cache);
+            mode
+        }
+        Err(_) => default,
+    }
+}
+
+/// The shape class of a training choice: the flow's shape and the batch (rows per tile
+/// decide how full the fused kernel's workgroups are).
+pub fn training_class(c: &FlowConfig, batch: usize) -> String {
+    format!("train q{} depth{} h{} batch{}", c.q(), c.depth, c.hidden, batch)
+}
+
+/// Times training steps of each program (median of 5 after 2 warm-ups, each step waited
+/// for) on a model of this shape with random parameters.
+pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Result<Entry> {
+    use crate::train::{OptimConfig, Trainer};
+    let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
+    flow.randomize(1, 0.5);
+    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 };
+    let x = vec![0.25f32; batch * config.d];
+    let mut secs = [0.0; 2];
+    for (i, mode) in [Mode::Training, Mode::TrainingUnfused].into_iter().enumerate() {
+        let mut t = Trainer::with_mode(gpu, &[&flow], &[0], &opt, mode);
+        let mut times = Vec::new();
+        for step in 0..7 {
+            let start = Instant::now();
+            t.step(gpu, &x, false);
+            gpu.wait()?;
+            if step >= 2 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        secs[i] = times[times.len() / 2];
+    }
+    Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
+}
+
+/// `mflow bench tune`'s training part: measures each (shape, batch) and stores the choices.
+pub fn tune_training(gpu: &Gpu, classes: &[(FlowConfig, usize)]) -> Result<Vec<(String, Entry)>> {
+    let mut cache = load();
+    let key = adapter_key(gpu);
+    let mut rows = Vec::new();
+    for (c, batch) in classes {
+        if !crate::kernels::fused::FusedCoupling::fits_config(c) {
+            continue;
+        }
+        let e = measure_training(gpu, c, *batch)?;
+        cache.training.entry(key.clone()).or_default().insert(training_class(c, *batch), e.clone());
+        rows.push((training_class(c, *batch), e));
+    }
+    store(&cache);
+    Ok(rows)
 }
 
 /// `mflow bench tune`: measures every shape class given, stores the choices, returns rows

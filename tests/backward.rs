@@ -8,19 +8,25 @@ use mflow::model::{Flow, FlowConfig};
 use mflow::reference::flow::loss_and_grad;
 
 fn check(d: usize, b: usize, hidden: usize, n: usize, variant: Variant) {
+    check_mode(d, b, hidden, n, variant, Mode::TrainingUnfused);
+}
+
+fn check_mode(d: usize, b: usize, hidden: usize, n: usize, variant: Variant, mode: Mode) {
     let gpu = gpu();
     let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden, seed: 5 }).unwrap();
     flow.randomize(40 + d as u64 + b as u64, 0.7);
     let q = flow.config.q();
     let y = uniform(11, n * q, 1.5);
-    let g = GpuFlow::build(gpu, &flow, n, Mode::Training, variant);
+    let g = GpuFlow::build(gpu, &flow, n, mode, variant);
+    let fused = g.backward_dispatches().iter().any(|d| d.kernel == "fused_coupling_backward");
+    assert_eq!(fused, mode == Mode::Training, "{mode:?} takes its own path");
     let (loss, grads) = g.loss_and_grad(gpu, &y);
     let (want_loss, want, _) = loss_and_grad(&flow, &flow.params_f64(), &to_f64(&y), n);
     assert!((loss - want_loss).abs() < 1e-4 * (1.0 + want_loss.abs()), "loss {loss} vs {want_loss}");
     for t in &flow.tensors {
         let r = t.offset..t.offset + t.len();
         let err = rel_err(&grads[r.clone()], &want[r], 1e-3);
-        assert!(err <= 1e-3, "Q={q} H={hidden} n={n} {variant:?}: {} relative error {err:e}", t.name);
+        assert!(err <= 1e-3, "Q={q} H={hidden} n={n} {variant:?} {mode:?}: {} relative error {err:e}", t.name);
     }
 }
 
@@ -37,5 +43,14 @@ fn gradients_match_reference_vec4_and_tiled() {
     for (d, b, hidden, n) in [(6, 2, 16, 12), (4, 4, 16, 64), (3, 2, 13, 9)] {
         check(d, b, hidden, n, Variant::Vec4);
         check(d, b, hidden, n, Variant::Tiled);
+    }
+}
+
+#[test]
+fn gradients_match_reference_through_fused_couplings() {
+    // Fused forward, fused data gradient and grouped weight gradients: odd Q, batch 1, rows
+    // off the tile, B = 0, widths off 4 and off the 64-wide weight-gradient tile.
+    for (d, b, hidden, n) in [(2, 0, 7, 1), (2, 1, 9, 5), (3, 2, 13, 33), (5, 0, 70, 70), (4, 4, 16, 64)] {
+        check_mode(d, b, hidden, n, Variant::Vec4, Mode::Training);
     }
 }

@@ -59,8 +59,8 @@ fn fused_coupling_matches_reference() {
         let inv: Vec<u32> = perm.chunks(q).flat_map(mflow::model::invert_perm).collect();
         let (invb, upb, ldpb) =
             (storage_init(gpu, "inv", &inv), storage(gpu, "u_perm", models * n * q), storage_init(gpu, "ld2", &ld0));
-        let f = fc.forward(gpu, &pb, &yb, &ub, &ldb, None).models(models);
-        let fp = fc.forward(gpu, &pb, &yb, &upb, &ldpb, Some(&invb)).models(models);
+        let f = fc.forward(gpu, &pb, &yb, &ub, &ldb, None, None).models(models);
+        let fp = fc.forward(gpu, &pb, &yb, &upb, &ldpb, Some(&invb), None).models(models);
         let i = fc.inverse(gpu, &pb, &ub, &yb2).models(models);
         submit(gpu, "fused test", &[&f, &fp, &i]);
         let up_gpu = read_back(gpu, &upb, 0, models * n * q);
@@ -128,5 +128,115 @@ fn evaluations_through_fused_couplings_equal_the_gemm_path() {
         let (fused, gemms) = (ll(Mode::Inference), ll(Mode::InferenceUnfused));
         let f32s: Vec<f32> = fused.iter().map(|&v| v as f32).collect();
         assert_close(&format!("D={d} B={b} S={s}: fused vs GEMMs"), &f32s, &gemms, 1e-4, 1e-4);
+    }
+}
+
+/// Reads region k (n rows of `cols`) of model z out of a `Saved`-laid-out buffer.
+fn region(buf: &[f32], s: &mflow::kernels::fused::Saved, z: usize, k: usize, n: usize, cols: usize) -> Vec<f32> {
+    (0..n)
+        .flat_map(|row| (0..cols).map(move |c| (row, c)))
+        .map(|(row, c)| buf[z * s.per_model + s.at(k, row, c)])
+        .collect()
+}
+
+#[test]
+fn fused_training_passes_match_reference() {
+    use mflow::kernels::wgrad::Wgrad;
+    let gpu = gpu();
+    // (n, d, b, depth, hidden, models, permuted): odd Q, batch 1, rows off the tile, B = 0,
+    // depth 0, widths off 4 and past the 64-wide weight-gradient tile, several models.
+    for (n, d, b, depth, hidden, models, permuted) in [
+        (1, 2, 0, 2, 16, 1, false),
+        (7, 3, 0, 2, 9, 1, true),
+        (9, 2, 3, 1, 33, 2, true),
+        (65, 5, 2, 3, 70, 2, false),
+        (17, 2, 2, 0, 8, 3, true),
+        (130, 4, 1, 2, 256, 1, true),
+    ] {
+        let flows: Vec<Flow> = (0..models)
+            .map(|z| {
+                let mut f = Flow::new(FlowConfig { d, b, blocks: 1, depth, hidden, seed: 30 + z as u64 }).unwrap();
+                f.randomize(40 + z as u64, 0.8);
+                f
+            })
+            .collect();
+        let q = d + b;
+        let linears = first_coupling(&flows[0]);
+        let ps = flows[0].params.len();
+        let fc = FusedCoupling { n, q, linears: &linears, ps };
+        let layout = fc.saved();
+        let params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
+        let y = uniform(n as u64 * 3 + q as u64, models * n * q, 2.0);
+        let du = uniform(n as u64 + 99, models * n * q, 1.0);
+        let dld = uniform(7, models * n, 1.0);
+        let perm: Vec<u32> =
+            (0..models).flat_map(|z| (0..q as u32).map(move |i| (i * 3 + z as u32 + 2) % q as u32)).collect();
+        let perm: Vec<u32> = if q % 3 == 0 { (0..models).flat_map(|_| (0..q as u32).rev()).collect() } else { perm };
+        let inv: Vec<u32> = perm.chunks(q).flat_map(mflow::model::invert_perm).collect();
+        let (pb, yb, ub, ldb, svb, dub, dldb, dxb, dzb, gb, invb) = (
+            storage_init(gpu, "params", &params),
+            storage_init(gpu, "y", &y),
+            storage(gpu, "u", models * n * q),
+            storage(gpu, "ld", models * n),
+            storage(gpu, "saved", models * layout.per_model),
+            storage_init(gpu, "du", &du),
+            storage_init(gpu, "dld", &dld),
+            storage(gpu, "dx", models * n * q),
+            storage(gpu, "dz", models * layout.per_model),
+            storage(gpu, "grads", models * ps),
+            storage_init(gpu, "inv", &inv),
+        );
+        let inv_opt = permuted.then_some(&invb);
+        let f = fc.forward(gpu, &pb, &yb, &ub, &ldb, inv_opt, Some(&svb)).models(models);
+        let bw = fc.backward(gpu, &pb, &svb, &dub, &dldb, &dxb, &dzb, inv_opt).models(models);
+        let wg = Wgrad { n, linears: &linears, saved: &layout, ps }.dispatch(gpu, &svb, &dzb, &gb).models(models);
+        submit(gpu, "fused training test", &[&f, &bw, &wg]);
+        let (sv, dx_gpu, dz_gpu, g_gpu) = (
+            read_back(gpu, &svb, 0, models * layout.per_model),
+            read_back(gpu, &dxb, 0, models * n * q),
+            read_back(gpu, &dzb, 0, models * layout.per_model),
+            read_back::<f32>(gpu, &gb, 0, models * ps),
+        );
+        for (z, flow) in flows.iter().enumerate() {
+            let what = format!("n={n} Q={q} depth={depth} H={hidden} model {z} permuted={permuted}");
+            let p = flow.params_f64();
+            let yz = to_f64(&y[z * n * q..(z + 1) * n * q]);
+            let (mut u, mut ld) = (vec![0.0; n * q], vec![0.0; n]);
+            let saved = r::forward_saved(&p, &linears, &yz, &mut u, &mut ld, n, q);
+            for (k, want) in saved.iter().enumerate() {
+                let cols = if k == 0 { q } else { linears[k - 1].fan_out };
+                assert_close(
+                    &format!("{what}: saved region {k}"),
+                    &region(&sv, &layout, z, k, n, cols),
+                    want,
+                    2e-5,
+                    2e-5,
+                );
+            }
+            let zi = z * q..(z + 1) * q;
+            let (dx, dz) = r::backward(
+                &p,
+                &linears,
+                &saved,
+                &to_f64(&du[z * n * q..(z + 1) * n * q]),
+                &to_f64(&dld[z * n..(z + 1) * n]),
+                permuted.then_some(&inv[zi]),
+                n,
+                q,
+            );
+            assert_close(&format!("{what}: dx"), &dx_gpu[z * n * q..(z + 1) * n * q], &dx, 1e-4, 1e-4);
+            for (k, want) in dz.iter().enumerate() {
+                let got = region(&dz_gpu, &layout, z, k + 1, n, linears[k].fan_out);
+                assert_close(&format!("{what}: dz{k}"), &got, want, 1e-4, 1e-4);
+            }
+            let mut grads = vec![0.0; ps];
+            mflow::reference::wgrad::wgrad(&linears, &saved, &dz, &mut grads, n, q);
+            for l in &linears {
+                for (name, r) in [("dW", l.w..l.w + l.fan_in * l.fan_out), ("db", l.b..l.b + l.fan_out)] {
+                    let got = &g_gpu[z * ps..(z + 1) * ps][r.clone()];
+                    assert_close(&format!("{what}: {name} at {}", r.start), got, &grads[r], 1e-4, 1e-4);
+                }
+            }
+        }
     }
 }

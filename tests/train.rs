@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use mflow::gpu::read_back;
+use mflow::gpu_flow::Mode;
 use mflow::kernels::rng::stream;
 use mflow::model::{Flow, FlowConfig};
 use mflow::reference::{flow as rf, optim, rng};
@@ -87,6 +88,12 @@ fn non_finite_loss_is_reported() {
 /// Trains `flows` together and each alone for `steps` steps on the same minibatches and
 /// seeds; returns (together, alone) parameters and losses per model.
 fn together_and_alone(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>) {
+    together_and_alone_in(flows, n, steps, clip, Mode::Training);
+    together_and_alone_in(flows, n, steps, clip, Mode::TrainingUnfused);
+}
+
+/// Fused couplings (`Mode::Training`) or GEMMs, the same for both sides.
+fn together_and_alone_in(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>, mode: Mode) {
     let gpu = gpu();
     let dmax = flows.iter().map(|f| f.config.d).max().unwrap();
     let seeds: Vec<u64> = (0..flows.len() as u64).map(|z| 40 + z).collect();
@@ -98,7 +105,7 @@ fn together_and_alone(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>)
         .map(|(z, f)| (0..steps).map(|s| uniform((100 * z + s) as u64, n * f.config.d, 2.0)).collect())
         .collect();
     let refs: Vec<&Flow> = flows.iter().collect();
-    let mut together = Trainer::new_models(gpu, &refs, &seeds, &opt);
+    let mut together = Trainer::with_mode(gpu, &refs, &seeds, &opt, mode);
     let mut logged_together = Vec::new();
     let padded = |s: usize| -> Vec<f32> {
         let mut x = vec![0f32; flows.len() * n * dmax];
@@ -115,7 +122,8 @@ fn together_and_alone(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>)
     }
     logged_together.extend(together.drain(gpu).unwrap());
     for (z, f) in flows.iter().enumerate() {
-        let mut alone = Trainer::new(gpu, f, &OptimConfig { noise_seed: seeds[z], ..opt.clone() });
+        let mut alone =
+            Trainer::with_mode(gpu, &[f], &[seeds[z]], &OptimConfig { noise_seed: seeds[z], ..opt.clone() }, mode);
         let mut logged = Vec::new();
         for x in &data[z] {
             logged.extend(alone.step(gpu, x, true));
@@ -123,7 +131,7 @@ fn together_and_alone(flows: &[Flow], n: usize, steps: usize, clip: Option<f64>)
         logged.extend(alone.drain(gpu).unwrap());
         let (p1, m1, v1) = alone.download(gpu).unwrap();
         let (p2, m2, v2) = together.download_model(gpu, z).unwrap();
-        let what = format!("model {z} (D={}, B={}) n={n}", f.config.d, f.config.b);
+        let what = format!("{mode:?}: model {z} (D={}, B={}) n={n}", f.config.d, f.config.b);
         assert_close(&format!("{what} params"), &p2, &to_f64(&p1), 1e-6, 1e-5);
         assert_close(&format!("{what} adam.m"), &m2, &to_f64(&m1), 1e-9, 1e-5);
         assert_close(&format!("{what} adam.v"), &v2, &to_f64(&v1), 1e-12, 1e-5);

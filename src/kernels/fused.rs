@@ -1,13 +1,48 @@
 //! Wrapper of shaders/fused.wgsl: a whole coupling (conditioner MLP + affine + log-det) in
-//! one dispatch, for evaluation and sampling. Twin: src/reference/fused.rs.
+//! one dispatch — forward and inverse, and for training a forward that keeps its
+//! activations (`Saved`) and a backward that runs the data gradient through the whole
+//! conditioner in one pass (the weight gradients are then one wgrad.wgsl dispatch).
+//! Twin: src/reference/fused.rs.
 
-use crate::gpu::{grid, uniform, Dispatch, Gpu};
+use crate::gpu::{grid, storage, uniform, Dispatch, Gpu};
 use crate::model::Linear;
 
-/// The shader's tile and limits (fused.wgsl's TILE, MAX_W, MAX_LIN).
+/// The shader's tile and limits (fused.wgsl's TILE, MAX_W, MAX_LIN, MAX_REG).
 pub const TILE: usize = 8;
 pub const MAX_W: usize = 256;
 pub const MAX_LIN: usize = 17;
+pub const MAX_REG: usize = MAX_LIN + 1;
+
+/// What the training forward keeps of one coupling, in one buffer per model block: region 0
+/// the input rows (Q columns), region k + 1 linear k's output; region k is `n` rows of
+/// `ld[k]` floats (the width rounded up to 4) at `offset[k]`. The backward's dz buffer has
+/// the same layout (region 0 unused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    pub offset: Vec<usize>,
+    pub ld: Vec<usize>,
+    /// Floats per model (a multiple of 4).
+    pub per_model: usize,
+}
+
+impl Saved {
+    pub fn new(n: usize, q: usize, linears: &[Linear]) -> Self {
+        let widths = std::iter::once(q).chain(linears.iter().map(|l| l.fan_out));
+        let (mut offset, mut ld, mut at) = (Vec::new(), Vec::new(), 0);
+        for w in widths {
+            let l = w.next_multiple_of(4);
+            offset.push(at);
+            ld.push(l);
+            at += n * l;
+        }
+        Self { offset, ld, per_model: at }
+    }
+
+    /// Element (row, col) of region k (model 0).
+    pub fn at(&self, k: usize, row: usize, col: usize) -> usize {
+        self.offset[k] + row * self.ld[k] + col
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -18,10 +53,16 @@ pub struct FusedUniform {
     pub nlin: u32,
     pub ps: u32,
     pub flags: u32,
-    pub _pad: [u32; 2],
+    pub sv_ms: u32,
+    pub _pad: u32,
     /// (weight offset, bias offset, fan_in, fan_out) per linear.
     pub lin: [[u32; 4]; MAX_LIN],
+    /// (offset, ld, 0, 0) per saved region.
+    pub reg: [[u32; 4]; MAX_REG],
 }
+
+const PERMUTED: u32 = 1;
+const SAVE: u32 = 2;
 
 /// One coupling's conditioner and shape.
 #[derive(Clone, Debug)]
@@ -54,10 +95,25 @@ impl FusedCoupling<'_> {
             && c.padded_params().is_some_and(|p| p < u32::MAX as u64)
     }
 
+    /// The layout of this coupling's saved activations (training).
+    pub fn saved(&self) -> Saved {
+        Saved::new(self.n, self.q, self.linears)
+    }
+
+    /// Whether the training buffers of `models` couplings fit u32 indices.
+    pub fn fits_training(&self, models: usize) -> bool {
+        self.saved().per_model.checked_mul(models).is_some_and(|v| v < u32::MAX as usize)
+    }
+
     fn uniform(&self, gpu: &Gpu, label: &str, flags: u32) -> wgpu::Buffer {
         let mut lin = [[0u32; 4]; MAX_LIN];
         for (slot, l) in lin.iter_mut().zip(self.linears) {
             *slot = [l.w as u32, l.b as u32, l.fan_in as u32, l.fan_out as u32];
+        }
+        let saved = self.saved();
+        let mut reg = [[0u32; 4]; MAX_REG];
+        for (slot, (o, l)) in reg.iter_mut().zip(saved.offset.iter().zip(&saved.ld)) {
+            *slot = [*o as u32, *l as u32, 0, 0];
         }
         let u = FusedUniform {
             n: self.n as u32,
@@ -66,14 +122,18 @@ impl FusedCoupling<'_> {
             nlin: self.linears.len() as u32,
             ps: self.ps as u32,
             flags,
-            _pad: [0; 2],
+            sv_ms: saved.per_model as u32,
+            _pad: 0,
             lin,
+            reg,
         };
         uniform(gpu, label, &u)
     }
 
     /// u = coupling(y) with its conditioner; logdet += Σ s. With `inv` (the inverse of the
-    /// following permutation), u is stored permuted: that layer's gather is folded in.
+    /// following permutation), u is stored permuted: that layer's gather is folded in. With
+    /// `saved` (training), the input and every linear's output are kept (`Saved`'s layout).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         gpu: &Gpu,
@@ -82,14 +142,50 @@ impl FusedCoupling<'_> {
         u: &wgpu::Buffer,
         logdet: &wgpu::Buffer,
         inv: Option<&wgpu::Buffer>,
+        saved: Option<&wgpu::Buffer>,
     ) -> Dispatch {
-        let un = self.uniform(gpu, "fused_coupling_forward", u32::from(inv.is_some()));
-        // Unused when not permuted, but the binding must exist: the parameters stand in.
+        let flags = if inv.is_some() { PERMUTED } else { 0 } | if saved.is_some() { SAVE } else { 0 };
+        let un = self.uniform(gpu, "fused_coupling_forward", flags);
+        // Unused bindings must still exist: the parameters stand in for inv, a scrap buffer
+        // for saved (it is bound writable, so no other binding of this dispatch can).
         let inv = inv.unwrap_or(params);
+        let scrap;
+        let saved = match saved {
+            Some(s) => s,
+            None => {
+                scrap = storage(gpu, "fused.unsaved", 4);
+                &scrap
+            }
+        };
         gpu.kernels().fused_coupling_forward.bind(
             gpu,
             &un,
-            &[params, y, u, logdet, inv],
+            &[params, y, u, saved, logdet, inv],
+            grid(self.n.div_ceil(TILE), 1),
+        )
+    }
+
+    /// ∂L/∂y (=, all of dx) and every linear's output gradient (dz, `Saved`'s layout) from
+    /// du = ∂L/∂u and dld = ∂L/∂logdet, given what the forward saved. With `inv`, du is
+    /// ∂L/∂(the following permutation's output), read through it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        params: &wgpu::Buffer,
+        saved: &wgpu::Buffer,
+        du: &wgpu::Buffer,
+        dld: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+        dz: &wgpu::Buffer,
+        inv: Option<&wgpu::Buffer>,
+    ) -> Dispatch {
+        let un = self.uniform(gpu, "fused_coupling_backward", if inv.is_some() { PERMUTED } else { 0 });
+        let inv = inv.unwrap_or(params);
+        gpu.kernels().fused_coupling_backward.bind(
+            gpu,
+            &un,
+            &[params, saved, du, dld, dx, dz, inv],
             grid(self.n.div_ceil(TILE), 1),
         )
     }
@@ -97,6 +193,7 @@ impl FusedCoupling<'_> {
     /// y = coupling⁻¹(u), the conditioner evaluated on u_a = y_a.
     pub fn inverse(&self, gpu: &Gpu, params: &wgpu::Buffer, u: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
         let un = self.uniform(gpu, "fused_coupling_inverse", 0);
-        gpu.kernels().fused_coupling_inverse.bind(gpu, &un, &[params, u, y], grid(self.n.div_ceil(TILE), 1))
+        let scrap = storage(gpu, "fused.unsaved", 4);
+        gpu.kernels().fused_coupling_inverse.bind(gpu, &un, &[params, u, y, &scrap], grid(self.n.div_ceil(TILE), 1))
     }
 }

@@ -10,6 +10,7 @@ pub mod marginal;
 pub mod optim;
 pub mod permute;
 pub mod rng;
+pub mod wgrad;
 
 use crate::gpu::{Gpu, Kernel};
 
@@ -28,6 +29,8 @@ pub struct Kernels {
     pub coupling_inverse: Kernel,
     pub fused_coupling_forward: Kernel,
     pub fused_coupling_inverse: Kernel,
+    pub fused_coupling_backward: Kernel,
+    pub wgrad: Kernel,
     pub actnorm_backward: Kernel,
     pub coupling_backward: Kernel,
     pub permute_gather: Kernel,
@@ -55,6 +58,7 @@ impl Kernels {
         let actnorm = module(gpu, "actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl"));
         let coupling = module(gpu, "coupling.wgsl", include_str!("../../shaders/coupling.wgsl"));
         let fused = module(gpu, "fused.wgsl", include_str!("../../shaders/fused.wgsl"));
+        let wgrad = module(gpu, "wgrad.wgsl", include_str!("../../shaders/wgrad.wgsl"));
         let permute = module(gpu, "permute.wgsl", include_str!("../../shaders/permute.wgsl"));
         let loss = module(gpu, "loss.wgsl", include_str!("../../shaders/loss.wgsl"));
         let optim = module(gpu, "optim.wgsl", include_str!("../../shaders/optim.wgsl"));
@@ -74,6 +78,8 @@ impl Kernels {
             coupling_inverse: Kernel::new(gpu, &coupling, "coupling_inverse"),
             fused_coupling_forward: Kernel::new(gpu, &fused, "fused_coupling_forward"),
             fused_coupling_inverse: Kernel::new(gpu, &fused, "fused_coupling_inverse"),
+            fused_coupling_backward: Kernel::new(gpu, &fused, "fused_coupling_backward"),
+            wgrad: Kernel::new(gpu, &wgrad, "wgrad"),
             permute_gather: Kernel::new(gpu, &permute, "permute_gather"),
             log_prob: Kernel::new(gpu, &loss, "log_prob"),
             loss_backward: Kernel::new(gpu, &loss, "loss_backward"),

@@ -15,6 +15,7 @@ pub mod optim;
 pub mod permute;
 pub mod reduce;
 pub mod rng;
+pub mod wgrad;
 
 #[cfg(test)]
 mod jacobian_tests;
