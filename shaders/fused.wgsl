@@ -14,9 +14,13 @@
 // + coupling.wgsl when a layer is wider than MAX_W or deeper than MAX_LIN.
 //
 // Entry points: fused_coupling_forward, fused_coupling_inverse, fused_coupling_backward —
-// one workgroup of 64 per tile of TILE rows; in each linear, thread t owns output columns
-// t, t + 64, … for all TILE rows (each weight is read once per tile and reused across the
-// rows from registers).
+// one workgroup of 64 per tile of TILE rows. A linear whose output width is a multiple of 4
+// (every hidden layer of the thesis's models) takes the vec4 path: an invocation owns 4
+// output columns × 4 rows forward (4 input columns × 4 rows backward) and reads weights
+// and activations as whole vec4s, 64 FMAs per 8 loads; other widths take the scalar path,
+// an invocation per output column for all TILE rows. Either way each weight is read once
+// per tile and reused across its rows from registers. Rows in `act` are padded with zeros
+// to a multiple of 4 so that the vec4 path can read any layer's input whole.
 // Bindings (forward, inverse): 0 uniform Fused; 1 params (flat, one copy per model, stride
 //           ps); 2 x_in (N, Q); 3 x_out (N, Q); 4 saved (SAVE, else a stand-in); 5 logdet (N)
 //           (forward only); 6 inv (Q per model) (forward, PERMUTED: the following permutation
@@ -43,7 +47,7 @@ struct Fused {
 }
 
 @group(0) @binding(0) var<uniform> p: Fused;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> x_in: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> saved: array<f32>;
@@ -59,52 +63,132 @@ fn region(z: u32, k: u32, row: u32, col: u32) -> u32 {
     return z * p.sv_ms + r.x + row * r.y + col;
 }
 
-var<workgroup> act: array<f32, 4096>; // 2 · TILE · MAX_W
+var<workgroup> act: array<vec4<f32>, 1024>; // 2 · TILE · MAX_W floats
+
+fn act_get(e: u32) -> f32 {
+    return act[e / 4u][e % 4u];
+}
+
+fn act_set(e: u32, v: f32) {
+    act[e / 4u][e % 4u] = v;
+}
+
+fn param(i: u32) -> f32 {
+    return params[i / 4u][i % 4u];
+}
+
+fn round4(w: u32) -> u32 {
+    return (w + 3u) / 4u * 4u;
+}
 
 // s = tanh(r), clamped as coupling.wgsl does (the same bound in forward, inverse, log-det).
 fn bound(r: f32) -> f32 {
     return tanh(clamp(r, -15.0, 15.0));
 }
 
+// Output layer k of the tile: act rows at dst ← (act rows at src)·W + b (→ ReLU), and into
+// saved region k + 1 under SAVE. Vec4 path (fan_out ≡ 0 mod 4); weights past fan_in are
+// read as zeros (the input's padding is zero too).
+fn linear4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, lid: u32) {
+    let relu = k + 1u < p.nlin;
+    let c4n = l.w / 4u;
+    let wz = (pz + l.x) / 4u;
+    let last = l.z - 1u;
+    let zero = vec4<f32>(0.0);
+    for (var it = lid; it < c4n * 2u; it += 64u) {
+        let c = it % c4n;
+        let r0 = (it / c4n) * 4u;
+        let b = params[(pz + l.y) / 4u + c];
+        var a0 = b;
+        var a1 = b;
+        var a2 = b;
+        var a3 = b;
+        let x = (src + r0 * MAX_W) / 4u;
+        for (var i = 0u; i < l.z; i += 4u) {
+            let w0 = params[wz + i * c4n + c];
+            let w1 = select(zero, params[wz + min(i + 1u, last) * c4n + c], i + 1u < l.z);
+            let w2 = select(zero, params[wz + min(i + 2u, last) * c4n + c], i + 2u < l.z);
+            let w3 = select(zero, params[wz + min(i + 3u, last) * c4n + c], i + 3u < l.z);
+            let x0 = act[x + i / 4u];
+            let x1 = act[x + MAX_W / 4u + i / 4u];
+            let x2 = act[x + 2u * MAX_W / 4u + i / 4u];
+            let x3 = act[x + 3u * MAX_W / 4u + i / 4u];
+            a0 += x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
+            a1 += x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
+            a2 += x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;
+            a3 += x3.x * w0 + x3.y * w1 + x3.z * w2 + x3.w * w3;
+        }
+        let outs = array<vec4<f32>, 4>(a0, a1, a2, a3);
+        for (var r = 0u; r < 4u; r++) {
+            var v = outs[r];
+            if (relu) {
+                v = max(v, zero);
+            }
+            act[(dst + (r0 + r) * MAX_W) / 4u + c] = v;
+            let row = row0 + r0 + r;
+            if ((p.flags & SAVE) != 0u && row < p.n) {
+                let e = region(z, k + 1u, row, 4u * c);
+                saved[e] = v.x;
+                saved[e + 1u] = v.y;
+                saved[e + 2u] = v.z;
+                saved[e + 3u] = v.w;
+            }
+        }
+    }
+}
+
+// linear4 for any fan_out: an invocation per output column, all TILE rows; the columns up
+// to the next multiple of 4 are zeroed.
+fn linear1(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, lid: u32) {
+    let relu = k + 1u < p.nlin;
+    for (var j = lid; j < round4(l.w); j += 64u) {
+        var acc: array<f32, 8>;
+        let b = select(0.0, param(pz + l.y + min(j, l.w - 1u)), j < l.w);
+        for (var r = 0u; r < TILE; r++) {
+            acc[r] = b;
+        }
+        if (j < l.w) {
+            for (var i = 0u; i < l.z; i++) {
+                let w = param(pz + l.x + i * l.w + j);
+                for (var r = 0u; r < TILE; r++) {
+                    acc[r] += act_get(src + r * MAX_W + i) * w;
+                }
+            }
+        }
+        for (var r = 0u; r < TILE; r++) {
+            let v = select(acc[r], max(acc[r], 0.0), relu);
+            act_set(dst + r * MAX_W + j, v);
+            if ((p.flags & SAVE) != 0u && row0 + r < p.n && j < l.w) {
+                saved[region(z, k + 1u, row0 + r, j)] = v;
+            }
+        }
+    }
+}
+
 // Runs the conditioner on the first h columns of x_in's rows row0.. (zeros past N); returns
 // the offset in `act` of the tile's rm rows (row r at offset + r · MAX_W).
 fn conditioner(row0: u32, z: u32, lid: u32) -> u32 {
     let pz = z * p.ps;
-    for (var e = lid; e < TILE * p.h; e += 64u) {
-        let r = e / p.h;
-        let i = e % p.h;
+    let h4 = round4(p.h);
+    for (var e = lid; e < TILE * h4; e += 64u) {
+        let r = e / h4;
+        let i = e % h4;
         let row = row0 + r;
         var v = 0.0;
-        if (row < p.n) {
+        if (row < p.n && i < p.h) {
             v = x_in[(z * p.n + row) * p.q + i];
         }
-        act[r * MAX_W + i] = v;
+        act_set(r * MAX_W + i, v);
     }
     workgroupBarrier();
     var src = 0u;
     for (var k = 0u; k < p.nlin; k++) {
         let l = p.lin[k];
         let dst = TILE * MAX_W - src;
-        let relu = k + 1u < p.nlin;
-        for (var j = lid; j < l.w; j += 64u) {
-            var acc: array<f32, 8>;
-            let b = params[pz + l.y + j];
-            for (var r = 0u; r < TILE; r++) {
-                acc[r] = b;
-            }
-            for (var i = 0u; i < l.z; i++) {
-                let w = params[pz + l.x + i * l.w + j];
-                for (var r = 0u; r < TILE; r++) {
-                    acc[r] += act[src + r * MAX_W + i] * w;
-                }
-            }
-            for (var r = 0u; r < TILE; r++) {
-                let v = select(acc[r], max(acc[r], 0.0), relu);
-                act[dst + r * MAX_W + j] = v;
-                if ((p.flags & SAVE) != 0u && row0 + r < p.n) {
-                    saved[region(z, k + 1u, row0 + r, j)] = v;
-                }
-            }
+        if (l.w % 4u == 0u) {
+            linear4(l, k, pz, src, dst, row0, z, lid);
+        } else {
+            linear1(l, k, pz, src, dst, row0, z, lid);
         }
         workgroupBarrier();
         src = dst;
@@ -142,14 +226,14 @@ fn fused_coupling_forward(
                 x_out[dst] = x_in[x];
             } else {
                 let j = i - p.h;
-                x_out[dst] = x_in[x] * exp(bound(act[rm + r * MAX_W + j])) + act[rm + r * MAX_W + nb + j];
+                x_out[dst] = x_in[x] * exp(bound(act_get(rm + r * MAX_W + j))) + act_get(rm + r * MAX_W + nb + j);
             }
         }
     }
     if (lid < TILE && row0 + lid < p.n) {
         var ld = 0.0;
         for (var j = 0u; j < nb; j++) {
-            ld += bound(act[rm + lid * MAX_W + j]);
+            ld += bound(act_get(rm + lid * MAX_W + j));
         }
         logdet[wg.z * p.n + row0 + lid] += ld;
     }
@@ -174,7 +258,7 @@ fn fused_coupling_inverse(
                 x_out[x] = x_in[x];
             } else {
                 let j = i - p.h;
-                x_out[x] = (x_in[x] - act[rm + r * MAX_W + nb + j]) * exp(-bound(act[rm + r * MAX_W + j]));
+                x_out[x] = (x_in[x] - act_get(rm + r * MAX_W + nb + j)) * exp(-bound(act_get(rm + r * MAX_W + j)));
             }
         }
     }
@@ -239,45 +323,111 @@ fn fused_coupling_backward(
             dz[region(z, p.nlin, row, j)] = dr;
             dz[region(z, p.nlin, row, nb + j)] = dm;
         }
-        act[r * MAX_W + j] = dr;
-        act[r * MAX_W + nb + j] = dm;
+        act_set(r * MAX_W + j, dr);
+        act_set(r * MAX_W + nb + j, dm);
+    }
+    // rm's padding to a multiple of 4
+    for (var e = lid; e < TILE * 4u; e += 64u) {
+        let j = 2u * nb + e % 4u;
+        if (j < round4(2u * nb)) {
+            act_set((e / 4u) * MAX_W + j, 0.0);
+        }
     }
     workgroupBarrier();
+    let pz = z * p.ps;
     var src = 0u;
     for (var kk = p.nlin; kk > 0u; kk--) {
         let k = kk - 1u;
         let l = p.lin[k];
         let dst = TILE * MAX_W - src;
-        // Thread t owns the linear's input columns t, t + 64, …: W's rows, read once per tile.
-        for (var i = lid; i < l.z; i += 64u) {
-            var acc: array<f32, 8>;
-            for (var r = 0u; r < TILE; r++) {
-                acc[r] = 0.0;
-            }
-            let w0 = z * p.ps + l.x + i * l.w;
-            for (var j = 0u; j < l.w; j++) {
-                let w = params[w0 + j];
-                for (var r = 0u; r < TILE; r++) {
-                    acc[r] += act[src + r * MAX_W + j] * w;
-                }
-            }
-            for (var r = 0u; r < TILE; r++) {
-                let row = row0 + r;
-                if (k > 0u) {
-                    var v = 0.0;
-                    if (row < p.n && sv[region(z, k, row, i)] > 0.0) {
-                        v = acc[r];
-                    }
-                    act[dst + r * MAX_W + i] = v;
-                    if (row < p.n) {
-                        dz[region(z, k, row, i)] = v;
-                    }
-                } else if (row < p.n) {
-                    dx[(z * p.n + row) * p.q + i] = du_at(z, row, i) + acc[r];
-                }
-            }
+        if (l.w % 4u == 0u) {
+            back4(l, k, pz, src, dst, row0, z, lid);
+        } else {
+            back1(l, k, pz, src, dst, row0, z, lid);
         }
         workgroupBarrier();
         src = dst;
+    }
+}
+
+// The gradient that reached linear k's input at (tile row r, column i): through the ReLU of
+// the layer below into act and dz (k > 0), or with du_a into dx (k = 0). Columns past
+// fan_in are the padding, zeroed.
+fn back_store(k: u32, fan_in: u32, dst: u32, row0: u32, r: u32, i: u32, z: u32, g: f32) {
+    let row = row0 + r;
+    let live = row < p.n && i < fan_in;
+    if (k > 0u) {
+        var v = 0.0;
+        if (live && sv[region(z, k, row, i)] > 0.0) {
+            v = g;
+        }
+        act_set(dst + r * MAX_W + i, v);
+        if (live) {
+            dz[region(z, k, row, i)] = v;
+        }
+    } else if (live) {
+        dx[(z * p.n + row) * p.q + i] = du_at(z, row, i) + g;
+    }
+}
+
+// d input = dz_k · W_kᵀ, vec4 path (fan_out ≡ 0 mod 4): an invocation owns 4 input columns
+// (W's rows, clamped past fan_in) × 4 rows; each step is 4 dot products of 4 vec4s.
+fn back4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, lid: u32) {
+    let c4n = l.w / 4u;
+    let wz = (pz + l.x) / 4u;
+    let last = l.z - 1u;
+    let in4 = round4(l.z) / 4u;
+    for (var it = lid; it < in4 * 2u; it += 64u) {
+        let i0 = (it % in4) * 4u;
+        let r0 = (it / in4) * 4u;
+        let wr0 = wz + min(i0, last) * c4n;
+        let wr1 = wz + min(i0 + 1u, last) * c4n;
+        let wr2 = wz + min(i0 + 2u, last) * c4n;
+        let wr3 = wz + min(i0 + 3u, last) * c4n;
+        let d = (src + r0 * MAX_W) / 4u;
+        var a0 = vec4<f32>(0.0);
+        var a1 = vec4<f32>(0.0);
+        var a2 = vec4<f32>(0.0);
+        var a3 = vec4<f32>(0.0);
+        for (var j = 0u; j < c4n; j++) {
+            let w0 = params[wr0 + j];
+            let w1 = params[wr1 + j];
+            let w2 = params[wr2 + j];
+            let w3 = params[wr3 + j];
+            let d0 = act[d + j];
+            let d1 = act[d + MAX_W / 4u + j];
+            let d2 = act[d + 2u * MAX_W / 4u + j];
+            let d3 = act[d + 3u * MAX_W / 4u + j];
+            a0 += vec4<f32>(dot(d0, w0), dot(d0, w1), dot(d0, w2), dot(d0, w3));
+            a1 += vec4<f32>(dot(d1, w0), dot(d1, w1), dot(d1, w2), dot(d1, w3));
+            a2 += vec4<f32>(dot(d2, w0), dot(d2, w1), dot(d2, w2), dot(d2, w3));
+            a3 += vec4<f32>(dot(d3, w0), dot(d3, w1), dot(d3, w2), dot(d3, w3));
+        }
+        let g = array<vec4<f32>, 4>(a0, a1, a2, a3);
+        for (var e = 0u; e < 16u; e++) {
+            back_store(k, l.z, dst, row0, r0 + e / 4u, i0 + e % 4u, z, g[e / 4u][e % 4u]);
+        }
+    }
+}
+
+// back4 for any fan_out: an invocation per input column (W's row), all TILE rows.
+fn back1(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, lid: u32) {
+    for (var i = lid; i < round4(l.z); i += 64u) {
+        var acc: array<f32, 8>;
+        for (var r = 0u; r < TILE; r++) {
+            acc[r] = 0.0;
+        }
+        if (i < l.z) {
+            let w0 = pz + l.x + i * l.w;
+            for (var j = 0u; j < l.w; j++) {
+                let w = param(w0 + j);
+                for (var r = 0u; r < TILE; r++) {
+                    acc[r] += act_get(src + r * MAX_W + j) * w;
+                }
+            }
+        }
+        for (var r = 0u; r < TILE; r++) {
+            back_store(k, l.z, dst, row0, r, i, z, acc[r]);
+        }
     }
 }

@@ -112,8 +112,17 @@ pub struct Entry {
     pub unfused_s: f64,
 }
 
+/// The adapter, its driver, and the kernels timed on it (a shader fingerprint: choices made
+/// for other kernels are not reused).
 pub fn adapter_key(gpu: &Gpu) -> String {
-    format!("{} | {:?} | {} {}", gpu.info.name, gpu.info.backend, gpu.info.driver, gpu.info.driver_info)
+    format!(
+        "{} | {:?} | {} {} | kernels {:016x}",
+        gpu.info.name,
+        gpu.info.backend,
+        gpu.info.driver,
+        gpu.info.driver_info,
+        crate::kernels::fingerprint()
+    )
 }
 
 pub fn cache_path() -> Option<PathBuf> {

@@ -45,6 +45,33 @@ pub struct Kernels {
     pub marginal_reduce: Kernel,
 }
 
+/// Every shader's source, by file name.
+pub const SOURCES: [(&str, &str); 10] = [
+    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl")),
+    ("coupling.wgsl", include_str!("../../shaders/coupling.wgsl")),
+    ("fused.wgsl", include_str!("../../shaders/fused.wgsl")),
+    ("wgrad.wgsl", include_str!("../../shaders/wgrad.wgsl")),
+    ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
+    ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
+    ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
+    ("rng.wgsl", include_str!("../../shaders/rng.wgsl")),
+    ("marginal.wgsl", include_str!("../../shaders/marginal.wgsl")),
+];
+
+/// A fingerprint of every shader (FNV-1a over their sources): the tuner's cache keys carry
+/// it, so timings taken with other kernels are never reused.
+pub fn fingerprint() -> u64 {
+    SOURCES
+        .iter()
+        .flat_map(|(_, src)| src.bytes())
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+fn source(name: &str) -> &'static str {
+    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("a shader of mflow")
+}
+
 fn module(gpu: &Gpu, name: &str, src: &str) -> wgpu::ShaderModule {
     gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
@@ -54,16 +81,16 @@ fn module(gpu: &Gpu, name: &str, src: &str) -> wgpu::ShaderModule {
 
 impl Kernels {
     pub fn new(gpu: &Gpu) -> Self {
-        let gemm = module(gpu, "gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
-        let actnorm = module(gpu, "actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl"));
-        let coupling = module(gpu, "coupling.wgsl", include_str!("../../shaders/coupling.wgsl"));
-        let fused = module(gpu, "fused.wgsl", include_str!("../../shaders/fused.wgsl"));
-        let wgrad = module(gpu, "wgrad.wgsl", include_str!("../../shaders/wgrad.wgsl"));
-        let permute = module(gpu, "permute.wgsl", include_str!("../../shaders/permute.wgsl"));
-        let loss = module(gpu, "loss.wgsl", include_str!("../../shaders/loss.wgsl"));
-        let optim = module(gpu, "optim.wgsl", include_str!("../../shaders/optim.wgsl"));
-        let rng = module(gpu, "rng.wgsl", include_str!("../../shaders/rng.wgsl"));
-        let marginal = module(gpu, "marginal.wgsl", include_str!("../../shaders/marginal.wgsl"));
+        let gemm = module(gpu, "gemm.wgsl", source("gemm.wgsl"));
+        let actnorm = module(gpu, "actnorm.wgsl", source("actnorm.wgsl"));
+        let coupling = module(gpu, "coupling.wgsl", source("coupling.wgsl"));
+        let fused = module(gpu, "fused.wgsl", source("fused.wgsl"));
+        let wgrad = module(gpu, "wgrad.wgsl", source("wgrad.wgsl"));
+        let permute = module(gpu, "permute.wgsl", source("permute.wgsl"));
+        let loss = module(gpu, "loss.wgsl", source("loss.wgsl"));
+        let optim = module(gpu, "optim.wgsl", source("optim.wgsl"));
+        let rng = module(gpu, "rng.wgsl", source("rng.wgsl"));
+        let marginal = module(gpu, "marginal.wgsl", source("marginal.wgsl"));
         Self {
             gemm_reg: Kernel::new(gpu, &gemm, "gemm_reg"),
             gemm_thin: Kernel::new(gpu, &gemm, "gemm_thin"),
