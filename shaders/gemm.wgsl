@@ -21,12 +21,13 @@
 //                workgroups, folded into y past 65535, z = model.
 //   gemm_tiled — any strides. 16×16 threads, 64×64 tile, K staged through workgroup memory
 //                in slabs of 16 (8 KiB): the variant for real GPUs.
-//   gemm_nn4, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
+//   gemm_nn4, gemm_nn4_narrow, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
 //                blocks, no workgroup memory: the fast paths on CPU adapters (lavapipe),
 //                when shapes and strides are multiples of 4 (see their headers below). Their
 //                unrolled bodies are generated from tile parameters by tools/gen_gemm.py.
 // Dispatch: (⌈N/TN⌉, ⌈M/TM⌉, models) with the tile TM×TN of the entry point: 32×32 gemm_reg,
-// 64×64 gemm_tiled and gemm_nt4, 64×128 gemm_nn4 and gemm_tn4.
+// 64×64 gemm_tiled and gemm_nt4, 64×128 gemm_nn4 and gemm_tn4; gemm_nn4_narrow's 512×4 tiles
+// are dispatched (⌈M/512⌉, N/4, models).
 // Bindings: 0 uniform Gemm; 1 a; 2 b; 3 aux (bias or mask); 4 c (read_write).
 // Twin: src/reference/gemm.rs
 
@@ -354,6 +355,67 @@ fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let out = array<vec4<f32>, 32>(acc0_0, acc0_1, acc0_2, acc0_3, acc1_0, acc1_1, acc1_2, acc1_3, acc2_0, acc2_1, acc2_2, acc2_3, acc3_0, acc3_1, acc3_2, acc3_3, acc4_0, acc4_1, acc4_2, acc4_3, acc5_0, acc5_1, acc5_2, acc5_3, acc6_0, acc6_1, acc6_2, acc6_3, acc7_0, acc7_1, acc7_2, acc7_3);
     for (var t = 0u; t < 32u; t++) {
         store4(row0 + t / 4u, (c0 + t % 4u) * 4u, out[t]);
+    }
+}
+
+// gemm_nn4_narrow — C = X·W with fewer than 16 columns (a coupling's last layer), where
+// gemm_nn4's 16-column threads would mostly compute clamped duplicates. Thread: 8 rows × one
+// vec4 of columns; workgroup 64 along the rows → 512×4 tile; grid (row tiles, column vec4s).
+// Needs k, n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4.
+@compute @workgroup_size(64)
+fn gemm_nn4_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
+    let k4 = g.k / 4u;
+    let n4 = g.n / 4u;
+    let row0 = gid.x * 8u;
+    let c0 = gid.y;
+    if (row0 >= g.m || c0 >= n4) {
+        return;
+    }
+    let ar0 = (a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let ar4 = (a_off + min(row0 + 4u, g.m - 1u) * g.a_rs) / 4u;
+    let ar5 = (a_off + min(row0 + 5u, g.m - 1u) * g.a_rs) / 4u;
+    let ar6 = (a_off + min(row0 + 6u, g.m - 1u) * g.a_rs) / 4u;
+    let ar7 = (a_off + min(row0 + 7u, g.m - 1u) * g.a_rs) / 4u;
+    let bc = b_off / 4u + c0;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    let b_rs4 = g.b_rs / 4u;
+    for (var kk = 0u; kk < k4; kk++) {
+        let kb = bc + kk * 4u * b_rs4;
+        let bv0 = b4[kb + 0u * b_rs4];
+        let bv1 = b4[kb + 1u * b_rs4];
+        let bv2 = b4[kb + 2u * b_rs4];
+        let bv3 = b4[kb + 3u * b_rs4];
+        let av0 = a4[ar0 + kk];
+        acc0 += av0.x * bv0 + av0.y * bv1 + av0.z * bv2 + av0.w * bv3;
+        let av1 = a4[ar1 + kk];
+        acc1 += av1.x * bv0 + av1.y * bv1 + av1.z * bv2 + av1.w * bv3;
+        let av2 = a4[ar2 + kk];
+        acc2 += av2.x * bv0 + av2.y * bv1 + av2.z * bv2 + av2.w * bv3;
+        let av3 = a4[ar3 + kk];
+        acc3 += av3.x * bv0 + av3.y * bv1 + av3.z * bv2 + av3.w * bv3;
+        let av4 = a4[ar4 + kk];
+        acc4 += av4.x * bv0 + av4.y * bv1 + av4.z * bv2 + av4.w * bv3;
+        let av5 = a4[ar5 + kk];
+        acc5 += av5.x * bv0 + av5.y * bv1 + av5.z * bv2 + av5.w * bv3;
+        let av6 = a4[ar6 + kk];
+        acc6 += av6.x * bv0 + av6.y * bv1 + av6.z * bv2 + av6.w * bv3;
+        let av7 = a4[ar7 + kk];
+        acc7 += av7.x * bv0 + av7.y * bv1 + av7.z * bv2 + av7.w * bv3;
+    }
+    let out = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    for (var t = 0u; t < 8u; t++) {
+        store4(row0 + t, c0 * 4u, out[t]);
     }
 }
 

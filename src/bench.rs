@@ -341,6 +341,15 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
             "  {name:<52} {secs:>6.2} s  {evals:>9.0} flow evaluations/s  {eff:>6.2} GFLOP/s effective  ({:.0}% of the GEMM rate)",
             100.0 * eff / gemm
         );
+        if i != 1 {
+            let ev = if i == 2 { &fused } else { &unfused };
+            if let Some(prof) = profile(gpu, &ev.program()) {
+                let total: f64 = prof.iter().map(|p| p.1).sum();
+                let top: Vec<String> =
+                    prof.iter().take(5).map(|(k, s)| format!("{k} {:.0}%", 100.0 * s / total)).collect();
+                println!("    GPU {:.1} ms/chunk: {}", total * 1e3, top.join(", "));
+            }
+        }
         record(serde_json::json!({
             "bench": "eval", "path": name, "d": config.d, "b": config.b, "hidden": config.hidden, "samples": fused.s,
             "points": points, "seconds": secs, "flow_evals_per_s": evals, "effective_gflops": eff,

@@ -90,7 +90,11 @@ impl Evaluator {
         if s > most {
             bail!("--samples {s}: at most {most} importance samples per point fit one evaluation pass of this model on this adapter");
         }
-        let points = (max_rows(gpu, &flow.config) / s).clamp(1, 4096).min(max_points.max(1));
+        let most = (max_rows(gpu, &flow.config) / s).clamp(1, 4096);
+        // Equal chunks: 2000 points in chunks of at most 655 run as 4 chunks of 500, not three
+        // full ones and a 35-point one that still computes every row.
+        let wanted = max_points.max(1);
+        let points = wanted.div_ceil(wanted.div_ceil(most)).min(most);
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
         let gflow = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_variant(gpu));
@@ -127,6 +131,11 @@ impl Evaluator {
     /// Dispatches per chunk (noise and assembly, the forward flow, the logsumexp).
     pub fn dispatches(&self) -> usize {
         self.program.len()
+    }
+
+    /// One chunk's dispatches in order (for profiling).
+    pub fn program(&self) -> Vec<&crate::gpu::Dispatch> {
+        self.program.iter().collect()
     }
 
     /// log p(x) per row of `data`, with ε drawn from `seed` (the same seed, the same ε).

@@ -57,16 +57,15 @@ pub fn gemm_variant(gpu: &Gpu) -> Variant {
         return Variant::for_adapter(gpu);
     }
     let key = adapter_key(gpu);
-    let mut cache = load();
-    if let Some(v) = cache.gemm.get(&key).and_then(|e| variant_named(&e.variant)) {
+    if let Some(v) = load().gemm.get(&key).and_then(|e| variant_named(&e.variant)) {
         return v;
     }
     match measure_gemm(gpu) {
         Ok(e) => {
-            let v = variant_named(&e.variant).unwrap_or_else(|| Variant::for_adapter(gpu));
-            cache.gemm.insert(key, e);
-            store(&cache);
-            v
+            let cache = update(|c| {
+                c.gemm.entry(key.clone()).or_insert(e);
+            });
+            cache.gemm.get(&key).and_then(|e| variant_named(&e.variant)).unwrap_or_else(|| Variant::for_adapter(gpu))
         }
         Err(_) => Variant::for_adapter(gpu),
     }
@@ -98,9 +97,9 @@ pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
 /// `mflow bench tune`'s GEMM part: measures and stores the family for this adapter.
 pub fn tune_gemm(gpu: &Gpu) -> Result<GemmEntry> {
     let e = measure_gemm(gpu)?;
-    let mut cache = load();
-    cache.gemm.insert(adapter_key(gpu), e.clone());
-    store(&cache);
+    update(|c| {
+        c.gemm.insert(adapter_key(gpu), e.clone());
+    });
     Ok(e)
 }
 
@@ -162,6 +161,17 @@ fn load() -> Cache {
         .unwrap_or_default()
 }
 
+/// Applies `change` to the cache as it is on disk now and stores the result, returning it:
+/// processes tuning at the same time keep each other's entries, and a change made with
+/// `or_insert` keeps the first choice stored, so every process then runs the same kernels
+/// (a run resumed in another process computes exactly what it would have).
+fn update(change: impl FnOnce(&mut Cache)) -> Cache {
+    let mut cache = load();
+    change(&mut cache);
+    store(&cache);
+    cache
+}
+
 fn store(cache: &Cache) {
     // A cache that cannot be written only costs a re-tune next time.
     if let Some(p) = cache_path() {
@@ -185,16 +195,19 @@ pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
         return Mode::InferenceUnfused; // nothing to choose: the fused kernel cannot hold it
     }
     let (key, class) = (adapter_key(gpu), shape_class(config));
-    let mut cache = load();
-    if let Some(e) = cache.adapters.get(&key).and_then(|m| m.get(&class)) {
+    if let Some(e) = load().adapters.get(&key).and_then(|m| m.get(&class)) {
         return if e.fused { Mode::Inference } else { Mode::InferenceUnfused };
     }
     match measure(gpu, config) {
         Ok(e) => {
-            let mode = if e.fused { Mode::Inference } else { Mode::InferenceUnfused };
-            cache.adapters.entry(key).or_default().insert(class, e);
-            store(&cache);
-            mode
+            let cache = update(|c| {
+                c.adapters.entry(key.clone()).or_default().entry(class.clone()).or_insert(e);
+            });
+            if cache.adapters[&key][&class].fused {
+                Mode::Inference
+            } else {
+                Mode::InferenceUnfused
+            }
         }
         Err(_) => default_mode(gpu),
     }
@@ -238,16 +251,19 @@ pub fn training_mode(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Mode {
         return Mode::TrainingUnfused;
     }
     let (key, class) = (adapter_key(gpu), training_class(config, batch));
-    let mut cache = load();
-    if let Some(e) = cache.training.get(&key).and_then(|m| m.get(&class)) {
+    if let Some(e) = load().training.get(&key).and_then(|m| m.get(&class)) {
         return if e.fused { Mode::Training } else { Mode::TrainingUnfused };
     }
     match measure_training(gpu, config, batch) {
         Ok(e) => {
-            let mode = if e.fused { Mode::Training } else { Mode::TrainingUnfused };
-            cache.training.entry(key).or_default().insert(class, e);
-            store(&cache);
-            mode
+            let cache = update(|c| {
+                c.training.entry(key.clone()).or_default().entry(class.clone()).or_insert(e);
+            });
+            if cache.training[&key][&class].fused {
+                Mode::Training
+            } else {
+                Mode::TrainingUnfused
+            }
         }
         Err(_) => default,
     }
@@ -287,32 +303,36 @@ pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Result<
 
 /// `mflow bench tune`'s training part: measures each (shape, batch) and stores the choices.
 pub fn tune_training(gpu: &Gpu, classes: &[(FlowConfig, usize)]) -> Result<Vec<(String, Entry)>> {
-    let mut cache = load();
     let key = adapter_key(gpu);
     let mut rows = Vec::new();
     for (c, batch) in classes {
         if !crate::kernels::fused::FusedCoupling::fits_config(c) {
             continue;
         }
-        let e = measure_training(gpu, c, *batch)?;
-        cache.training.entry(key.clone()).or_default().insert(training_class(c, *batch), e.clone());
-        rows.push((training_class(c, *batch), e));
+        rows.push((training_class(c, *batch), measure_training(gpu, c, *batch)?));
     }
-    store(&cache);
+    update(|cache| {
+        let m = cache.training.entry(key).or_default();
+        for (class, e) in &rows {
+            m.insert(class.clone(), e.clone());
+        }
+    });
     Ok(rows)
 }
 
 /// `mflow bench tune`: measures every shape class given, stores the choices, returns rows
 /// (class, entry) for printing.
 pub fn tune(gpu: &Gpu, configs: &[FlowConfig]) -> Result<Vec<(String, Entry)>> {
-    let mut cache = load();
     let key = adapter_key(gpu);
     let mut rows = Vec::new();
     for c in configs {
-        let e = measure(gpu, c)?;
-        cache.adapters.entry(key.clone()).or_default().insert(shape_class(c), e.clone());
-        rows.push((shape_class(c), e));
+        rows.push((shape_class(c), measure(gpu, c)?));
     }
-    store(&cache);
+    update(|cache| {
+        let m = cache.adapters.entry(key).or_default();
+        for (class, e) in &rows {
+            m.insert(class.clone(), e.clone());
+        }
+    });
     Ok(rows)
 }

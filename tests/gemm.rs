@@ -174,8 +174,13 @@ fn gemm_tiled_matches_reference() {
 #[test]
 fn gemm_vec4_paths_match_reference() {
     // Multiples of 4 that are not multiples of the 64×128 tiles.
-    for &(m, n, k) in &[(4, 4, 4), (12, 8, 20), (68, 132, 36), (132, 260, 4), (4, 128, 64)] {
-        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), Entry::Nn4);
+    // Fewer than 16 columns take gemm_nn4_narrow (512-row tiles: 513 is one past).
+    for &(m, n, k) in
+        &[(4, 4, 4), (12, 8, 20), (68, 132, 36), (132, 260, 4), (4, 128, 64), (516, 12, 36), (8, 4, 128), (600, 16, 8)]
+    {
+        let nn = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4 };
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), nn);
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4);
         assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::Bias, false, true), Entry::Tn4);
     }
@@ -210,7 +215,8 @@ fn gemm_runs_many_models_in_one_dispatch() {
         check_models(variant, Layout::Nt, 33, 17, 9, Aux::Mask, false, true, 3, false);
         check_models(variant, Layout::Tn, 31, 65, 1, Aux::None, false, true, 2, false);
     }
-    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 8, 20, Aux::Bias, true, false, 3, false), Entry::Nn4);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 8, 20, Aux::Bias, true, false, 3, false), Entry::Nn4Narrow);
+    assert_eq!(check_models(Variant::Vec4, Layout::Nn, 12, 16, 20, Aux::Bias, true, false, 3, false), Entry::Nn4);
     assert_eq!(check_models(Variant::Vec4, Layout::Nt, 68, 132, 36, Aux::Mask, false, true, 3, false), Entry::Nt4);
     assert_eq!(check_models(Variant::Vec4, Layout::Tn, 4, 128, 64, Aux::Bias, false, true, 5, false), Entry::Tn4);
     assert_eq!(check_models(Variant::Vec4, Layout::Nn, 30, 2, 20, Aux::Bias, true, false, 3, false), Entry::Thin);

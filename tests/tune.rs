@@ -1,5 +1,6 @@
 //! The tuner: a cache miss measures and stores a choice, a hit is used as stored, a shape
-//! the fused kernel cannot hold needs no choice, and `--no-tune` takes the built-in default.
+//! the fused kernel cannot hold needs no choice, and `--no-tune` takes the built-in default;
+//! for evaluation, training and the GEMM family alike.
 //! (Its own test binary: it points XDG_CACHE_HOME at a temporary folder.)
 
 mod common;
@@ -45,8 +46,23 @@ fn choices_are_measured_cached_and_reused() {
     entry.variant = other.into();
     std::fs::write(&path, serde_json::to_string(&cache).unwrap()).unwrap();
     assert_eq!(format!("{:?}", tune::gemm_variant(gpu)), other);
+    // Training: fused couplings or GEMMs per (shape, batch), measured, cached, reused.
+    let key = tune::adapter_key(gpu);
+    let class = tune::training_class(&cfg, 32);
+    let first = tune::training_mode(gpu, &cfg, 32);
+    let mut cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let entry = cache.training.get_mut(&key).unwrap().get_mut(&class).unwrap();
+    assert!(entry.fused_s > 0.0 && entry.unfused_s > 0.0);
+    assert_eq!(first == Mode::Training, entry.fused, "the measured choice is the one used");
+    entry.fused = !entry.fused;
+    let flipped = entry.fused;
+    std::fs::write(&path, serde_json::to_string(&cache).unwrap()).unwrap();
+    assert_eq!(tune::training_mode(gpu, &cfg, 32) == Mode::Training, flipped);
+    assert_eq!(tune::training_mode(gpu, &wide, 32), Mode::TrainingUnfused, "too wide: GEMMs");
     // --no-tune: the built-in defaults.
     tune::disable();
+    let default_training = if gpu.is_cpu() { Mode::TrainingUnfused } else { Mode::Training };
+    assert_eq!(tune::training_mode(gpu, &cfg, 32), default_training);
     assert_eq!(tune::inference_mode(gpu, &cfg), tune::default_mode(gpu));
     assert_eq!(tune::gemm_variant(gpu), mflow::kernels::gemm::Variant::for_adapter(gpu));
     std::fs::remove_dir_all(&dir).unwrap();

@@ -92,6 +92,8 @@ pub enum Entry {
     Thin,
     Tiled,
     Nn4,
+    /// gemm_nn4_narrow: gemm_nn4's conditions with fewer than 16 columns.
+    Nn4Narrow,
     Nt4,
     Tn4,
 }
@@ -103,6 +105,7 @@ impl Entry {
             Entry::Thin => (1, 1), // one output per invocation; dispatched 1-D
             Entry::Tiled | Entry::Nt4 => (64, 64),
             Entry::Nn4 | Entry::Tn4 => (64, 128),
+            Entry::Nn4Narrow => (512, 4), // dispatched (row tiles, column vec4s)
         }
     }
 }
@@ -181,7 +184,7 @@ impl Gemm<'_> {
     pub fn entry(&self, variant: Variant) -> Entry {
         match self.vec4_entry(variant) {
             // Column sums ride on the loads of gemm_reg, gemm_thin, gemm_tiled and gemm_tn4.
-            Entry::Nn4 | Entry::Nt4 if self.colsum.is_some() => Entry::Reg,
+            Entry::Nn4 | Entry::Nn4Narrow | Entry::Nt4 if self.colsum.is_some() => Entry::Reg,
             e => e,
         }
     }
@@ -194,7 +197,11 @@ impl Gemm<'_> {
             Variant::Reg => Entry::Reg,
             Variant::Tiled => Entry::Tiled,
             Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.k) && m4(self.n) && m4(a.rs) && m4(b.rs) => {
-                Entry::Nn4
+                if self.n < 16 {
+                    Entry::Nn4Narrow
+                } else {
+                    Entry::Nn4
+                }
             }
             Variant::Vec4 if offs && a.cs == 1 && b.rs == 1 && m4(self.k) && m4(a.rs) && m4(b.cs) => Entry::Nt4,
             Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.m) && m4(self.n) && m4(a.cs) && m4(b.rs) => {
@@ -218,6 +225,7 @@ impl Gemm<'_> {
             Entry::Thin => &kernels.gemm_thin,
             Entry::Tiled => &kernels.gemm_tiled,
             Entry::Nn4 => &kernels.gemm_nn4,
+            Entry::Nn4Narrow => &kernels.gemm_nn4_narrow,
             Entry::Nt4 => &kernels.gemm_nt4,
             Entry::Tn4 => &kernels.gemm_tn4,
         };
@@ -229,6 +237,8 @@ impl Gemm<'_> {
         } else if entry == Entry::Thin {
             let [x, y, _] = crate::gpu::grid(self.m * self.n, 64);
             [x, y, u32_of(self.models, "models")]
+        } else if entry == Entry::Nn4Narrow {
+            [self.m.div_ceil(tm) as u32, self.n.div_ceil(tn) as u32, u32_of(self.models, "models")]
         } else {
             [self.n.div_ceil(tn) as u32, self.m.div_ceil(tm) as u32, u32_of(self.models, "models")]
         };
