@@ -28,6 +28,13 @@
 // Bindings (backward): 1 params; 2 saved (the forward's); 3 du (N, Q) (PERMUTED: ∂L/∂u',
 //           read through inv, as coupling.wgsl); 4 dld (N); 5 dx (N, Q) out (=); 6 dz out
 //           (saved's layout; region 0 unused); 7 inv.
+// ACTNORM (flags): the ActNorm in front of the coupling is folded in, as actnorm.wgsl's
+// u = (x − β)/(exp(a) + γ): the forward reads the ActNorm's input and transforms each value
+// as it loads it (and adds its log-det), so the ActNorm is no dispatch of its own; saved
+// region 0 holds the transformed rows, the coupling's input. The backward then writes the
+// gradient with respect to the ActNorm's input (dx / σ) and keeps the coupling input's
+// gradient in dz's region 0, from which wgrad.wgsl reduces β's and a's gradients. The
+// inverse is unchanged (actnorm_inverse stays a dispatch).
 // Workgroup memory: two TILE × MAX_W f32 ping-pong buffers, 16 KiB (WebGPU's default limit).
 // Dispatch: tiles folded into y past 65535; z is the model.
 // Twin: src/reference/fused.rs
@@ -39,7 +46,8 @@ const MAX_REG: u32 = 18u;
 
 struct Fused {
     n: u32, q: u32, h: u32, nlin: u32,
-    ps: u32, flags: u32, sv_ms: u32, _p2: u32,
+    ps: u32, flags: u32, sv_ms: u32, an_beta: u32,
+    an_a: u32, _p0: u32, _p1: u32, _p2: u32,
     // Per linear k: (weight offset, bias offset, fan_in, fan_out), W stored [fan_in][fan_out].
     lin: array<vec4<u32>, MAX_LIN>,
     // Per saved region k: (offset in a model's block, ld, 0, 0).
@@ -56,6 +64,8 @@ struct Fused {
 
 const PERMUTED: u32 = 1u;
 const SAVE: u32 = 2u;
+const ACTNORM: u32 = 4u;
+const GAMMA: f32 = 1e-6; // actnorm.wgsl's
 
 // Index of (row, col) of saved region k of model z.
 fn region(z: u32, k: u32, row: u32, col: u32) -> u32 {
@@ -79,6 +89,20 @@ fn param(i: u32) -> f32 {
 
 fn round4(w: u32) -> u32 {
     return (w + 3u) / 4u * 4u;
+}
+
+// σ_i = exp(a_i) + γ of the folded ActNorm.
+fn an_scale(z: u32, i: u32) -> f32 {
+    return exp(param(z * p.ps + p.an_a + i)) + GAMMA;
+}
+
+// Element i of a row of the coupling's input: x_in's, through the folded ActNorm (ACTNORM).
+fn input(z: u32, row: u32, i: u32) -> f32 {
+    let v = x_in[(z * p.n + row) * p.q + i];
+    if ((p.flags & ACTNORM) == 0u) {
+        return v;
+    }
+    return (v - param(z * p.ps + p.an_beta + i)) / an_scale(z, i);
 }
 
 // s = tanh(r), clamped as coupling.wgsl does (the same bound in forward, inverse, log-det).
@@ -176,7 +200,7 @@ fn conditioner(row0: u32, z: u32, lid: u32) -> u32 {
         let row = row0 + r;
         var v = 0.0;
         if (row < p.n && i < p.h) {
-            v = x_in[(z * p.n + row) * p.q + i];
+            v = input(z, row, i);
         }
         act_set(r * MAX_W + i, v);
     }
@@ -219,14 +243,15 @@ fn fused_coupling_forward(
             if ((p.flags & PERMUTED) != 0u) {
                 dst = x - i + inv_f[wg.z * p.q + i];
             }
+            let y = input(wg.z, row, i);
             if ((p.flags & SAVE) != 0u) {
-                saved[region(wg.z, 0u, row, i)] = x_in[x];
+                saved[region(wg.z, 0u, row, i)] = y;
             }
             if (i < p.h) {
-                x_out[dst] = x_in[x];
+                x_out[dst] = y;
             } else {
                 let j = i - p.h;
-                x_out[dst] = x_in[x] * exp(bound(act_get(rm + r * MAX_W + j))) + act_get(rm + r * MAX_W + nb + j);
+                x_out[dst] = y * exp(bound(act_get(rm + r * MAX_W + j))) + act_get(rm + r * MAX_W + nb + j);
             }
         }
     }
@@ -234,6 +259,11 @@ fn fused_coupling_forward(
         var ld = 0.0;
         for (var j = 0u; j < nb; j++) {
             ld += bound(act_get(rm + lid * MAX_W + j));
+        }
+        if ((p.flags & ACTNORM) != 0u) {
+            for (var i = 0u; i < p.q; i++) {
+                ld -= log(an_scale(wg.z, i));
+            }
         }
         logdet[wg.z * p.n + row0 + lid] += ld;
     }
@@ -286,6 +316,18 @@ fn bound_grad(r: f32) -> f32 {
     return 1.0 - s * s;
 }
 
+// Stores ∂L/∂(coupling input) g of (row, i): into dx, or under ACTNORM through the folded
+// ActNorm (dx = g/σ), keeping g in dz's region 0 for its parameter gradients.
+fn grad_in(z: u32, row: u32, i: u32, g: f32) {
+    let e = (z * p.n + row) * p.q + i;
+    if ((p.flags & ACTNORM) == 0u) {
+        dx[e] = g;
+        return;
+    }
+    dx[e] = g / an_scale(z, i);
+    dz[region(z, 0u, row, i)] = g;
+}
+
 // ∂L/∂u_i of a row, read through the folded permutation when there is one.
 fn du_at(z: u32, row: u32, i: u32) -> f32 {
     let x = (z * p.n + row) * p.q + i;
@@ -316,7 +358,7 @@ fn fused_coupling_backward(
             let g = du_at(z, row, i);
             let rv = sv[region(z, p.nlin, row, j)];
             let es = exp(bound(rv));
-            dx[(z * p.n + row) * p.q + i] = g * es;
+            grad_in(z, row, i, g * es);
             let ds = g * sv[region(z, 0u, row, i)] * es + dld[z * p.n + row];
             dr = ds * bound_grad(rv);
             dm = g;
@@ -366,7 +408,7 @@ fn back_store(k: u32, fan_in: u32, dst: u32, row0: u32, r: u32, i: u32, z: u32, 
             dz[region(z, k, row, i)] = v;
         }
     } else if (live) {
-        dx[(z * p.n + row) * p.q + i] = du_at(z, row, i) + g;
+        grad_in(z, row, i, du_at(z, row, i) + g);
     }
 }
 

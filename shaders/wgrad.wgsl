@@ -9,14 +9,22 @@
 // a 64×64 tile per workgroup; the flat workgroup index x walks every problem's tiles in turn
 // (problem k owns tiles tile0_k..tile0_k + tiles_k). Invocations owning rows 0..8 also sum
 // dz's columns (the bias gradient) from the vec4s they load anyway.
-// Bindings: 0 uniform Wgrad; 1 sv (the saved inputs, vec4s); 2 dz (vec4s); 3 grads.
-// Dispatch: (total tiles, 1, models); z is the model: sv and dz advance sv_ms floats, grads ps.
+// With an ActNorm folded into the coupling (fused.wgsl's ACTNORM), one more workgroup past
+// the last tile reduces its parameter gradients over the rows, as actnorm.wgsl's backward
+// does, from y = the ActNorm's output (saved region 0) and g = ∂L/∂y (dz region 0):
+//   dβ_i = −Σ_rows g_i / σ_i,  da_i = −(Σ_rows g_i·y_i + Σ_rows dld) · exp(a_i) / σ_i.
+// Bindings: 0 uniform Wgrad; 1 sv (the saved inputs, vec4s); 2 dz (vec4s); 3 grads;
+//           4 params (for a); 5 dld (N).
+// Dispatch: (total tiles [+ 1], 1, models); z is the model: sv and dz advance sv_ms floats,
+// grads and params ps, dld N.
 // Twin: src/reference/wgrad.rs
 
 const MAX_PROB: u32 = 17u;
 
 struct Wgrad {
     n: u32, nprob: u32, ps: u32, sv_ms: u32,
+    // The folded ActNorm: β's and a's offsets, whether there is one, the flow width Q.
+    an_beta: u32, an_a: u32, an_on: u32, q: u32,
     // Per problem k, three vec4s: (in offset, dz offset, W offset, b offset),
     // (fan_in, fan_out, ld_in, ld_dz), (tile0, tile columns, 0, 0).
     prob: array<vec4<u32>, 51>,
@@ -26,9 +34,46 @@ struct Wgrad {
 @group(0) @binding(1) var<storage, read> sv: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> dz: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(4) var<storage, read> params: array<f32>;
+@group(0) @binding(5) var<storage, read> dld: array<f32>;
+
+const GAMMA: f32 = 1e-6; // actnorm.wgsl's
+
+// The folded ActNorm's parameter gradients (the workgroup past the last tile).
+fn actnorm_grads(z: u32, lid: u32) {
+    let ld0 = p.prob[1].z; // region 0's row stride
+    let base = z * p.sv_ms + p.prob[0].x;
+    var sdld = 0.0;
+    for (var r = 0u; r < p.n; r++) {
+        sdld += dld[z * p.n + r];
+    }
+    for (var i = lid; i < p.q; i += 64u) {
+        var sg = 0.0;
+        var sgy = 0.0;
+        for (var r = 0u; r < p.n; r++) {
+            let e = base + r * ld0 + i;
+            let g = dz[e / 4u][e % 4u];
+            sg += g;
+            sgy += g * sv[e / 4u][e % 4u];
+        }
+        let ea = exp(params[z * p.ps + p.an_a + i]);
+        let sigma = ea + GAMMA;
+        grads[z * p.ps + p.an_beta + i] = -sg / sigma;
+        grads[z * p.ps + p.an_a + i] = -(sgy + sdld) * ea / sigma;
+    }
+}
 
 @compute @workgroup_size(8, 8)
-fn wgrad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn wgrad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let end = p.prob[3u * (p.nprob - 1u) + 2u];
+    if (p.an_on != 0u && wg.x == end.x + end.z) {
+        actnorm_grads(wg.z, li);
+        return;
+    }
     var k = 0u;
     for (var t = 1u; t < p.nprob; t++) {
         if (wg.x >= p.prob[3u * t + 2u].x) {

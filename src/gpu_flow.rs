@@ -331,15 +331,23 @@ impl GpuFlow {
         // The fused backward's linear-output gradients, one coupling at a time (every
         // coupling has the same layout).
         let fused_training = |linears: &[Linear]| {
-            let fc = FusedCoupling { n, q, linears, ps };
+            let fc = FusedCoupling { n, q, linears, ps, actnorm: None };
             fuse && training && FusedCoupling::fits(q, linears, ps) && fc.fits_training(models)
         };
+        // Whether a coupling runs as fused.wgsl's one dispatch (else GEMMs + coupling.wgsl).
+        let fused_coupling =
+            |linears: &[Linear]| fuse && FusedCoupling::fits(q, linears, ps) && (!training || fused_training(linears));
         let dz_fused = match &first_linears {
-            Some(l) if fused_training(l) => {
-                storage(gpu, "dz.fused", models * FusedCoupling { n, q, linears: l, ps }.saved().per_model)
-            }
+            Some(l) if fused_training(l) => storage(
+                gpu,
+                "dz.fused",
+                models * FusedCoupling { n, q, linears: l, ps, actnorm: None }.saved().per_model,
+            ),
             _ => storage(gpu, "dz.fused", 1),
         };
+        // An ActNorm folded into the fused coupling after it (fused.wgsl's ACTNORM): its β and
+        // a offsets, taken by that coupling.
+        let mut folded_actnorm: Option<(usize, usize)> = None;
         let logdet = storage(gpu, "logdet", models * n);
         let logp = storage(gpu, "logp", models * n);
 
@@ -371,16 +379,25 @@ impl GpuFlow {
                 Layer::ActNorm { beta, a, .. } => {
                     let an = ActNorm { n, q, beta_off: *beta, a_off: *a, ps };
                     forward_init.push(an.init(gpu, &params, x).models(models));
-                    fwd.push(an.forward(gpu, &params, x, u, &logdet).models(models));
                     inv.push(an.inverse(gpu, &params, u, x).models(models));
-                    if training {
-                        bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads).models(models));
+                    let folds = matches!(flow.layers.get(k + 1), Some(Layer::Coupling { linears, .. }) if fused_coupling(linears));
+                    if folds {
+                        // Forward and backward ride on the coupling's dispatches; for backprop
+                        // the two are one layer.
+                        folded_actnorm = Some((*beta, *a));
+                        flip = false;
+                    } else {
+                        fwd.push(an.forward(gpu, &params, x, u, &logdet).models(models));
+                        if training {
+                            bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads).models(models));
+                        }
                     }
                 }
-                Layer::Coupling { index, linears }
-                    if fuse && FusedCoupling::fits(q, linears, ps) && (!training || fused_training(linears)) =>
-                {
-                    let fc = FusedCoupling { n, q, linears, ps };
+                Layer::Coupling { index, linears } if fused_coupling(linears) => {
+                    let actnorm = folded_actnorm.take();
+                    let fc = FusedCoupling { n, q, linears, ps, actnorm };
+                    // With the ActNorm folded in, the forward reads that layer's input.
+                    let x_fwd = if actnorm.is_some() { &acts[k - 1] } else { x };
                     if next_is_perm {
                         folded = Some(perm_buffers(k + 1));
                     }
@@ -389,12 +406,12 @@ impl GpuFlow {
                     if training {
                         let layout = fc.saved();
                         let saved = storage(gpu, &format!("cp{index}.saved"), models * layout.per_model);
-                        fwd.push(fc.forward(gpu, &params, x, out, &logdet, perm_inv, Some(&saved)).models(models));
+                        fwd.push(fc.forward(gpu, &params, x_fwd, out, &logdet, perm_inv, Some(&saved)).models(models));
                         bwd.push(fc.backward(gpu, &params, &saved, du, &dld, dx, &dz_fused, perm_inv).models(models));
-                        let wg = Wgrad { n, linears, saved: &layout, ps };
-                        bwd.push(wg.dispatch(gpu, &saved, &dz_fused, &grads).models(models));
+                        let wg = Wgrad { n, linears, saved: &layout, ps, q, actnorm };
+                        bwd.push(wg.dispatch(gpu, &saved, &dz_fused, &grads, &params, &dld).models(models));
                     } else {
-                        fwd.push(fc.forward(gpu, &params, x, out, &logdet, perm_inv, None).models(models));
+                        fwd.push(fc.forward(gpu, &params, x_fwd, out, &logdet, perm_inv, None).models(models));
                     }
                     inv.push(fc.inverse(gpu, &params, u, x).models(models));
                 }

@@ -20,6 +20,10 @@ fn check_mode(d: usize, b: usize, hidden: usize, n: usize, variant: Variant, mod
     let g = GpuFlow::build(gpu, &flow, n, mode, variant);
     let fused = g.backward_dispatches().iter().any(|d| d.kernel == "fused_coupling_backward");
     assert_eq!(fused, mode == Mode::Training, "{mode:?} takes its own path");
+    // Fused, every ActNorm rides on the coupling after it: no dispatch of its own.
+    let actnorms =
+        g.forward_dispatches(false).iter().chain(g.backward_dispatches()).any(|d| d.kernel.starts_with("actnorm"));
+    assert_eq!(actnorms, mode != Mode::Training, "{mode:?}: ActNorm dispatches");
     let (loss, grads) = g.loss_and_grad(gpu, &y);
     let (want_loss, want, _) = loss_and_grad(&flow, &flow.params_f64(), &to_f64(&y), n);
     assert!((loss - want_loss).abs() < 1e-4 * (1.0 + want_loss.abs()), "loss {loss} vs {want_loss}");

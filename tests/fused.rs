@@ -52,7 +52,7 @@ fn fused_coupling_matches_reference() {
             storage_init(gpu, "ld", &ld0),
             storage(gpu, "y2", models * n * q),
         );
-        let fc = FusedCoupling { n, q, linears: &linears, ps };
+        let fc = FusedCoupling { n, q, linears: &linears, ps, actnorm: None };
         // Also the following permutation folded into the store (each model its own).
         let perm: Vec<u32> =
             (0..models).flat_map(|z| (0..q as u32).map(move |i| (i + z as u32 + 1) % q as u32)).collect();
@@ -143,15 +143,17 @@ fn region(buf: &[f32], s: &mflow::kernels::fused::Saved, z: usize, k: usize, n: 
 fn fused_training_passes_match_reference() {
     use mflow::kernels::wgrad::Wgrad;
     let gpu = gpu();
-    // (n, d, b, depth, hidden, models, permuted): odd Q, batch 1, rows off the tile, B = 0,
-    // depth 0, widths off 4 and past the 64-wide weight-gradient tile, several models.
-    for (n, d, b, depth, hidden, models, permuted) in [
-        (1, 2, 0, 2, 16, 1, false),
-        (7, 3, 0, 2, 9, 1, true),
-        (9, 2, 3, 1, 33, 2, true),
-        (65, 5, 2, 3, 70, 2, false),
-        (17, 2, 2, 0, 8, 3, true),
-        (130, 4, 1, 2, 256, 1, true),
+    // (n, d, b, depth, hidden, models, permuted, actnorm): odd Q, batch 1, rows off the
+    // tile, B = 0, depth 0, widths off 4 and past the 64-wide weight-gradient tile, several
+    // models, the following permutation and the ActNorm in front folded in or not.
+    for (n, d, b, depth, hidden, models, permuted, an) in [
+        (1, 2, 0, 2, 16, 1, false, true),
+        (7, 3, 0, 2, 9, 1, true, false),
+        (9, 2, 3, 1, 33, 2, true, true),
+        (65, 5, 2, 3, 70, 2, false, true),
+        (17, 2, 2, 0, 8, 3, true, true),
+        (130, 4, 1, 2, 256, 1, true, false),
+        (40, 4, 0, 2, 16, 2, false, false),
     ] {
         let flows: Vec<Flow> = (0..models)
             .map(|z| {
@@ -163,7 +165,12 @@ fn fused_training_passes_match_reference() {
         let q = d + b;
         let linears = first_coupling(&flows[0]);
         let ps = flows[0].params.len();
-        let fc = FusedCoupling { n, q, linears: &linears, ps };
+        let actnorm = flows[0].layers.iter().find_map(|l| match l {
+            Layer::ActNorm { beta, a, .. } => Some((*beta, *a)),
+            _ => None,
+        });
+        let actnorm = actnorm.filter(|_| an);
+        let fc = FusedCoupling { n, q, linears: &linears, ps, actnorm };
         let layout = fc.saved();
         let params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
         let y = uniform(n as u64 * 3 + q as u64, models * n * q, 2.0);
@@ -189,8 +196,11 @@ fn fused_training_passes_match_reference() {
         let inv_opt = permuted.then_some(&invb);
         let f = fc.forward(gpu, &pb, &yb, &ub, &ldb, inv_opt, Some(&svb)).models(models);
         let bw = fc.backward(gpu, &pb, &svb, &dub, &dldb, &dxb, &dzb, inv_opt).models(models);
-        let wg = Wgrad { n, linears: &linears, saved: &layout, ps }.dispatch(gpu, &svb, &dzb, &gb).models(models);
+        let wg = Wgrad { n, linears: &linears, saved: &layout, ps, q, actnorm }
+            .dispatch(gpu, &svb, &dzb, &gb, &pb, &dldb)
+            .models(models);
         submit(gpu, "fused training test", &[&f, &bw, &wg]);
+        let ld_gpu: Vec<f32> = read_back(gpu, &ldb, 0, models * n);
         let (sv, dx_gpu, dz_gpu, g_gpu) = (
             read_back(gpu, &svb, 0, models * layout.per_model),
             read_back(gpu, &dxb, 0, models * n * q),
@@ -198,11 +208,12 @@ fn fused_training_passes_match_reference() {
             read_back::<f32>(gpu, &gb, 0, models * ps),
         );
         for (z, flow) in flows.iter().enumerate() {
-            let what = format!("n={n} Q={q} depth={depth} H={hidden} model {z} permuted={permuted}");
+            let what = format!("n={n} Q={q} depth={depth} H={hidden} model {z} permuted={permuted} actnorm={an}");
             let p = flow.params_f64();
             let yz = to_f64(&y[z * n * q..(z + 1) * n * q]);
             let (mut u, mut ld) = (vec![0.0; n * q], vec![0.0; n]);
-            let saved = r::forward_saved(&p, &linears, &yz, &mut u, &mut ld, n, q);
+            let saved = r::forward_saved(&p, &linears, actnorm, &yz, &mut u, &mut ld, n, q);
+            assert_close(&format!("{what}: logdet"), &ld_gpu[z * n..(z + 1) * n], &ld, 2e-5, 2e-5);
             for (k, want) in saved.iter().enumerate() {
                 let cols = if k == 0 { q } else { linears[k - 1].fan_out };
                 assert_close(
@@ -214,9 +225,11 @@ fn fused_training_passes_match_reference() {
                 );
             }
             let zi = z * q..(z + 1) * q;
-            let (dx, dz) = r::backward(
+            let dldz = to_f64(&dld[z * n..(z + 1) * n]);
+            let (dx, dz, g) = r::backward(
                 &p,
                 &linears,
+                actnorm,
                 &saved,
                 &to_f64(&du[z * n * q..(z + 1) * n * q]),
                 &to_f64(&dld[z * n..(z + 1) * n]),
@@ -229,13 +242,23 @@ fn fused_training_passes_match_reference() {
                 let got = region(&dz_gpu, &layout, z, k + 1, n, linears[k].fan_out);
                 assert_close(&format!("{what}: dz{k}"), &got, want, 1e-4, 1e-4);
             }
+            if actnorm.is_some() {
+                let got = region(&dz_gpu, &layout, z, 0, n, q);
+                assert_close(&format!("{what}: the coupling input's gradient"), &got, &g, 1e-4, 1e-4);
+            }
             let mut grads = vec![0.0; ps];
             mflow::reference::wgrad::wgrad(&linears, &saved, &dz, &mut grads, n, q);
+            let mut checked: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+            if let Some((beta, a)) = actnorm {
+                mflow::reference::wgrad::actnorm(&p, (beta, a), &saved[0], &g, &dldz, &mut grads, n, q);
+                checked.extend([("dβ", beta..beta + q), ("da", a..a + q)]);
+            }
             for l in &linears {
-                for (name, r) in [("dW", l.w..l.w + l.fan_in * l.fan_out), ("db", l.b..l.b + l.fan_out)] {
-                    let got = &g_gpu[z * ps..(z + 1) * ps][r.clone()];
-                    assert_close(&format!("{what}: {name} at {}", r.start), got, &grads[r], 1e-4, 1e-4);
-                }
+                checked.extend([("dW", l.w..l.w + l.fan_in * l.fan_out), ("db", l.b..l.b + l.fan_out)]);
+            }
+            for (name, r) in checked {
+                let got = &g_gpu[z * ps..(z + 1) * ps][r.clone()];
+                assert_close(&format!("{what}: {name} at {}", r.start), got, &grads[r], 1e-4, 1e-4);
             }
         }
     }

@@ -54,7 +54,9 @@ pub struct FusedUniform {
     pub ps: u32,
     pub flags: u32,
     pub sv_ms: u32,
-    pub _pad: u32,
+    pub an_beta: u32,
+    pub an_a: u32,
+    pub _pad: [u32; 3],
     /// (weight offset, bias offset, fan_in, fan_out) per linear.
     pub lin: [[u32; 4]; MAX_LIN],
     /// (offset, ld, 0, 0) per saved region.
@@ -63,6 +65,7 @@ pub struct FusedUniform {
 
 const PERMUTED: u32 = 1;
 const SAVE: u32 = 2;
+const ACTNORM: u32 = 4;
 
 /// One coupling's conditioner and shape.
 #[derive(Clone, Debug)]
@@ -72,6 +75,9 @@ pub struct FusedCoupling<'a> {
     pub linears: &'a [Linear],
     /// Parameters per model (the stride of each model's copy).
     pub ps: usize,
+    /// The ActNorm in front, folded in (its β and a offsets): the forward reads its input,
+    /// the backward writes its input's gradient (fused.wgsl's ACTNORM).
+    pub actnorm: Option<(usize, usize)>,
 }
 
 impl FusedCoupling<'_> {
@@ -115,6 +121,8 @@ impl FusedCoupling<'_> {
         for (slot, (o, l)) in reg.iter_mut().zip(saved.offset.iter().zip(&saved.ld)) {
             *slot = [*o as u32, *l as u32, 0, 0];
         }
+        let (an_beta, an_a) = self.actnorm.unwrap_or((0, 0));
+        let flags = flags | if self.actnorm.is_some() { ACTNORM } else { 0 };
         let u = FusedUniform {
             n: self.n as u32,
             q: self.q as u32,
@@ -123,7 +131,9 @@ impl FusedCoupling<'_> {
             ps: self.ps as u32,
             flags,
             sv_ms: saved.per_model as u32,
-            _pad: 0,
+            an_beta: an_beta as u32,
+            an_a: an_a as u32,
+            _pad: [0; 3],
             lin,
             reg,
         };
@@ -192,7 +202,8 @@ impl FusedCoupling<'_> {
 
     /// y = coupling⁻¹(u), the conditioner evaluated on u_a = y_a.
     pub fn inverse(&self, gpu: &Gpu, params: &wgpu::Buffer, u: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
-        let un = self.uniform(gpu, "fused_coupling_inverse", 0);
+        // The folded ActNorm's inverse stays a dispatch of its own.
+        let un = FusedCoupling { actnorm: None, ..self.clone() }.uniform(gpu, "fused_coupling_inverse", 0);
         let scrap = storage(gpu, "fused.unsaved", 4);
         gpu.kernels().fused_coupling_inverse.bind(gpu, &un, &[params, u, y, &scrap], grid(self.n.div_ceil(TILE), 1))
     }

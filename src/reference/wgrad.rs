@@ -19,3 +19,27 @@ pub fn wgrad(linears: &[Linear], saved: &[Vec<f64>], dz: &[Vec<f64>], grads: &mu
         }
     }
 }
+
+/// The folded ActNorm's gradients (β and a offsets), from y = its output (saved[0]) and
+/// g = ∂L/∂y: dβ_i = −Σ g_i/σ_i, da_i = −(Σ g_i·y_i + Σ dld)·exp(a_i)/σ_i, written (=).
+#[allow(clippy::too_many_arguments)]
+pub fn actnorm(
+    params: &[f64],
+    (beta, a): (usize, usize),
+    y: &[f64],
+    g: &[f64],
+    dld: &[f64],
+    grads: &mut [f64],
+    n: usize,
+    q: usize,
+) {
+    let sdld: f64 = dld.iter().sum();
+    for i in 0..q {
+        let ea = params[a + i].exp();
+        let sigma = ea + super::actnorm::GAMMA;
+        let sg: f64 = (0..n).map(|r| g[r * q + i]).sum();
+        let sgy: f64 = (0..n).map(|r| g[r * q + i] * y[r * q + i]).sum();
+        grads[beta + i] = -sg / sigma;
+        grads[a + i] = -(sgy + sdld) * ea / sigma;
+    }
+}
