@@ -235,6 +235,9 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
         }
     }
     let tuned = crate::tune::training_mode(gpu, &config, batch);
+    // The GEMM rate at the step's largest product (batch × H × H), in this run.
+    let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
+    let (_, gemm) = gemm_gflops(gpu, crate::tune::gemm_variant(gpu), Op::Nn, batch, k, n, 2, 5)?;
     // The same model's evaluation chunk (the kernels the tuner chose for it).
     let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64)?.dispatches();
     for ((mode, trainer), mut t) in modes.iter().zip(&trainers).zip(times) {
@@ -245,18 +248,20 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
         let path = if *mode == Mode::Training { "fused" } else { "GEMMs" };
         let mark = if *mode == tuned { "*" } else { " " };
         let mut line = format!(
-            "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {path:<5}{mark} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step, {eval_dispatches}/eval chunk  {gflops:.2} GFLOP/s effective",
+            "{label:<8} Q={:<4} H={:<5} batch {batch:<4} {path:<5}{mark} {:>9.0} samples/s  {:>8.2} ms/step  {} dispatches/step, {eval_dispatches}/eval chunk  {gflops:.2} GFLOP/s effective ({:.0}% of GEMM {batch}x{k}x{n} at {gemm:.2})",
             config.q(),
             config.hidden,
             batch as f64 / step,
             step * 1e3,
-            trainer.program().len()
+            trainer.program().len(),
+            100.0 * gflops / gemm
         );
         let mut rec = serde_json::json!({
             "bench": "train", "label": label, "path": path, "tuned": *mode == tuned, "d": config.d, "b": config.b,
             "q": config.q(), "hidden": config.hidden, "batch": batch, "samples_per_s": batch as f64 / step,
             "ms_per_step": step * 1e3, "dispatches_per_step": trainer.program().len(),
             "dispatches_per_eval_chunk": eval_dispatches, "effective_gflops": gflops,
+            "gemm_shape": [batch, k, n], "gemm_gflops": gemm, "ratio_to_gemm": gflops / gemm,
         });
         if let Some(prof) = profile(gpu, &trainer.program()) {
             let total: f64 = prof.iter().map(|p| p.1).sum();

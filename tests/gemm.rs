@@ -7,7 +7,7 @@ use mflow::gpu::{read_back, storage_init, submit};
 use mflow::kernels::gemm::{Entry, Gemm, Variant, View};
 use mflow::reference::gemm::{gemm, Strided};
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Layout {
     /// C = A·B, both row-major.
     Nn,
@@ -55,13 +55,32 @@ fn check_models(
     models: usize,
     colsum: bool,
 ) -> Entry {
+    let aligned = variant == Variant::Vec4 && [m, n, k].iter().all(|x| x % 4 == 0);
+    check_views(variant, layout, m, n, k, aux, relu, accumulate, models, colsum, aligned)
+}
+
+/// `check_models` with every offset and stride a multiple of 4 when `aligned` (whatever
+/// m, n and k are), as a coupling's first layer reads h < 4 or odd columns of 4-aligned rows.
+#[allow(clippy::too_many_arguments)]
+fn check_views(
+    variant: Variant,
+    layout: Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+    aux: Aux,
+    relu: bool,
+    accumulate: bool,
+    models: usize,
+    colsum: bool,
+    aligned: bool,
+) -> Entry {
     let bias = aux == Aux::Bias;
     let gpu = gpu();
     // Offsets and an extra leading dimension on A test strided views and column blocks;
     // for the vec4 paths they are multiples of 4 (else those paths must fall back).
-    let aligned = variant == Variant::Vec4 && [m, n, k].iter().all(|x| x % 4 == 0);
     let (a_off, b_off, c_off, bias_off) = if aligned { (4, 8, 2, 1) } else { (3, 5, 2, 1) };
-    let lda_extra = if aligned { 4 } else { 2 };
+    let lda_extra = if aligned { 4 - (if layout == Layout::Tn { m } else { k }) % 4 } else { 2 };
     let (a_rows, a_cols) = match layout {
         Layout::Tn => (k, m + lda_extra),
         _ => (m, k + lda_extra),
@@ -183,6 +202,21 @@ fn gemm_vec4_paths_match_reference() {
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4);
         assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::Bias, false, true), Entry::Tn4);
+    }
+}
+
+#[test]
+fn gemm_vec4_paths_take_any_k_or_m_inside_aligned_rows() {
+    // A coupling's first layer: X·W reads h (any count) of each 4-aligned row's columns, and
+    // its weight gradient Xᵀ·dZ has h rows. The partial last vec4 is masked (k) or dropped (m).
+    for &(m, n, k) in &[(8, 16, 1), (8, 16, 2), (13, 128, 3), (70, 4, 394), (1, 8, 5), (600, 12, 2)] {
+        let nn = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4 };
+        assert_eq!(check_views(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false, 1, false, true), nn);
+        assert_eq!(check_views(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, true, 3, false, true), nn);
+    }
+    for &(m, n, k) in &[(1, 16, 8), (2, 128, 64), (3, 4, 33), (394, 128, 7), (6, 8, 1)] {
+        assert_eq!(check_views(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, false, 1, true, true), Entry::Tn4);
+        assert_eq!(check_views(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, true, 2, true, true), Entry::Tn4);
     }
 }
 

@@ -43,7 +43,8 @@ fn run(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64) {
 #[test]
 fn adam_matches_reference() {
     // 1,100,003 > 4096 workgroups × 256: each thread strides over several parameters.
-    for count in [1, 3, 255, 257, 70_001, 1_100_003] {
+    // Multiples of 4 take adam4 (four parameters per thread).
+    for count in [1, 3, 4, 255, 256, 257, 70_001, 70_004, 1_100_003] {
         run(count, None, 3, 1.0);
     }
 }

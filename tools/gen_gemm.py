@@ -22,11 +22,26 @@ EPILOGUE = ("    // The epilogue runs as a loop: unrolled, its {n} branchy store
             "    // compiler) tens of seconds to build.\n")
 
 
+# k not a multiple of 4 (a coupling's first layer reads h = ⌊Q/2⌋ columns): the last,
+# partial vec4 of each A row is read whole (a_rs ≡ 0 mod 4 keeps it inside the row's stride)
+# and its lanes past k zeroed; B's rows past k are clamped to row k − 1 (finite, times 0).
+K_TAIL_HEAD = ("    if (g.k % 4u != 0u) {\n"
+               "        let live = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(g.k % 4u));\n")
+
+
+def nn4_fma(o, rows, cols4):
+    for r in range(rows):
+        for c in range(cols4):
+            terms = " + ".join(f"av{r}.{'xyzw'[i]} * bv{i}_{c}" for i in range(4))
+            o.append(f"        acc{r}_{c} += {terms};\n")
+
+
 def nn4(rows=8, cols4=4):
     """C = X·W, A contiguous along k, B along n: each thread `rows` rows × `cols4` vec4s."""
     o = []
     o.append(f"// gemm_nn4 — A contiguous along k, B contiguous along n (C = X·W). Thread: {rows} rows × {4 * cols4}\n")
-    o.append(f"// columns ({cols4} vec4); workgroup 8×8 → {8 * rows}×{32 * cols4} tile. Needs k, n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4.\n")
+    o.append(f"// columns ({cols4} vec4); workgroup 8×8 → {8 * rows}×{32 * cols4} tile. Needs n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4\n")
+    o.append("// (any k: see the tail).\n")
     o.append("@compute @workgroup_size(8, 8)\n")
     o.append("fn gemm_nn4(@builtin(global_invocation_id) gid: vec3<u32>) {\n")
     o.append("    set_model(gid.z);\n")
@@ -49,10 +64,15 @@ def nn4(rows=8, cols4=4):
     for c in range(cols4):
         for i in range(4):
             o.append(f"        let bv{i}_{c} = b4[bc{c} + kb + {i}u * b_rs4];\n")
+    nn4_fma(o, rows, cols4)
+    o.append("    }\n")
+    o.append(K_TAIL_HEAD)
     for r in range(rows):
-        for c in range(cols4):
-            terms = " + ".join(f"av{r}.{'xyzw'[i]} * bv{i}_{c}" for i in range(4))
-            o.append(f"        acc{r}_{c} += {terms};\n")
+        o.append(f"        let av{r} = a4[ar{r} + k4] * live;\n")
+    for c in range(cols4):
+        for i in range(4):
+            o.append(f"        let bv{i}_{c} = b4[bc{c} + min(k4 * 4u + {i}u, g.k - 1u) * b_rs4];\n")
+    nn4_fma(o, rows, cols4)
     o.append("    }\n")
     n = rows * cols4
     o.append(EPILOGUE.format(n=n))
@@ -71,7 +91,7 @@ def nn4_narrow(rows=8):
     o.append("// gemm_nn4's 16-column threads would mostly compute clamped duplicates. Thread: "
              f"{rows} rows × one\n")
     o.append(f"// vec4 of columns; workgroup 64 along the rows → {64 * rows}×4 tile; grid (row tiles, column vec4s).\n")
-    o.append("// Needs k, n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4.\n")
+    o.append("// Needs n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4 (any k, as gemm_nn4).\n")
     o.append("@compute @workgroup_size(64)\n")
     o.append("fn gemm_nn4_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {\n")
     o.append("    set_model(gid.z);\n")
@@ -92,6 +112,14 @@ def nn4_narrow(rows=8):
         o.append(f"        let bv{i} = b4[kb + {i}u * b_rs4];\n")
     for r in range(rows):
         o.append(f"        let av{r} = a4[ar{r} + kk];\n")
+        terms = " + ".join(f"av{r}.{'xyzw'[i]} * bv{i}" for i in range(4))
+        o.append(f"        acc{r} += {terms};\n")
+    o.append("    }\n")
+    o.append(K_TAIL_HEAD)
+    for i in range(4):
+        o.append(f"        let bv{i} = b4[bc + min(k4 * 4u + {i}u, g.k - 1u) * b_rs4];\n")
+    for r in range(rows):
+        o.append(f"        let av{r} = a4[ar{r} + k4] * live;\n")
         terms = " + ".join(f"av{r}.{'xyzw'[i]} * bv{i}" for i in range(4))
         o.append(f"        acc{r} += {terms};\n")
     o.append("    }\n")
@@ -148,12 +176,13 @@ def tn4(rows4=2, cols4=4):
     o = []
     o.append(f"// gemm_tn4 — A contiguous along m, B contiguous along n (C = Xᵀ·dY). Thread: {4 * rows4} rows ({rows4} vec4)\n")
     o.append(f"// × {4 * cols4} columns ({cols4} vec4), an outer product per k; workgroup 8×8 → {32 * rows4}×{32 * cols4} tile.\n")
-    o.append("// Needs m, n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4. COLSUM: the invocations of rows 0.. sum B's\n")
-    o.append("// columns from the vec4s they load anyway.\n")
+    o.append("// Needs n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4; any m (the last vec4 of rows may run past m,\n")
+    o.append("// inside A's column stride; store() drops those rows). COLSUM: the invocations of rows 0..\n")
+    o.append("// sum B's columns from the vec4s they load anyway.\n")
     o.append("@compute @workgroup_size(8, 8)\n")
     o.append("fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {\n")
     o.append("    set_model(gid.z);\n")
-    o.append("    let m4 = g.m / 4u;\n")
+    o.append("    let m4 = (g.m + 3u) / 4u;\n")
     o.append("    let n4 = g.n / 4u;\n")
     o.append(f"    let r0 = gid.y * {rows4}u;\n")
     o.append(f"    let c0 = gid.x * {cols4}u;\n")

@@ -196,7 +196,9 @@ impl Gemm<'_> {
         match variant {
             Variant::Reg => Entry::Reg,
             Variant::Tiled => Entry::Tiled,
-            Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.k) && m4(self.n) && m4(a.rs) && m4(b.rs) => {
+            // Any k: the last, partial vec4 of an A row stays inside its stride (a.rs ≡ 0 mod
+            // 4 and a.rs ≥ k) and is masked.
+            Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.n) && m4(a.rs) && m4(b.rs) && a.rs >= self.k => {
                 if self.n < 16 {
                     Entry::Nn4Narrow
                 } else {
@@ -204,7 +206,8 @@ impl Gemm<'_> {
                 }
             }
             Variant::Vec4 if offs && a.cs == 1 && b.rs == 1 && m4(self.k) && m4(a.rs) && m4(b.cs) => Entry::Nt4,
-            Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.m) && m4(self.n) && m4(a.cs) && m4(b.rs) => {
+            // Any m, likewise along A's columns (a.cs ≥ m).
+            Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.n) && m4(a.cs) && m4(b.rs) && a.cs >= self.m => {
                 Entry::Tn4
             }
             // An output side below 16: gemm_reg's 32×32 blocks would be mostly clamped

@@ -96,7 +96,12 @@ impl Optimizer {
         Self {
             sumsq: k.grad_sumsq.bind(gpu, &un, &[grads, partials], [parts as u32, 1, 1]).models(models),
             norm: k.grad_norm.bind(gpu, &un, &[partials, norm], [1, 1, 1]).models(models),
-            adam: k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count, 64)).models(models),
+            // Four parameters per thread where the count allows (mflow's always does).
+            adam: if count.is_multiple_of(4) {
+                k.adam4.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count / 4, 64)).models(models)
+            } else {
+                k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count, 64)).models(models)
+            },
         }
     }
 
