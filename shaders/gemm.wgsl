@@ -21,12 +21,15 @@
 //                workgroups, folded into y past 65535, z = model.
 //   gemm_tiled — any strides. 16×16 threads, 64×64 tile, K staged through workgroup memory
 //                in slabs of 16 (8 KiB): the variant for real GPUs.
+//   gemm_tiled_wide — gemm_tiled with 128×128 tiles, 8×8 outputs per thread (16 KiB of
+//                workgroup memory, WebGPU's default limit): more work per invocation and
+//                half the tile loads per FLOP, for large products on GPUs.
 //   gemm_nn4, gemm_nn4_narrow, gemm_nt4, gemm_tn4 — vec4 loads along the contiguous dimension, large register
 //                blocks, no workgroup memory: the fast paths on CPU adapters (lavapipe),
 //                when shapes and strides are multiples of 4 (see their headers below). Their
 //                unrolled bodies are generated from tile parameters by tools/gen_gemm.py.
 // Dispatch: (⌈N/TN⌉, ⌈M/TM⌉, models) with the tile TM×TN of the entry point: 32×32 gemm_reg,
-// 64×64 gemm_tiled and gemm_nt4, 64×128 gemm_nn4 and gemm_tn4; gemm_nn4_narrow's 512×4 tiles
+// 64×64 gemm_tiled and gemm_nt4, 128×128 gemm_tiled_wide, 64×128 gemm_nn4 and gemm_tn4; gemm_nn4_narrow's 512×4 tiles
 // are dispatched (⌈M/512⌉, N/4, models).
 // Bindings: 0 uniform Gemm; 1 a; 2 b; 3 aux (bias or mask); 4 c (read_write).
 // Twin: src/reference/gemm.rs
@@ -237,6 +240,75 @@ fn gemm_tiled(
     if (colsum) {
         for (var t = 0u; t < 4u; t++) {
             store_colsum(col_base + lid.x + t * TT, cs[t]);
+        }
+    }
+}
+
+const WT: u32 = 128u; // gemm_tiled_wide tile rows and columns (8 per thread, 16 apart)
+var<workgroup> a_wide: array<f32, 2048>; // [TK][WT]
+var<workgroup> b_wide: array<f32, 2048>; // [TK][WT]
+
+@compute @workgroup_size(16, 16)
+fn gemm_tiled_wide(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    set_model(wg.z);
+    let row_base = wg.y * WT;
+    let col_base = wg.x * WT;
+    // Row r·16 + lid.y, columns c·16 + lid.x: acc[2r] holds c = 0..3, acc[2r + 1] c = 4..7.
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    let colsum = sums_columns(row_base + lid.y);
+    var cs0 = vec4<f32>(0.0);
+    var cs1 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < g.k; k0 += TK) {
+        for (var t = 0u; t < 8u; t++) {
+            let e = li + t * 256u;
+            let i = e % WT;
+            let kk = e / WT;
+            let gk = k0 + kk;
+            var av = 0.0;
+            if (row_base + i < g.m && gk < g.k) {
+                av = a[a_off + (row_base + i) * g.a_rs + gk * g.a_cs];
+            }
+            a_wide[kk * WT + i] = av;
+            var bv = 0.0;
+            if (col_base + i < g.n && gk < g.k) {
+                bv = b[b_off + gk * g.b_rs + (col_base + i) * g.b_cs];
+            }
+            b_wide[kk * WT + i] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let ab = kk * WT + lid.y;
+            let bb = kk * WT + lid.x;
+            let b0 = vec4<f32>(b_wide[bb], b_wide[bb + 16u], b_wide[bb + 32u], b_wide[bb + 48u]);
+            let b1 = vec4<f32>(b_wide[bb + 64u], b_wide[bb + 80u], b_wide[bb + 96u], b_wide[bb + 112u]);
+            for (var r = 0u; r < 8u; r++) {
+                let av = a_wide[ab + r * 16u];
+                acc[2u * r] += av * b0;
+                acc[2u * r + 1u] += av * b1;
+            }
+            if (colsum) {
+                cs0 += b0;
+                cs1 += b1;
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var e = 0u; e < 64u; e++) {
+        let r = e / 8u;
+        let c = e % 8u;
+        store(row_base + lid.y + r * 16u, col_base + lid.x + c * 16u, acc[2u * r + c / 4u][c % 4u]);
+    }
+    if (colsum) {
+        for (var c = 0u; c < 4u; c++) {
+            store_colsum(col_base + lid.x + c * 16u, cs0[c]);
+            store_colsum(col_base + lid.x + (c + 4u) * 16u, cs1[c]);
         }
     }
 }

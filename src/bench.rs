@@ -48,16 +48,7 @@ pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: usize, trials:
     times[trials / 2]
 }
 
-/// Which product a benchmark shape is.
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    /// Y = X·W (forward)
-    Nn,
-    /// dX = dY·Wᵀ
-    Nt,
-    /// dW = Xᵀ·dY
-    Tn,
-}
+pub use crate::kernels::gemm::Op;
 
 /// GFLOP/s of one GEMM shape (m×k times k×n) with one variant; checked against the reference
 /// on a few entries first.
@@ -237,7 +228,8 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     let tuned = crate::tune::training_mode(gpu, &config, batch);
     // The GEMM rate at the step's largest product (batch × H × H), in this run.
     let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
-    let (_, gemm) = gemm_gflops(gpu, crate::tune::gemm_variant(gpu), Op::Nn, batch, k, n, 2, 5)?;
+    let (_, gemm) =
+        gemm_gflops(gpu, crate::tune::gemm_choice(gpu).for_shape(Op::Nn, batch, k, n), Op::Nn, batch, k, n, 2, 5)?;
     // The same model's evaluation chunk (the kernels the tuner chose for it).
     let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64)?.dispatches();
     for ((mode, trainer), mut t) in modes.iter().zip(&trainers).zip(times) {
@@ -314,7 +306,8 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
     ensure!(worst < 1e-4, "the fused and unfused evaluations differ by {worst:.2e} (relative)");
     let rows = fused.points * fused.s;
     let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
-    let (entry, gemm) = gemm_gflops(gpu, crate::tune::gemm_variant(gpu), Op::Nn, rows, k, n, 2, 5)?;
+    let (entry, gemm) =
+        gemm_gflops(gpu, crate::tune::gemm_choice(gpu).for_shape(Op::Nn, rows, k, n), Op::Nn, rows, k, n, 2, 5)?;
     println!(
         "eval D={} B={} H={} S={}, {points} points, chunks of {} points; GEMM {rows}x{k}x{n} ({entry:?}) {gemm:.2} GFLOP/s in this run",
         config.d, config.b, config.hidden, fused.s, fused.points

@@ -97,7 +97,7 @@ impl Evaluator {
         let points = wanted.div_ceil(wanted.div_ceil(most)).min(most);
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
-        let gflow = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_variant(gpu));
+        let gflow = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_choice(gpu));
         let x = storage(gpu, "eval.x", points * d);
         let step = uniform_storage(gpu, "eval.step", &StepState::default());
         let out = storage(gpu, "eval.out", points);

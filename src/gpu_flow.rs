@@ -11,7 +11,7 @@
 
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
-use crate::kernels::gemm::{Gemm, Variant, View};
+use crate::kernels::gemm::{Gemm, GemmChoice, Variant, View};
 use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute, wgrad::Wgrad};
 use crate::model::{invert_perm, Flow, Layer, Linear};
 
@@ -68,7 +68,7 @@ pub struct GpuFlow {
 /// Shapes shared by every dispatch of one `GpuFlow`.
 #[derive(Clone, Copy)]
 struct Shape {
-    variant: Variant,
+    gemms: GemmChoice,
     n: usize,
     q: usize,
     models: usize,
@@ -115,7 +115,7 @@ fn conditioner(
                 colsum: None,
                 models: s.models,
             }
-            .dispatch(gpu, s.variant, &format!("{label}.W{k}"))
+            .run(gpu, s.gemms, &format!("{label}.W{k}"))
         })
         .collect()
 }
@@ -154,7 +154,7 @@ fn conditioner_backward(
             colsum: Some(lin.b),
             models: s.models,
         };
-        out.push(dw.dispatch(gpu, s.variant, &format!("{label}.dW{j}")));
+        out.push(dw.run(gpu, s.gemms, &format!("{label}.dW{j}")));
         let (c, mask, accumulate) = if j == 0 {
             (s.act(dx, s.q), None, true)
         } else {
@@ -174,7 +174,7 @@ fn conditioner_backward(
             colsum: None,
             models: s.models,
         };
-        out.push(dinput.dispatch(gpu, s.variant, &format!("{label}.dX{j}")));
+        out.push(dinput.run(gpu, s.gemms, &format!("{label}.dX{j}")));
     }
     out
 }
@@ -284,20 +284,21 @@ impl GpuFlow {
         Self::build(gpu, flow, n, Mode::Inference, variant)
     }
 
-    pub fn build(gpu: &Gpu, flow: &Flow, n: usize, mode: Mode, variant: Variant) -> Self {
-        Self::build_models(gpu, &[flow], n, mode, variant)
+    /// `gemms`: one `Variant` for every product, or the tuner's `GemmChoice` per kind.
+    pub fn build(gpu: &Gpu, flow: &Flow, n: usize, mode: Mode, gemms: impl Into<GemmChoice>) -> Self {
+        Self::build_models(gpu, &[flow], n, mode, gemms)
     }
 
     /// Several flows of one shape side by side (see the module header). Panics when their
     /// shapes differ: `same_shape` says whether they can share.
-    pub fn build_models(gpu: &Gpu, flows: &[&Flow], n: usize, mode: Mode, variant: Variant) -> Self {
+    pub fn build_models(gpu: &Gpu, flows: &[&Flow], n: usize, mode: Mode, gemms: impl Into<GemmChoice>) -> Self {
         assert!(n > 0, "a batch has at least one row");
         let flow = flows.first().expect("at least one flow");
         assert!(flows.iter().all(|f| same_shape(flow, f)), "flows of one GpuFlow must share their shape");
         let models = flows.len();
         let q = flow.config.q();
         let ps = flow.params.len();
-        let s = Shape { variant, n, q, models, ps };
+        let s = Shape { gemms: gemms.into(), n, q, models, ps };
         let training = mode.training();
         let fuse = mode.fused();
         let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();

@@ -517,13 +517,12 @@ fn bench_train_all(gpu: &Gpu, steps: usize, small: bool) -> Result<()> {
 /// shape classes (Q = 2..8, H = 128).
 fn bench_tune(gpu: &Gpu) -> Result<()> {
     let e = mflow::tune::tune_gemm(gpu)?;
-    let rates: Vec<String> = e.gflops.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
-    println!(
-        "GEMM family (GFLOP/s over X·W, dY·Wᵀ, Xᵀ·dY at 256×128×128): {}  choice: {}",
-        rates.join(", "),
-        e.variant
-    );
-    mflow::bench::record(serde_json::json!({ "bench": "tune_gemm", "gflops": e.gflops, "choice": e.variant }));
+    println!("GEMM family per shape class (GFLOP/s of each candidate; small: 256x128x128, large: 256x1024x1024):");
+    for (class, rates) in &e.gflops {
+        let r: Vec<String> = rates.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
+        println!("  {class:<10} {}  choice: {}", r.join(", "), e.choice[class]);
+    }
+    mflow::bench::record(serde_json::json!({ "bench": "tune_gemm", "gflops": e.gflops, "choice": e.choice }));
     let configs: Vec<FlowConfig> = [2, 3, 4, 5, 6, 8]
         .into_iter()
         .map(|q| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 })
@@ -796,9 +795,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { what: BenchWhat::Gemm { quick, all } } => {
             let gpu = Gpu::new(&choice)?;
             let variants = if all {
-                vec![Variant::Reg, Variant::Tiled, Variant::Vec4]
+                mflow::kernels::gemm::VARIANTS.to_vec()
             } else {
-                vec![mflow::tune::gemm_variant(&gpu)]
+                // The families the tuner chose for this adapter's shape classes.
+                let mut v: Vec<Variant> = Vec::new();
+                for c in mflow::tune::gemm_choice(&gpu).by_class {
+                    if !v.contains(&c) {
+                        v.push(c);
+                    }
+                }
+                v
             };
             mflow::bench::bench_gemm(&gpu, &variants, quick)?;
         }
@@ -829,7 +835,7 @@ fn run(cli: Cli) -> Result<()> {
             mflow::output::check("--json", &json, &[Kind::Json], &[])?;
             let gpu = open_gpu(&choice)?;
             println!("adapter: {}", gpu.describe());
-            mflow::bench::bench_gemm(&gpu, &[Variant::Reg, Variant::Tiled, Variant::Vec4], true)?;
+            mflow::bench::bench_gemm(&gpu, &mflow::kernels::gemm::VARIANTS, true)?;
             bench_train_all(&gpu, steps, false)?;
             let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
             mflow::bench::bench_eval(&gpu, moons.clone(), 100, 2000, 3)?;

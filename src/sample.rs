@@ -29,7 +29,7 @@ pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> 
         bail!("--n {n}: at most {most} samples of this model fit one pass on this adapter");
     }
     let mode = crate::tune::inference_mode(gpu, &flow.config);
-    let g = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_variant(gpu));
+    let g = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_choice(gpu));
     let step = uniform_storage(gpu, "sample.step", &StepState::new(1, seed, 0.0));
     let fill = rng::normal_fill(gpu, n * q, rng::stream::SAMPLE, temperature, &step, g.u());
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });

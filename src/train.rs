@@ -103,7 +103,7 @@ impl Trainer {
             .zip(noise_seeds)
             .map(|(f, &seed)| StepState { d: f.config.d as u32, ..StepState::new(0, seed, opt.lr) })
             .collect();
-        let gflow = GpuFlow::build_models(gpu, flows, n, mode, crate::tune::gemm_variant(gpu));
+        let gflow = GpuFlow::build_models(gpu, flows, n, mode, crate::tune::gemm_choice(gpu));
         let step_state = storage_init(gpu, "train.step", &states);
         let x_ring = (0..X_RING)
             .map(|i| {

@@ -6,12 +6,14 @@
 //! (`$XDG_CACHE_HOME/mflow/tune.json`, else `~/.cache/mflow/tune.json`). `MFLOW_NO_TUNE=1`
 //! (or `--no-tune`) uses the built-in defaults instead: fused on GPUs, GEMMs on CPU adapters
 //! (measured on lavapipe: the vec4 GEMMs run its evaluation 3x faster than the fused kernel).
-//! Every candidate is tested against the f64 reference (tests/fused.rs, tests/flow.rs), so
-//! the tuner only ever chooses among correct kernels.
+//! The GEMM family is chosen per shape class (kind of product × small or large), among
+//! register-blocked, workgroup-tiled, wide-tiled (GPU-shaped) and vec4 kernels.
+//! Every candidate is tested against the f64 reference (tests/gemm.rs, tests/fused.rs,
+//! tests/flow.rs, tests/backward.rs), so the tuner only ever chooses among correct kernels.
 
 use crate::gpu::Gpu;
 use crate::gpu_flow::Mode;
-use crate::kernels::gemm::Variant;
+use crate::kernels::gemm::{GemmChoice, Variant, CLASSES, VARIANTS};
 use crate::model::{Flow, FlowConfig};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -35,66 +37,73 @@ pub struct Cache {
     pub training: BTreeMap<String, BTreeMap<String, Entry>>,
 }
 
-/// The GEMM family chosen for an adapter, with each candidate's GFLOP/s over the training
-/// products it was timed on.
+/// The GEMM families chosen for an adapter, one per shape class (`kernels::gemm::CLASSES`,
+/// named like "Nn small"), with each candidate's GFLOP/s on that class's shape.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GemmEntry {
-    pub variant: String,
-    pub gflops: BTreeMap<String, f64>,
+    pub choice: BTreeMap<String, String>,
+    pub gflops: BTreeMap<String, BTreeMap<String, f64>>,
 }
-
-const GEMM_CANDIDATES: [Variant; 3] = [Variant::Reg, Variant::Tiled, Variant::Vec4];
 
 fn variant_named(name: &str) -> Option<Variant> {
-    GEMM_CANDIDATES.into_iter().find(|v| format!("{v:?}") == name)
+    VARIANTS.into_iter().find(|v| format!("{v:?}") == name)
 }
 
-/// The GEMM family for `gpu`: cached, measured on a cache miss (each candidate checked
-/// against the f64 reference by `bench::gemm_gflops` before it is timed), or the built-in
-/// choice (`Variant::for_adapter`) when tuning is off or the measurement fails.
-pub fn gemm_variant(gpu: &Gpu) -> Variant {
+fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
+    let mut by_class = [Variant::Reg; 6];
+    for (slot, (class, _)) in by_class.iter_mut().zip(CLASSES) {
+        *slot = variant_named(e.choice.get(&class.to_string())?)?;
+    }
+    Some(GemmChoice { by_class })
+}
+
+/// The GEMM family per shape class for `gpu`: cached, measured on a cache miss (each
+/// candidate checked against the f64 reference by `bench::gemm_gflops` before it is timed),
+/// or the built-in choice (`Variant::for_adapter`) when tuning is off or measuring fails.
+pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
+    let default = GemmChoice::from(Variant::for_adapter(gpu));
     if disabled() {
-        return Variant::for_adapter(gpu);
+        return default;
     }
     let key = adapter_key(gpu);
-    if let Some(v) = load().gemm.get(&key).and_then(|e| variant_named(&e.variant)) {
-        return v;
+    if let Some(c) = load().gemm.get(&key).and_then(choice_of) {
+        return c;
     }
     match measure_gemm(gpu) {
         Ok(e) => {
             let cache = update(|c| {
                 c.gemm.entry(key.clone()).or_insert(e);
             });
-            cache.gemm.get(&key).and_then(|e| variant_named(&e.variant)).unwrap_or_else(|| Variant::for_adapter(gpu))
+            cache.gemm.get(&key).and_then(choice_of).unwrap_or(default)
         }
-        Err(_) => Variant::for_adapter(gpu),
+        Err(_) => default,
     }
 }
 
-/// GFLOP/s of each GEMM family over a training step's three products at a synthetic model's
-/// shapes (batch 256, H = 128): X·W, dY·Wᵀ and Xᵀ·dY; the fastest overall wins.
+/// Times every family on every shape class (median of 3 after 2 warm-ups) and keeps the
+/// fastest per class.
 pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
-    use crate::bench::{gemm_gflops, Op};
-    let shapes = [(Op::Nn, 256, 128, 128), (Op::Nt, 256, 128, 128), (Op::Tn, 128, 256, 128)];
+    use crate::bench::gemm_gflops;
+    let mut choice = BTreeMap::new();
     let mut gflops = BTreeMap::new();
-    let mut best = (Variant::for_adapter(gpu), f64::INFINITY);
-    for v in GEMM_CANDIDATES {
-        let mut secs = 0.0;
-        for &(op, m, k, n) in &shapes {
-            let (_, g) = gemm_gflops(gpu, v, op, m, k, n, 2, 3)?;
-            secs += 2.0 * (m * k * n) as f64 / (g * 1e9);
+    for (class, (m, k, n)) in CLASSES {
+        let mut rates = BTreeMap::new();
+        let mut best = (Variant::for_adapter(gpu), 0.0);
+        for v in VARIANTS {
+            let (_, g) = gemm_gflops(gpu, v, class.op, m, k, n, 2, 3)?;
+            rates.insert(format!("{v:?}"), g);
+            if g > best.1 {
+                best = (v, g);
+            }
         }
         gpu.check()?;
-        let total = 3.0 * 2.0 * (256.0 * 128.0 * 128.0) / secs / 1e9;
-        gflops.insert(format!("{v:?}"), total);
-        if secs < best.1 {
-            best = (v, secs);
-        }
+        choice.insert(class.to_string(), format!("{:?}", best.0));
+        gflops.insert(class.to_string(), rates);
     }
-    Ok(GemmEntry { variant: format!("{:?}", best.0), gflops })
+    Ok(GemmEntry { choice, gflops })
 }
 
-/// `mflow bench tune`'s GEMM part: measures and stores the family for this adapter.
+/// `mflow bench tune`'s GEMM part: measures and stores the families for this adapter.
 pub fn tune_gemm(gpu: &Gpu) -> Result<GemmEntry> {
     let e = measure_gemm(gpu)?;
     update(|c| {

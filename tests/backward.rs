@@ -47,6 +47,7 @@ fn gradients_match_reference_vec4_and_tiled() {
     for (d, b, hidden, n) in [(6, 2, 16, 12), (4, 4, 16, 64), (3, 2, 13, 9)] {
         check(d, b, hidden, n, Variant::Vec4);
         check(d, b, hidden, n, Variant::Tiled);
+        check(d, b, hidden, n, Variant::TiledWide);
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use mflow::gpu_flow::GpuFlow;
+use mflow::gpu_flow::{GpuFlow, Mode};
 use mflow::kernels::gemm::Variant;
 use mflow::model::{Flow, FlowConfig};
 use mflow::reference::flow as rf;
@@ -13,12 +13,20 @@ fn random_flow(d: usize, b: usize, blocks: usize, hidden: usize, seed: u64) -> F
     f
 }
 
+/// The GEMM path in `variant`, then the fused couplings (with their folded ActNorms).
 fn check_flow(d: usize, b: usize, n: usize, hidden: usize, variant: Variant) {
+    check_flow_in(d, b, n, hidden, variant, Mode::InferenceUnfused);
+    check_flow_in(d, b, n, hidden, variant, Mode::Inference);
+}
+
+fn check_flow_in(d: usize, b: usize, n: usize, hidden: usize, variant: Variant, mode: Mode) {
     let gpu = gpu();
     let flow = random_flow(d, b, 3, hidden, d as u64 * 10 + b as u64);
     let q = flow.config.q();
     let y = uniform(7, n * q, 2.0);
-    let g = GpuFlow::with_variant(gpu, &flow, n, variant);
+    let g = GpuFlow::build(gpu, &flow, n, mode, variant);
+    let fused = g.forward_dispatches(false).iter().any(|d| d.kernel == "fused_coupling_forward");
+    assert_eq!(fused, mode == Mode::Inference, "{mode:?} takes its own path");
     let out = g.forward(gpu, &y);
     let p = flow.params_f64();
     let (u, ld) = rf::forward(&flow, &p, &to_f64(&y), n);
@@ -51,8 +59,9 @@ fn flow_matches_reference_vec4_gemm() {
 
 #[test]
 fn flow_matches_reference_tiled_gemm() {
-    for (d, b, n) in [(2, 0, 1), (3, 2, 65), (5, 4, 7)] {
+    for (d, b, n) in [(2, 0, 1), (3, 2, 65), (5, 4, 7), (4, 4, 130)] {
         check_flow(d, b, n, 17, Variant::Tiled);
+        check_flow(d, b, n, 17, Variant::TiledWide);
     }
 }
 

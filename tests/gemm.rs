@@ -169,8 +169,18 @@ fn check_views(
     entry
 }
 
-const SHAPES: [(usize, usize, usize); 8] =
-    [(1, 1, 1), (1, 7, 3), (5, 3, 2), (33, 17, 9), (31, 65, 1), (64, 64, 16), (67, 130, 35), (2, 300, 70)];
+// Off every tile (32, 64, 128, 512 rows) and slab (16): the last shape spans two wide tiles.
+const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (1, 7, 3),
+    (5, 3, 2),
+    (33, 17, 9),
+    (31, 65, 1),
+    (64, 64, 16),
+    (67, 130, 35),
+    (2, 300, 70),
+    (130, 260, 19),
+];
 
 #[test]
 fn gemm_reg_matches_reference() {
@@ -184,9 +194,11 @@ fn gemm_reg_matches_reference() {
 #[test]
 fn gemm_tiled_matches_reference() {
     for &(m, n, k) in &SHAPES {
-        check(Variant::Tiled, Layout::Nn, m, n, k, Aux::Bias, true, false);
-        check(Variant::Tiled, Layout::Nt, m, n, k, Aux::Mask, false, true);
-        check(Variant::Tiled, Layout::Tn, m, n, k, Aux::Bias, false, true);
+        for v in [Variant::Tiled, Variant::TiledWide] {
+            check(v, Layout::Nn, m, n, k, Aux::Bias, true, false);
+            check(v, Layout::Nt, m, n, k, Aux::Mask, false, true);
+            check(v, Layout::Tn, m, n, k, Aux::Bias, false, true);
+        }
     }
 }
 
@@ -244,7 +256,7 @@ fn gemm_thin_folds_a_large_grid() {
 #[test]
 fn gemm_runs_many_models_in_one_dispatch() {
     // Each model reads and writes its own copies; an odd count and shapes off the tiles.
-    for variant in [Variant::Reg, Variant::Tiled] {
+    for variant in [Variant::Reg, Variant::Tiled, Variant::TiledWide] {
         check_models(variant, Layout::Nn, 5, 3, 2, Aux::Bias, true, false, 3, false);
         check_models(variant, Layout::Nt, 33, 17, 9, Aux::Mask, false, true, 3, false);
         check_models(variant, Layout::Tn, 31, 65, 1, Aux::None, false, true, 2, false);
@@ -262,7 +274,7 @@ fn gemm_colsum_epilogue_gives_the_bias_gradient() {
     // dW = Xᵀ·dZ with db = Σ_rows dZ from the same loads, on every entry point that carries
     // it (Nn and Nt requests fall back to gemm_reg), odd shapes, several models.
     for &(m, n, k) in &[(1, 1, 1), (5, 3, 2), (33, 17, 9), (2, 300, 70), (64, 64, 16), (67, 130, 35)] {
-        for variant in [Variant::Reg, Variant::Tiled, Variant::Vec4] {
+        for variant in mflow::kernels::gemm::VARIANTS {
             check_models(variant, Layout::Tn, m, n, k, Aux::None, false, false, 1, true);
             check_models(variant, Layout::Tn, m, n, k, Aux::None, false, false, 3, true);
         }

@@ -34,18 +34,22 @@ fn choices_are_measured_cached_and_reused() {
     assert_eq!(tune::inference_mode(gpu, &wide), Mode::InferenceUnfused);
     let cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(!cache.adapters[&tune::adapter_key(gpu)].contains_key(&tune::shape_class(&wide)));
-    // The GEMM family: measured once (every candidate checked against the reference before
-    // it is timed), then read from the cache as stored.
-    let chosen = tune::gemm_variant(gpu);
+    // The GEMM family per shape class: measured once (every candidate checked against the
+    // reference before it is timed), then read from the cache as stored.
+    use mflow::kernels::gemm::{GemmChoice, Variant, CLASSES};
+    let chosen = tune::gemm_choice(gpu);
     let mut cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let entry = cache.gemm.get_mut(&tune::adapter_key(gpu)).unwrap();
-    assert_eq!(entry.gflops.len(), 3);
-    assert!(entry.gflops.values().all(|g| *g > 0.0));
-    assert_eq!(format!("{chosen:?}"), entry.variant);
-    let other = if chosen == mflow::kernels::gemm::Variant::Reg { "Tiled" } else { "Reg" };
-    entry.variant = other.into();
+    assert_eq!(entry.gflops.len(), CLASSES.len());
+    assert!(entry.gflops.values().all(|r| r.len() == 4 && r.values().all(|g| *g > 0.0)));
+    for (class, _) in CLASSES {
+        assert_eq!(format!("{:?}", chosen.get(class)), entry.choice[&class.to_string()], "{class}");
+    }
+    let first = CLASSES[0].0;
+    let other = if entry.choice[&first.to_string()] == "Reg" { "TiledWide" } else { "Reg" };
+    entry.choice.insert(first.to_string(), other.into());
     std::fs::write(&path, serde_json::to_string(&cache).unwrap()).unwrap();
-    assert_eq!(format!("{:?}", tune::gemm_variant(gpu)), other);
+    assert_eq!(format!("{:?}", tune::gemm_choice(gpu).get(first)), other);
     // Training: fused couplings or GEMMs per (shape, batch), measured, cached, reused.
     let key = tune::adapter_key(gpu);
     let class = tune::training_class(&cfg, 32);
@@ -64,6 +68,6 @@ fn choices_are_measured_cached_and_reused() {
     let default_training = if gpu.is_cpu() { Mode::TrainingUnfused } else { Mode::Training };
     assert_eq!(tune::training_mode(gpu, &cfg, 32), default_training);
     assert_eq!(tune::inference_mode(gpu, &cfg), tune::default_mode(gpu));
-    assert_eq!(tune::gemm_variant(gpu), mflow::kernels::gemm::Variant::for_adapter(gpu));
+    assert_eq!(tune::gemm_choice(gpu), GemmChoice::from(Variant::for_adapter(gpu)));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -69,10 +69,84 @@ pub enum Variant {
     Reg,
     /// gemm_tiled: workgroup-memory tiling, any strides: for real GPUs.
     Tiled,
+    /// gemm_tiled_wide: 128×128 tiles, 8×8 outputs per thread: large products on GPUs.
+    TiledWide,
     /// gemm_nn4 / gemm_nt4 / gemm_tn4 where the views allow vec4 loads, else gemm_thin for
     /// thin products and gemm_reg for the rest: the fast paths on CPU adapters (lavapipe),
     /// where tiling only adds copies.
     Vec4,
+}
+
+/// Every family, each a candidate of the tuner (all tested against the f64 reference).
+pub const VARIANTS: [Variant; 4] = [Variant::Reg, Variant::Tiled, Variant::TiledWide, Variant::Vec4];
+
+/// The kind of product, by its operands' layouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    /// C = X·W: A and B row-major.
+    Nn,
+    /// C = dY·Wᵀ: B transposed.
+    Nt,
+    /// C = Xᵀ·dY: A transposed.
+    Tn,
+}
+
+/// A GEMM's shape class for the tuner: its kind, and whether it is large (at least
+/// `LARGE_MACS` multiply-adds: an MNIST-sized layer, where bigger tiles pay on GPUs) or small
+/// (the synthetic models' H = 128 layers, where launch and tail costs dominate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Class {
+    pub op: Op,
+    pub large: bool,
+}
+
+pub const LARGE_MACS: usize = 1 << 25;
+
+/// Every class, each with the shape (m, k, n) the tuner times it on.
+pub const CLASSES: [(Class, (usize, usize, usize)); 6] = [
+    (Class { op: Op::Nn, large: false }, (256, 128, 128)),
+    (Class { op: Op::Nt, large: false }, (256, 128, 128)),
+    (Class { op: Op::Tn, large: false }, (128, 256, 128)),
+    (Class { op: Op::Nn, large: true }, (256, 1024, 1024)),
+    (Class { op: Op::Nt, large: true }, (256, 1024, 1024)),
+    (Class { op: Op::Tn, large: true }, (1024, 256, 1024)),
+];
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {}", self.op, if self.large { "large" } else { "small" })
+    }
+}
+
+/// The family each shape class of product runs: the tuner's choice on an adapter, or one
+/// family for all (`From<Variant>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmChoice {
+    /// Indexed like `CLASSES`.
+    pub by_class: [Variant; 6],
+}
+
+impl From<Variant> for GemmChoice {
+    fn from(v: Variant) -> Self {
+        Self { by_class: [v; 6] }
+    }
+}
+
+impl GemmChoice {
+    pub fn get(&self, class: Class) -> Variant {
+        let i = CLASSES.iter().position(|(c, _)| *c == class).expect("every class is listed");
+        self.by_class[i]
+    }
+
+    /// The family for `g`, from its class.
+    pub fn for_gemm(&self, g: &Gemm) -> Variant {
+        self.get(g.class())
+    }
+
+    /// The family for an `op` product of m×k by k×n.
+    pub fn for_shape(&self, op: Op, m: usize, k: usize, n: usize) -> Variant {
+        self.get(Class { op, large: m.saturating_mul(k).saturating_mul(n) >= LARGE_MACS })
+    }
 }
 
 impl Variant {
@@ -91,6 +165,7 @@ pub enum Entry {
     Reg,
     Thin,
     Tiled,
+    TiledWide,
     Nn4,
     /// gemm_nn4_narrow: gemm_nn4's conditions with fewer than 16 columns.
     Nn4Narrow,
@@ -104,6 +179,7 @@ impl Entry {
             Entry::Reg => (32, 32),
             Entry::Thin => (1, 1), // one output per invocation; dispatched 1-D
             Entry::Tiled | Entry::Nt4 => (64, 64),
+            Entry::TiledWide => (128, 128),
             Entry::Nn4 | Entry::Tn4 => (64, 128),
             Entry::Nn4Narrow => (512, 4), // dispatched (row tiles, column vec4s)
         }
@@ -136,6 +212,24 @@ fn u32_of(x: usize, what: &str) -> u32 {
 }
 
 impl Gemm<'_> {
+    /// The kind of product: A stepping along its rows with unit stride is Aᵀ (Xᵀ·dY), B
+    /// likewise is Bᵀ (dY·Wᵀ).
+    pub fn op(&self) -> Op {
+        if self.a.rs == 1 && self.a.cs != 1 {
+            Op::Tn
+        } else if self.b.rs == 1 && self.b.cs != 1 {
+            Op::Nt
+        } else {
+            Op::Nn
+        }
+    }
+
+    /// The tuner's shape class of this product.
+    pub fn class(&self) -> Class {
+        let macs = self.m.saturating_mul(self.n).saturating_mul(self.k);
+        Class { op: self.op(), large: macs >= LARGE_MACS }
+    }
+
     pub fn uniform(&self) -> GemmUniform {
         assert_eq!(self.c.cs, 1, "gemm writes row-major C");
         let mut flags = 0;
@@ -196,6 +290,7 @@ impl Gemm<'_> {
         match variant {
             Variant::Reg => Entry::Reg,
             Variant::Tiled => Entry::Tiled,
+            Variant::TiledWide => Entry::TiledWide,
             // Any k: the last, partial vec4 of an A row stays inside its stride (a.rs ≡ 0 mod
             // 4 and a.rs ≥ k) and is masked.
             Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.n) && m4(a.rs) && m4(b.rs) && a.rs >= self.k => {
@@ -218,6 +313,11 @@ impl Gemm<'_> {
         }
     }
 
+    /// `dispatch` with the family `choice` gives this kind of product.
+    pub fn run(&self, gpu: &Gpu, choice: GemmChoice, label: &str) -> Dispatch {
+        self.dispatch(gpu, choice.for_gemm(self), label)
+    }
+
     /// Builds the dispatch (uniform and bind group created now, once).
     pub fn dispatch(&self, gpu: &Gpu, variant: Variant, label: &str) -> Dispatch {
         let u = uniform(gpu, label, &self.uniform());
@@ -227,6 +327,7 @@ impl Gemm<'_> {
             Entry::Reg => &kernels.gemm_reg,
             Entry::Thin => &kernels.gemm_thin,
             Entry::Tiled => &kernels.gemm_tiled,
+            Entry::TiledWide => &kernels.gemm_tiled_wide,
             Entry::Nn4 => &kernels.gemm_nn4,
             Entry::Nn4Narrow => &kernels.gemm_nn4_narrow,
             Entry::Nt4 => &kernels.gemm_nt4,
