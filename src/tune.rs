@@ -163,11 +163,34 @@ pub fn default_mode(gpu: &Gpu) -> Mode {
     }
 }
 
+/// Choices made by this process: kept in memory too, so that where the cache file cannot be
+/// written (no HOME, a read-only home) each choice is still measured once per process, not
+/// once per flow built.
+static MEMORY: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+
 fn load() -> Cache {
-    cache_path()
+    let mut cache: Cache = cache_path()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if let Some(mem) = MEMORY.lock().ok().and_then(|m| m.clone()) {
+        for (k, v) in mem.adapters {
+            let m = cache.adapters.entry(k).or_default();
+            for (class, e) in v {
+                m.entry(class).or_insert(e);
+            }
+        }
+        for (k, v) in mem.training {
+            let m = cache.training.entry(k).or_default();
+            for (class, e) in v {
+                m.entry(class).or_insert(e);
+            }
+        }
+        for (k, v) in mem.gemm {
+            cache.gemm.entry(k).or_insert(v);
+        }
+    }
+    cache
 }
 
 /// Applies `change` to the cache as it is on disk now and stores the result, returning it:
@@ -182,6 +205,9 @@ fn update(change: impl FnOnce(&mut Cache)) -> Cache {
 }
 
 fn store(cache: &Cache) {
+    if let Ok(mut m) = MEMORY.lock() {
+        *m = Some(cache.clone());
+    }
     // A cache that cannot be written only costs a re-tune next time.
     if let Some(p) = cache_path() {
         if let Some(dir) = p.parent() {

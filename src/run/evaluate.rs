@@ -246,10 +246,12 @@ pub fn evaluate(
 ) -> Result<Vec<EvalRow>> {
     let mut rows = Vec::new();
     for &s in samples {
-        let t = Instant::now();
         let mut ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows())?;
         let n = data.split(split).rows().min(limit.unwrap_or(usize::MAX));
         ev.set_progress(super::finish::eval_bar(n as u64, ev.s));
+        // The evaluation's own rate: building the evaluator (and tuning, on an adapter's
+        // first use) is not part of it.
+        let t = Instant::now();
         let ll = split_log_likelihood(gpu, &ev, data, split, limit, seed)?;
         let secs = t.elapsed().as_secs_f64();
         let e = Estimate::of(&ll);
