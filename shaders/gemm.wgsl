@@ -800,4 +800,202 @@ fn gemm_tn4(@builtin(global_invocation_id) gid: vec3<u32>) {
         store4((r0 + t / 16u) * 4u + (t / 4u) % 4u, (c0 + t % 4u) * 4u, out[t]);
     }
 }
+
+// The _s variants below are the same templates with a quarter of the work per thread:
+// four times the workgroups on small products (a batch of 64 rows is one gemm_nn4
+// workgroup, one CPU thread on lavapipe; on GPUs, more of the machine busy).
+// gemm_nn4_s — A contiguous along k, B contiguous along n (C = X·W). Thread: 4 rows × 8
+// columns (2 vec4); workgroup 8×8 → 32×64 tile. Needs n, a_rs, b_rs, a_off, b_off ≡ 0 mod 4
+// (any k: see the tail).
+@compute @workgroup_size(8, 8)
+fn gemm_nn4_s(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
+    let k4 = g.k / 4u;
+    let n4 = g.n / 4u;
+    let row0 = gid.y * 4u;
+    let c0 = gid.x * 2u;
+    if (row0 >= g.m || c0 >= n4) {
+        return;
+    }
+    let ar0 = (a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let bc0 = b_off / 4u + min(c0 + 0u, n4 - 1u);
+    let bc1 = b_off / 4u + min(c0 + 1u, n4 - 1u);
+    var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0);
+    var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0);
+    var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0);
+    var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0);
+    let b_rs4 = g.b_rs / 4u;
+    for (var kk = 0u; kk < k4; kk++) {
+        let kb = kk * 4u * b_rs4;
+        let av0 = a4[ar0 + kk];
+        let av1 = a4[ar1 + kk];
+        let av2 = a4[ar2 + kk];
+        let av3 = a4[ar3 + kk];
+        let bv0_0 = b4[bc0 + kb + 0u * b_rs4];
+        let bv1_0 = b4[bc0 + kb + 1u * b_rs4];
+        let bv2_0 = b4[bc0 + kb + 2u * b_rs4];
+        let bv3_0 = b4[bc0 + kb + 3u * b_rs4];
+        let bv0_1 = b4[bc1 + kb + 0u * b_rs4];
+        let bv1_1 = b4[bc1 + kb + 1u * b_rs4];
+        let bv2_1 = b4[bc1 + kb + 2u * b_rs4];
+        let bv3_1 = b4[bc1 + kb + 3u * b_rs4];
+        acc0_0 += av0.x * bv0_0 + av0.y * bv1_0 + av0.z * bv2_0 + av0.w * bv3_0;
+        acc0_1 += av0.x * bv0_1 + av0.y * bv1_1 + av0.z * bv2_1 + av0.w * bv3_1;
+        acc1_0 += av1.x * bv0_0 + av1.y * bv1_0 + av1.z * bv2_0 + av1.w * bv3_0;
+        acc1_1 += av1.x * bv0_1 + av1.y * bv1_1 + av1.z * bv2_1 + av1.w * bv3_1;
+        acc2_0 += av2.x * bv0_0 + av2.y * bv1_0 + av2.z * bv2_0 + av2.w * bv3_0;
+        acc2_1 += av2.x * bv0_1 + av2.y * bv1_1 + av2.z * bv2_1 + av2.w * bv3_1;
+        acc3_0 += av3.x * bv0_0 + av3.y * bv1_0 + av3.z * bv2_0 + av3.w * bv3_0;
+        acc3_1 += av3.x * bv0_1 + av3.y * bv1_1 + av3.z * bv2_1 + av3.w * bv3_1;
+    }
+    if (g.k % 4u != 0u) {
+        let live = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(g.k % 4u));
+        let av0 = a4[ar0 + k4] * live;
+        let av1 = a4[ar1 + k4] * live;
+        let av2 = a4[ar2 + k4] * live;
+        let av3 = a4[ar3 + k4] * live;
+        let bv0_0 = b4[bc0 + min(k4 * 4u + 0u, g.k - 1u) * b_rs4];
+        let bv1_0 = b4[bc0 + min(k4 * 4u + 1u, g.k - 1u) * b_rs4];
+        let bv2_0 = b4[bc0 + min(k4 * 4u + 2u, g.k - 1u) * b_rs4];
+        let bv3_0 = b4[bc0 + min(k4 * 4u + 3u, g.k - 1u) * b_rs4];
+        let bv0_1 = b4[bc1 + min(k4 * 4u + 0u, g.k - 1u) * b_rs4];
+        let bv1_1 = b4[bc1 + min(k4 * 4u + 1u, g.k - 1u) * b_rs4];
+        let bv2_1 = b4[bc1 + min(k4 * 4u + 2u, g.k - 1u) * b_rs4];
+        let bv3_1 = b4[bc1 + min(k4 * 4u + 3u, g.k - 1u) * b_rs4];
+        acc0_0 += av0.x * bv0_0 + av0.y * bv1_0 + av0.z * bv2_0 + av0.w * bv3_0;
+        acc0_1 += av0.x * bv0_1 + av0.y * bv1_1 + av0.z * bv2_1 + av0.w * bv3_1;
+        acc1_0 += av1.x * bv0_0 + av1.y * bv1_0 + av1.z * bv2_0 + av1.w * bv3_0;
+        acc1_1 += av1.x * bv0_1 + av1.y * bv1_1 + av1.z * bv2_1 + av1.w * bv3_1;
+        acc2_0 += av2.x * bv0_0 + av2.y * bv1_0 + av2.z * bv2_0 + av2.w * bv3_0;
+        acc2_1 += av2.x * bv0_1 + av2.y * bv1_1 + av2.z * bv2_1 + av2.w * bv3_1;
+        acc3_0 += av3.x * bv0_0 + av3.y * bv1_0 + av3.z * bv2_0 + av3.w * bv3_0;
+        acc3_1 += av3.x * bv0_1 + av3.y * bv1_1 + av3.z * bv2_1 + av3.w * bv3_1;
+    }
+    // The epilogue runs as a loop: unrolled, its 8 branchy stores take LLVM (lavapipe's
+    // compiler) tens of seconds to build.
+    let out = array<vec4<f32>, 8>(acc0_0, acc0_1, acc1_0, acc1_1, acc2_0, acc2_1, acc3_0, acc3_1);
+    for (var t = 0u; t < 8u; t++) {
+        store4(row0 + t / 2u, (c0 + t % 2u) * 4u, out[t]);
+    }
+}
+
+// gemm_nt4_s — A and B both contiguous along k (C = dY·Wᵀ). Thread: 4 rows × 4 columns, each a
+// running dot product over vec4s of k; workgroup 8×8 → 32×32 tile.
+// Needs k, a_rs, b_cs, a_off, b_off ≡ 0 mod 4.
+@compute @workgroup_size(8, 8)
+fn gemm_nt4_s(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
+    let k4 = g.k / 4u;
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    if (row0 >= g.m || col0 >= g.n) {
+        return;
+    }
+    let ar0 = (a_off + min(row0 + 0u, g.m - 1u) * g.a_rs) / 4u;
+    let ar1 = (a_off + min(row0 + 1u, g.m - 1u) * g.a_rs) / 4u;
+    let ar2 = (a_off + min(row0 + 2u, g.m - 1u) * g.a_rs) / 4u;
+    let ar3 = (a_off + min(row0 + 3u, g.m - 1u) * g.a_rs) / 4u;
+    let bc0 = (b_off + min(col0 + 0u, g.n - 1u) * g.b_cs) / 4u;
+    let bc1 = (b_off + min(col0 + 1u, g.n - 1u) * g.b_cs) / 4u;
+    let bc2 = (b_off + min(col0 + 2u, g.n - 1u) * g.b_cs) / 4u;
+    let bc3 = (b_off + min(col0 + 3u, g.n - 1u) * g.b_cs) / 4u;
+    var acc0_0 = 0.0; var acc0_1 = 0.0; var acc0_2 = 0.0; var acc0_3 = 0.0;
+    var acc1_0 = 0.0; var acc1_1 = 0.0; var acc1_2 = 0.0; var acc1_3 = 0.0;
+    var acc2_0 = 0.0; var acc2_1 = 0.0; var acc2_2 = 0.0; var acc2_3 = 0.0;
+    var acc3_0 = 0.0; var acc3_1 = 0.0; var acc3_2 = 0.0; var acc3_3 = 0.0;
+    for (var kk = 0u; kk < k4; kk++) {
+        let av0 = a4[ar0 + kk];
+        let av1 = a4[ar1 + kk];
+        let av2 = a4[ar2 + kk];
+        let av3 = a4[ar3 + kk];
+        let bv0 = b4[bc0 + kk];
+        let bv1 = b4[bc1 + kk];
+        let bv2 = b4[bc2 + kk];
+        let bv3 = b4[bc3 + kk];
+        acc0_0 += dot(av0, bv0);
+        acc0_1 += dot(av0, bv1);
+        acc0_2 += dot(av0, bv2);
+        acc0_3 += dot(av0, bv3);
+        acc1_0 += dot(av1, bv0);
+        acc1_1 += dot(av1, bv1);
+        acc1_2 += dot(av1, bv2);
+        acc1_3 += dot(av1, bv3);
+        acc2_0 += dot(av2, bv0);
+        acc2_1 += dot(av2, bv1);
+        acc2_2 += dot(av2, bv2);
+        acc2_3 += dot(av2, bv3);
+        acc3_0 += dot(av3, bv0);
+        acc3_1 += dot(av3, bv1);
+        acc3_2 += dot(av3, bv2);
+        acc3_3 += dot(av3, bv3);
+    }
+    // The epilogue runs as a loop: unrolled, its 4 branchy stores take LLVM (lavapipe's
+    // compiler) tens of seconds to build.
+    let out = array<vec4<f32>, 4>(vec4<f32>(acc0_0, acc0_1, acc0_2, acc0_3), vec4<f32>(acc1_0, acc1_1, acc1_2, acc1_3), vec4<f32>(acc2_0, acc2_1, acc2_2, acc2_3), vec4<f32>(acc3_0, acc3_1, acc3_2, acc3_3));
+    for (var t = 0u; t < 4u; t++) {
+        store4(row0 + t / 1u, col0 + (t % 1u) * 4u, out[t]);
+    }
+}
+
+// gemm_tn4_s — A contiguous along m, B contiguous along n (C = Xᵀ·dY). Thread: 4 rows (1 vec4)
+// × 8 columns (2 vec4), an outer product per k; workgroup 8×8 → 32×64 tile.
+// Needs n, a_cs, b_rs, a_off, b_off ≡ 0 mod 4; any m (the last vec4 of rows may run past m,
+// inside A's column stride; store() drops those rows). COLSUM: the invocations of rows 0..
+// sum B's columns from the vec4s they load anyway.
+@compute @workgroup_size(8, 8)
+fn gemm_tn4_s(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_model(gid.z);
+    let m4 = (g.m + 3u) / 4u;
+    let n4 = g.n / 4u;
+    let r0 = gid.y * 1u;
+    let c0 = gid.x * 2u;
+    if (r0 >= m4 || c0 >= n4) {
+        return;
+    }
+    let a_cs4 = g.a_cs / 4u;
+    let b_rs4 = g.b_rs / 4u;
+    let ar0 = a_off / 4u + min(r0 + 0u, m4 - 1u);
+    let bc0 = b_off / 4u + min(c0 + 0u, n4 - 1u);
+    let bc1 = b_off / 4u + min(c0 + 1u, n4 - 1u);
+    var acc00_0 = vec4<f32>(0.0); var acc00_1 = vec4<f32>(0.0);
+    var acc01_0 = vec4<f32>(0.0); var acc01_1 = vec4<f32>(0.0);
+    var acc02_0 = vec4<f32>(0.0); var acc02_1 = vec4<f32>(0.0);
+    var acc03_0 = vec4<f32>(0.0); var acc03_1 = vec4<f32>(0.0);
+    let colsum = sums_columns(r0);
+    var cs0 = vec4<f32>(0.0); var cs1 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < g.k; kk++) {
+        let av0 = a4[ar0 + kk * a_cs4];
+        let bv0 = b4[bc0 + kk * b_rs4];
+        let bv1 = b4[bc1 + kk * b_rs4];
+        acc00_0 += av0.x * bv0;
+        acc00_1 += av0.x * bv1;
+        acc01_0 += av0.y * bv0;
+        acc01_1 += av0.y * bv1;
+        acc02_0 += av0.z * bv0;
+        acc02_1 += av0.z * bv1;
+        acc03_0 += av0.w * bv0;
+        acc03_1 += av0.w * bv1;
+        if (colsum) {
+            cs0 += bv0;
+            cs1 += bv1;
+        }
+    }
+    if (colsum) {
+        for (var i = 0u; i < 4u; i++) {
+            store_colsum((c0 + 0u) * 4u + i, cs0[i]);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            store_colsum((c0 + 1u) * 4u + i, cs1[i]);
+        }
+    }
+    // The epilogue runs as a loop: unrolled, its 8 branchy stores take LLVM (lavapipe's
+    // compiler) tens of seconds to build.
+    let out = array<vec4<f32>, 8>(acc00_0, acc00_1, acc01_0, acc01_1, acc02_0, acc02_1, acc03_0, acc03_1);
+    for (var t = 0u; t < 8u; t++) {
+        store4((r0 + t / 8u) * 4u + (t / 2u) % 4u, (c0 + t % 2u) * 4u, out[t]);
+    }
+}
 // ---- end of generated code ----

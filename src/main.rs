@@ -517,7 +517,7 @@ fn bench_train_all(gpu: &Gpu, steps: usize, small: bool) -> Result<()> {
 /// shape classes (Q = 2..8, H = 128).
 fn bench_tune(gpu: &Gpu) -> Result<()> {
     let e = mflow::tune::tune_gemm(gpu)?;
-    println!("GEMM family per shape class (GFLOP/s of each candidate; small: 256x128x128, large: 256x1024x1024):");
+    println!("GEMM family per shape class (GFLOP/s of each candidate; tiny: 64x128x128, small: 256x128x128, large: 256x1024x1024):");
     for (class, rates) in &e.gflops {
         let r: Vec<String> = rates.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
         println!("  {class:<10} {}  choice: {}", r.join(", "), e.choice[class]);

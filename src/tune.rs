@@ -50,7 +50,7 @@ fn variant_named(name: &str) -> Option<Variant> {
 }
 
 fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
-    let mut by_class = [Variant::Reg; 6];
+    let mut by_class = [Variant::Reg; CLASSES.len()];
     for (slot, (class, _)) in by_class.iter_mut().zip(CLASSES) {
         *slot = variant_named(e.choice.get(&class.to_string())?)?;
     }

@@ -48,6 +48,7 @@ fn gradients_match_reference_vec4_and_tiled() {
         check(d, b, hidden, n, Variant::Vec4);
         check(d, b, hidden, n, Variant::Tiled);
         check(d, b, hidden, n, Variant::TiledWide);
+        check(d, b, hidden, n, Variant::Vec4Small);
     }
 }
 

@@ -54,6 +54,7 @@ fn flow_matches_reference_vec4_gemm() {
     // for the first and last layers.
     for (d, b, n) in [(4, 4, 1), (6, 2, 37), (3, 2, 9)] {
         check_flow(d, b, n, 16, Variant::Vec4);
+        check_flow(d, b, n, 16, Variant::Vec4Small);
     }
 }
 

@@ -55,7 +55,7 @@ fn check_models(
     models: usize,
     colsum: bool,
 ) -> Entry {
-    let aligned = variant == Variant::Vec4 && [m, n, k].iter().all(|x| x % 4 == 0);
+    let aligned = matches!(variant, Variant::Vec4 | Variant::Vec4Small) && [m, n, k].iter().all(|x| x % 4 == 0);
     check_views(variant, layout, m, n, k, aux, relu, accumulate, models, colsum, aligned)
 }
 
@@ -212,6 +212,11 @@ fn gemm_vec4_paths_match_reference() {
         let nn = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4 };
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, false), nn);
+        // The small-tile family: the same conditions, a quarter of the work per thread.
+        let nn_s = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4S };
+        assert_eq!(check(Variant::Vec4Small, Layout::Nn, m, n, k, Aux::Bias, true, false), nn_s);
+        assert_eq!(check(Variant::Vec4Small, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4S);
+        assert_eq!(check(Variant::Vec4Small, Layout::Tn, m, n, k, Aux::Bias, false, true), Entry::Tn4S);
         assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4);
         assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::Bias, false, true), Entry::Tn4);
     }
@@ -225,10 +230,14 @@ fn gemm_vec4_paths_take_any_k_or_m_inside_aligned_rows() {
         let nn = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4 };
         assert_eq!(check_views(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false, 1, false, true), nn);
         assert_eq!(check_views(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, true, 3, false, true), nn);
+        let nn_s = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4S };
+        assert_eq!(check_views(Variant::Vec4Small, Layout::Nn, m, n, k, Aux::Bias, true, false, 2, false, true), nn_s);
     }
     for &(m, n, k) in &[(1, 16, 8), (2, 128, 64), (3, 4, 33), (394, 128, 7), (6, 8, 1)] {
         assert_eq!(check_views(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, false, 1, true, true), Entry::Tn4);
         assert_eq!(check_views(Variant::Vec4, Layout::Tn, m, n, k, Aux::None, false, true, 2, true, true), Entry::Tn4);
+        let tn_s = check_views(Variant::Vec4Small, Layout::Tn, m, n, k, Aux::None, false, true, 2, true, true);
+        assert_eq!(tn_s, Entry::Tn4S);
     }
 }
 

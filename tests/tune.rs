@@ -36,12 +36,12 @@ fn choices_are_measured_cached_and_reused() {
     assert!(!cache.adapters[&tune::adapter_key(gpu)].contains_key(&tune::shape_class(&wide)));
     // The GEMM family per shape class: measured once (every candidate checked against the
     // reference before it is timed), then read from the cache as stored.
-    use mflow::kernels::gemm::{GemmChoice, Variant, CLASSES};
+    use mflow::kernels::gemm::{GemmChoice, Variant, CLASSES, VARIANTS};
     let chosen = tune::gemm_choice(gpu);
     let mut cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let entry = cache.gemm.get_mut(&tune::adapter_key(gpu)).unwrap();
     assert_eq!(entry.gflops.len(), CLASSES.len());
-    assert!(entry.gflops.values().all(|r| r.len() == 4 && r.values().all(|g| *g > 0.0)));
+    assert!(entry.gflops.values().all(|r| r.len() == VARIANTS.len() && r.values().all(|g| *g > 0.0)));
     for (class, _) in CLASSES {
         assert_eq!(format!("{:?}", chosen.get(class)), entry.choice[&class.to_string()], "{class}");
     }

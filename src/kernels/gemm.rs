@@ -75,10 +75,14 @@ pub enum Variant {
     /// thin products and gemm_reg for the rest: the fast paths on CPU adapters (lavapipe),
     /// where tiling only adds copies.
     Vec4,
+    /// Vec4 with a quarter of the work per thread (gemm_nn4_s / gemm_nt4_s / gemm_tn4_s):
+    /// four times the workgroups, for small products (a batch of 64 rows).
+    Vec4Small,
 }
 
 /// Every family, each a candidate of the tuner (all tested against the f64 reference).
-pub const VARIANTS: [Variant; 4] = [Variant::Reg, Variant::Tiled, Variant::TiledWide, Variant::Vec4];
+pub const VARIANTS: [Variant; 5] =
+    [Variant::Reg, Variant::Tiled, Variant::TiledWide, Variant::Vec4, Variant::Vec4Small];
 
 /// The kind of product, by its operands' layouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,30 +95,53 @@ pub enum Op {
     Tn,
 }
 
-/// A GEMM's shape class for the tuner: its kind, and whether it is large (at least
-/// `LARGE_MACS` multiply-adds: an MNIST-sized layer, where bigger tiles pay on GPUs) or small
-/// (the synthetic models' H = 128 layers, where launch and tail costs dominate).
+/// A GEMM's size class: tiny (under `SMALL_MACS` multiply-adds: a batch of 64 through an
+/// H = 128 layer, too few outputs to fill a machine with large tiles), small (the synthetic
+/// models' layers at larger batches) or large (at least `LARGE_MACS`: an MNIST-sized layer,
+/// where bigger tiles pay on GPUs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Size {
+    Tiny,
+    Small,
+    Large,
+}
+
+pub const SMALL_MACS: usize = 1 << 21;
+pub const LARGE_MACS: usize = 1 << 25;
+
+impl Size {
+    pub fn of(m: usize, k: usize, n: usize) -> Self {
+        match m.saturating_mul(k).saturating_mul(n) {
+            x if x >= LARGE_MACS => Size::Large,
+            x if x >= SMALL_MACS => Size::Small,
+            _ => Size::Tiny,
+        }
+    }
+}
+
+/// A GEMM's shape class for the tuner: its kind and its size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Class {
     pub op: Op,
-    pub large: bool,
+    pub size: Size,
 }
 
-pub const LARGE_MACS: usize = 1 << 25;
-
 /// Every class, each with the shape (m, k, n) the tuner times it on.
-pub const CLASSES: [(Class, (usize, usize, usize)); 6] = [
-    (Class { op: Op::Nn, large: false }, (256, 128, 128)),
-    (Class { op: Op::Nt, large: false }, (256, 128, 128)),
-    (Class { op: Op::Tn, large: false }, (128, 256, 128)),
-    (Class { op: Op::Nn, large: true }, (256, 1024, 1024)),
-    (Class { op: Op::Nt, large: true }, (256, 1024, 1024)),
-    (Class { op: Op::Tn, large: true }, (1024, 256, 1024)),
+pub const CLASSES: [(Class, (usize, usize, usize)); 9] = [
+    (Class { op: Op::Nn, size: Size::Tiny }, (64, 128, 128)),
+    (Class { op: Op::Nt, size: Size::Tiny }, (64, 128, 128)),
+    (Class { op: Op::Tn, size: Size::Tiny }, (128, 64, 128)),
+    (Class { op: Op::Nn, size: Size::Small }, (256, 128, 128)),
+    (Class { op: Op::Nt, size: Size::Small }, (256, 128, 128)),
+    (Class { op: Op::Tn, size: Size::Small }, (128, 256, 128)),
+    (Class { op: Op::Nn, size: Size::Large }, (256, 1024, 1024)),
+    (Class { op: Op::Nt, size: Size::Large }, (256, 1024, 1024)),
+    (Class { op: Op::Tn, size: Size::Large }, (1024, 256, 1024)),
 ];
 
 impl std::fmt::Display for Class {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} {}", self.op, if self.large { "large" } else { "small" })
+        write!(f, "{:?} {}", self.op, format!("{:?}", self.size).to_lowercase())
     }
 }
 
@@ -123,12 +150,12 @@ impl std::fmt::Display for Class {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmChoice {
     /// Indexed like `CLASSES`.
-    pub by_class: [Variant; 6],
+    pub by_class: [Variant; CLASSES.len()],
 }
 
 impl From<Variant> for GemmChoice {
     fn from(v: Variant) -> Self {
-        Self { by_class: [v; 6] }
+        Self { by_class: [v; CLASSES.len()] }
     }
 }
 
@@ -145,7 +172,7 @@ impl GemmChoice {
 
     /// The family for an `op` product of m×k by k×n.
     pub fn for_shape(&self, op: Op, m: usize, k: usize, n: usize) -> Variant {
-        self.get(Class { op, large: m.saturating_mul(k).saturating_mul(n) >= LARGE_MACS })
+        self.get(Class { op, size: Size::of(m, k, n) })
     }
 }
 
@@ -171,6 +198,9 @@ pub enum Entry {
     Nn4Narrow,
     Nt4,
     Tn4,
+    Nn4S,
+    Nt4S,
+    Tn4S,
 }
 
 impl Entry {
@@ -182,6 +212,8 @@ impl Entry {
             Entry::TiledWide => (128, 128),
             Entry::Nn4 | Entry::Tn4 => (64, 128),
             Entry::Nn4Narrow => (512, 4), // dispatched (row tiles, column vec4s)
+            Entry::Nn4S | Entry::Tn4S => (32, 64),
+            Entry::Nt4S => (32, 32),
         }
     }
 }
@@ -226,8 +258,7 @@ impl Gemm<'_> {
 
     /// The tuner's shape class of this product.
     pub fn class(&self) -> Class {
-        let macs = self.m.saturating_mul(self.n).saturating_mul(self.k);
-        Class { op: self.op(), large: macs >= LARGE_MACS }
+        Class { op: self.op(), size: Size::of(self.m, self.k, self.n) }
     }
 
     pub fn uniform(&self) -> GemmUniform {
@@ -278,7 +309,9 @@ impl Gemm<'_> {
     pub fn entry(&self, variant: Variant) -> Entry {
         match self.vec4_entry(variant) {
             // Column sums ride on the loads of gemm_reg, gemm_thin, gemm_tiled and gemm_tn4.
-            Entry::Nn4 | Entry::Nn4Narrow | Entry::Nt4 if self.colsum.is_some() => Entry::Reg,
+            Entry::Nn4 | Entry::Nn4Narrow | Entry::Nt4 | Entry::Nn4S | Entry::Nt4S if self.colsum.is_some() => {
+                Entry::Reg
+            }
             e => e,
         }
     }
@@ -287,29 +320,44 @@ impl Gemm<'_> {
         let (a, b) = (&self.a, &self.b);
         let m4 = |x: usize| x.is_multiple_of(4);
         let offs = m4(a.off) && m4(b.off) && m4(a.ms) && m4(b.ms);
+        let small = variant == Variant::Vec4Small;
         match variant {
             Variant::Reg => Entry::Reg,
             Variant::Tiled => Entry::Tiled,
             Variant::TiledWide => Entry::TiledWide,
-            // Any k: the last, partial vec4 of an A row stays inside its stride (a.rs ≡ 0 mod
-            // 4 and a.rs ≥ k) and is masked.
-            Variant::Vec4 if offs && a.cs == 1 && b.cs == 1 && m4(self.n) && m4(a.rs) && m4(b.rs) && a.rs >= self.k => {
-                if self.n < 16 {
-                    Entry::Nn4Narrow
+            Variant::Vec4 | Variant::Vec4Small => {
+                // Any k: the last, partial vec4 of an A row stays inside its stride (a.rs ≡ 0
+                // mod 4 and a.rs ≥ k) and is masked.
+                if offs && a.cs == 1 && b.cs == 1 && m4(self.n) && m4(a.rs) && m4(b.rs) && a.rs >= self.k {
+                    if self.n < 16 {
+                        Entry::Nn4Narrow
+                    } else if small {
+                        Entry::Nn4S
+                    } else {
+                        Entry::Nn4
+                    }
+                } else if offs && a.cs == 1 && b.rs == 1 && m4(self.k) && m4(a.rs) && m4(b.cs) {
+                    if small {
+                        Entry::Nt4S
+                    } else {
+                        Entry::Nt4
+                    }
+                // Any m, likewise along A's columns (a.cs ≥ m).
+                } else if offs && a.rs == 1 && b.cs == 1 && m4(self.n) && m4(a.cs) && m4(b.rs) && a.cs >= self.m {
+                    if small {
+                        Entry::Tn4S
+                    } else {
+                        Entry::Tn4
+                    }
+                // An output side below 16: gemm_reg's 32×32 blocks would be mostly clamped
+                // waste. (A short K alone is not enough: many outputs want gemm_reg's fewer,
+                // larger workgroups, each of which costs microseconds on lavapipe.)
+                } else if self.m.min(self.n) < 16 {
+                    Entry::Thin
                 } else {
-                    Entry::Nn4
+                    Entry::Reg
                 }
             }
-            Variant::Vec4 if offs && a.cs == 1 && b.rs == 1 && m4(self.k) && m4(a.rs) && m4(b.cs) => Entry::Nt4,
-            // Any m, likewise along A's columns (a.cs ≥ m).
-            Variant::Vec4 if offs && a.rs == 1 && b.cs == 1 && m4(self.n) && m4(a.cs) && m4(b.rs) && a.cs >= self.m => {
-                Entry::Tn4
-            }
-            // An output side below 16: gemm_reg's 32×32 blocks would be mostly clamped
-            // waste. (A short K alone is not enough: many outputs want gemm_reg's fewer,
-            // larger workgroups, each of which costs microseconds on lavapipe.)
-            Variant::Vec4 if self.m.min(self.n) < 16 => Entry::Thin,
-            Variant::Vec4 => Entry::Reg,
         }
     }
 
@@ -332,6 +380,9 @@ impl Gemm<'_> {
             Entry::Nn4Narrow => &kernels.gemm_nn4_narrow,
             Entry::Nt4 => &kernels.gemm_nt4,
             Entry::Tn4 => &kernels.gemm_tn4,
+            Entry::Nn4S => &kernels.gemm_nn4_s,
+            Entry::Nt4S => &kernels.gemm_nt4_s,
+            Entry::Tn4S => &kernels.gemm_tn4_s,
         };
         // The aux binding must exist even when unused; A stands in for it.
         let aux = self.bias.or(self.mask).map_or(self.a.buf, |(b, _, _)| b);
