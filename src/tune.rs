@@ -69,6 +69,7 @@ pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
     if let Some(c) = load().gemm.get(&key).and_then(choice_of) {
         return c;
     }
+    announce("the GEMM kernels");
     match measure_gemm(gpu) {
         Ok(e) => {
             let cache = update(|c| {
@@ -163,6 +164,16 @@ pub fn default_mode(gpu: &Gpu) -> Mode {
     }
 }
 
+/// Says on a terminal why the program pauses (the first use of an adapter times its kernels
+/// for some seconds); pipes and logs stay clean.
+fn announce(what: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let place = cache_path().map_or_else(|| "memory".to_string(), |p| p.display().to_string());
+        eprintln!("tuning {what} on this adapter (once; cached in {place})");
+    }
+}
+
 /// Choices made by this process: kept in memory too, so that where the cache file cannot be
 /// written (no HOME, a read-only home) each choice is still measured once per process, not
 /// once per flow built.
@@ -233,6 +244,7 @@ pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
     if let Some(e) = load().adapters.get(&key).and_then(|m| m.get(&class)) {
         return if e.fused { Mode::Inference } else { Mode::InferenceUnfused };
     }
+    announce(&format!("evaluation kernels for {class}"));
     match measure(gpu, config) {
         Ok(e) => {
             let cache = update(|c| {
@@ -289,6 +301,7 @@ pub fn training_mode(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Mode {
     if let Some(e) = load().training.get(&key).and_then(|m| m.get(&class)) {
         return if e.fused { Mode::Training } else { Mode::TrainingUnfused };
     }
+    announce(&format!("training kernels for {class}"));
     match measure_training(gpu, config, batch) {
         Ok(e) => {
             let cache = update(|c| {
