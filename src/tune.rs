@@ -125,12 +125,12 @@ pub struct Entry {
 /// for other kernels are not reused).
 pub fn adapter_key(gpu: &Gpu) -> String {
     format!(
-        "{} | {:?} | {} {} | kernels {:016x}",
+        "{} | {:?} | {} {}{}",
         gpu.info.name,
         gpu.info.backend,
         gpu.info.driver,
         gpu.info.driver_info,
-        crate::kernels::fingerprint()
+        crate::kernels::fingerprint_tag()
     )
 }
 
@@ -211,6 +211,12 @@ fn load() -> Cache {
 fn update(change: impl FnOnce(&mut Cache)) -> Cache {
     let mut cache = load();
     change(&mut cache);
+    // Entries of this adapter timed on other kernels (an older mflow) are never read again.
+    let now = crate::kernels::fingerprint_tag();
+    let stale = |k: &String| k.contains(" | kernels ") && !k.ends_with(&now);
+    cache.adapters.retain(|k, _| !stale(k));
+    cache.training.retain(|k, _| !stale(k));
+    cache.gemm.retain(|k, _| !stale(k));
     store(&cache);
     cache
 }
@@ -323,30 +329,39 @@ pub fn training_class(c: &FlowConfig, batch: usize) -> String {
     format!("train q{} depth{} h{} batch{}", c.q(), c.depth, c.hidden, batch)
 }
 
-/// Times training steps of each program (median of 5 after 2 warm-ups, each step waited
-/// for) on a model of this shape with random parameters.
+/// Times training steps of each program on a model of this shape with random parameters:
+/// after 3 warm-up steps, 5 trials of 4 steps each (waited for), the programs alternating
+/// trial by trial so that drift hits both alike; the median trial per step.
 pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Result<Entry> {
     use crate::train::{OptimConfig, Trainer};
     let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
     flow.randomize(1, 0.5);
     let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 };
     let x = vec![0.25f32; batch * config.d];
-    let mut secs = [0.0; 2];
-    for (i, mode) in [Mode::Training, Mode::TrainingUnfused].into_iter().enumerate() {
-        let mut t = Trainer::with_mode(gpu, &[&flow], &[0], &opt, mode);
-        let mut times = Vec::new();
-        for step in 0..7 {
-            let start = Instant::now();
+    let mut trainers =
+        [Mode::Training, Mode::TrainingUnfused].map(|m| Trainer::with_mode(gpu, &[&flow], &[0], &opt, m));
+    let run = |t: &mut Trainer, steps: usize| -> Result<f64> {
+        let start = Instant::now();
+        for _ in 0..steps {
             t.step(gpu, &x, false);
-            gpu.wait()?;
-            if step >= 2 {
-                times.push(start.elapsed().as_secs_f64());
-            }
         }
-        times.sort_by(f64::total_cmp);
-        secs[i] = times[times.len() / 2];
+        gpu.wait()?;
+        Ok(start.elapsed().as_secs_f64() / steps as f64)
+    };
+    for t in &mut trainers {
+        run(t, 3)?;
     }
-    Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..5 {
+        for (i, t) in trainers.iter_mut().enumerate() {
+            times[i].push(run(t, 4)?);
+        }
+    }
+    let [fused, unfused] = times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    });
+    Ok(Entry { fused: fused < unfused, fused_s: fused, unfused_s: unfused })
 }
 
 /// `mflow bench tune`'s training part: measures each (shape, batch) and stores the choices.

@@ -74,6 +74,11 @@ pub fn fingerprint() -> u64 {
         .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
+/// The fingerprint as the tuner's cache keys end with it.
+pub fn fingerprint_tag() -> String {
+    format!(" | kernels {:016x}", fingerprint())
+}
+
 fn source(name: &str) -> &'static str {
     SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("a shader of mflow")
 }
