@@ -75,12 +75,12 @@ fn region(z: u32, k: u32, row: u32, col: u32) -> u32 {
 
 var<workgroup> act: array<vec4<f32>, 1024>; // 2 · TILE · MAX_W floats
 
+// Every write to `act` stores a whole vec4, and between two barriers each vec4 has one
+// writer: WGSL lets a write to one component of a vector access the whole vector, so two
+// invocations writing neighbouring components would race on some backends.
+
 fn act_get(e: u32) -> f32 {
     return act[e / 4u][e % 4u];
-}
-
-fn act_set(e: u32, v: f32) {
-    act[e / 4u][e % 4u] = v;
 }
 
 fn param(i: u32) -> f32 {
@@ -161,29 +161,45 @@ fn linear4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32,
     }
 }
 
-// linear4 for any fan_out: an invocation per output column, all TILE rows; the columns up
-// to the next multiple of 4 are zeroed.
+// linear4 for any fan_out: an invocation per group of 4 output columns, all TILE rows; the
+// group's columns past fan_out read zero weights and bias, so they come out 0.
 fn linear1(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, lid: u32) {
     let relu = k + 1u < p.nlin;
-    for (var j = lid; j < round4(l.w); j += 64u) {
-        var acc: array<f32, 8>;
-        let b = select(0.0, param(pz + l.y + min(j, l.w - 1u)), j < l.w);
+    for (var jg = lid; jg < round4(l.w) / 4u; jg += 64u) {
+        let j0 = jg * 4u;
+        var b = vec4<f32>(0.0);
+        for (var c = 0u; c < 4u; c++) {
+            if (j0 + c < l.w) {
+                b[c] = param(pz + l.y + j0 + c);
+            }
+        }
+        var acc: array<vec4<f32>, 8>;
         for (var r = 0u; r < TILE; r++) {
             acc[r] = b;
         }
-        if (j < l.w) {
-            for (var i = 0u; i < l.z; i++) {
-                let w = param(pz + l.x + i * l.w + j);
-                for (var r = 0u; r < TILE; r++) {
-                    acc[r] += act_get(src + r * MAX_W + i) * w;
+        for (var i = 0u; i < l.z; i++) {
+            var w = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c++) {
+                if (j0 + c < l.w) {
+                    w[c] = param(pz + l.x + i * l.w + j0 + c);
                 }
+            }
+            for (var r = 0u; r < TILE; r++) {
+                acc[r] += act_get(src + r * MAX_W + i) * w;
             }
         }
         for (var r = 0u; r < TILE; r++) {
-            let v = select(acc[r], max(acc[r], 0.0), relu);
-            act_set(dst + r * MAX_W + j, v);
-            if ((p.flags & SAVE) != 0u && row0 + r < p.n && j < l.w) {
-                saved[region(z, k + 1u, row0 + r, j)] = v;
+            var v = acc[r];
+            if (relu) {
+                v = max(v, vec4<f32>(0.0));
+            }
+            act[(dst + r * MAX_W + j0) / 4u] = v;
+            if ((p.flags & SAVE) != 0u && row0 + r < p.n) {
+                for (var c = 0u; c < 4u; c++) {
+                    if (j0 + c < l.w) {
+                        saved[region(z, k + 1u, row0 + r, j0 + c)] = v[c];
+                    }
+                }
             }
         }
     }
@@ -193,16 +209,18 @@ fn linear1(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32,
 // the offset in `act` of the tile's rm rows (row r at offset + r · MAX_W).
 fn conditioner(row0: u32, z: u32, lid: u32) -> u32 {
     let pz = z * p.ps;
-    let h4 = round4(p.h);
+    let h4 = round4(p.h) / 4u;
     for (var e = lid; e < TILE * h4; e += 64u) {
         let r = e / h4;
-        let i = e % h4;
+        let i0 = (e % h4) * 4u;
         let row = row0 + r;
-        var v = 0.0;
-        if (row < p.n && i < p.h) {
-            v = input(z, row, i);
+        var v = vec4<f32>(0.0);
+        for (var c = 0u; c < 4u; c++) {
+            if (row < p.n && i0 + c < p.h) {
+                v[c] = input(z, row, i0 + c);
+            }
         }
-        act_set(r * MAX_W + i, v);
+        act[(r * MAX_W + i0) / 4u] = v;
     }
     workgroupBarrier();
     var src = 0u;
@@ -346,34 +364,34 @@ fn fused_coupling_backward(
     let row0 = tile_of(wg, nwg);
     let z = wg.z;
     let nb = p.q - p.h;
-    // The affine part; rm, the output layer's result, is region nlin.
-    for (var e = lid; e < TILE * nb; e += 64u) {
-        let r = e / nb;
-        let j = e % nb;
+    // The affine part, an invocation per group of 4 of rm's gradient columns (dr for
+    // c < nb, dm past it, zero padding past 2nb); rm, the output layer's result, is region nlin.
+    let g4 = round4(2u * nb) / 4u;
+    for (var e = lid; e < TILE * g4; e += 64u) {
+        let r = e / g4;
+        let c0 = (e % g4) * 4u;
         let row = row0 + r;
-        var dr = 0.0;
-        var dm = 0.0;
+        var v = vec4<f32>(0.0);
         if (row < p.n) {
-            let i = p.h + j;
-            let g = du_at(z, row, i);
-            let rv = sv[region(z, p.nlin, row, j)];
-            let es = exp(bound(rv));
-            grad_in(z, row, i, g * es);
-            let ds = g * sv[region(z, 0u, row, i)] * es + dld[z * p.n + row];
-            dr = ds * bound_grad(rv);
-            dm = g;
-            dz[region(z, p.nlin, row, j)] = dr;
-            dz[region(z, p.nlin, row, nb + j)] = dm;
+            for (var t = 0u; t < 4u; t++) {
+                let c = c0 + t;
+                if (c < nb) {
+                    let i = p.h + c;
+                    let g = du_at(z, row, i);
+                    let rv = sv[region(z, p.nlin, row, c)];
+                    let es = exp(bound(rv));
+                    grad_in(z, row, i, g * es);
+                    let ds = g * sv[region(z, 0u, row, i)] * es + dld[z * p.n + row];
+                    v[t] = ds * bound_grad(rv);
+                } else if (c < 2u * nb) {
+                    v[t] = du_at(z, row, p.h + c - nb);
+                }
+                if (c < 2u * nb) {
+                    dz[region(z, p.nlin, row, c)] = v[t];
+                }
+            }
         }
-        act_set(r * MAX_W + j, dr);
-        act_set(r * MAX_W + nb + j, dm);
-    }
-    // rm's padding to a multiple of 4
-    for (var e = lid; e < TILE * 4u; e += 64u) {
-        let j = 2u * nb + e % 4u;
-        if (j < round4(2u * nb)) {
-            act_set((e / 4u) * MAX_W + j, 0.0);
-        }
+        act[(r * MAX_W + c0) / 4u] = v;
     }
     workgroupBarrier();
     let pz = z * p.ps;
@@ -392,23 +410,28 @@ fn fused_coupling_backward(
     }
 }
 
-// The gradient that reached linear k's input at (tile row r, column i): through the ReLU of
-// the layer below into act and dz (k > 0), or with du_a into dx (k = 0). Columns past
-// fan_in are the padding, zeroed.
-fn back_store(k: u32, fan_in: u32, dst: u32, row0: u32, r: u32, i: u32, z: u32, g: f32) {
+// The gradient g that reached linear k's input at tile row r, columns i0..i0 + 3: through
+// the ReLU of the layer below into act and dz (k > 0), or with du_a into dx (k = 0). Columns
+// past fan_in are the padding, zeroed.
+fn back_store4(k: u32, fan_in: u32, dst: u32, row0: u32, r: u32, i0: u32, z: u32, g: vec4<f32>) {
     let row = row0 + r;
-    let live = row < p.n && i < fan_in;
+    var v = vec4<f32>(0.0);
+    for (var t = 0u; t < 4u; t++) {
+        let i = i0 + t;
+        let live = row < p.n && i < fan_in;
+        if (k > 0u) {
+            if (live && sv[region(z, k, row, i)] > 0.0) {
+                v[t] = g[t];
+            }
+            if (live) {
+                dz[region(z, k, row, i)] = v[t];
+            }
+        } else if (live) {
+            grad_in(z, row, i, du_at(z, row, i) + g[t]);
+        }
+    }
     if (k > 0u) {
-        var v = 0.0;
-        if (live && sv[region(z, k, row, i)] > 0.0) {
-            v = g;
-        }
-        act_set(dst + r * MAX_W + i, v);
-        if (live) {
-            dz[region(z, k, row, i)] = v;
-        }
-    } else if (live) {
-        grad_in(z, row, i, du_at(z, row, i) + g);
+        act[(dst + r * MAX_W + i0) / 4u] = v;
     }
 }
 
@@ -446,30 +469,34 @@ fn back4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, l
             a3 += vec4<f32>(dot(d3, w0), dot(d3, w1), dot(d3, w2), dot(d3, w3));
         }
         let g = array<vec4<f32>, 4>(a0, a1, a2, a3);
-        for (var e = 0u; e < 16u; e++) {
-            back_store(k, l.z, dst, row0, r0 + e / 4u, i0 + e % 4u, z, g[e / 4u][e % 4u]);
+        for (var r = 0u; r < 4u; r++) {
+            back_store4(k, l.z, dst, row0, r0 + r, i0, z, g[r]);
         }
     }
 }
 
-// back4 for any fan_out: an invocation per input column (W's row), all TILE rows.
+// back4 for any fan_out: an invocation per group of 4 input columns (W's rows; those past
+// fan_in read as zero), all TILE rows.
 fn back1(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32, lid: u32) {
-    for (var i = lid; i < round4(l.z); i += 64u) {
-        var acc: array<f32, 8>;
+    for (var ig = lid; ig < round4(l.z) / 4u; ig += 64u) {
+        let i0 = ig * 4u;
+        var acc: array<vec4<f32>, 8>;
         for (var r = 0u; r < TILE; r++) {
-            acc[r] = 0.0;
+            acc[r] = vec4<f32>(0.0);
         }
-        if (i < l.z) {
-            let w0 = pz + l.x + i * l.w;
-            for (var j = 0u; j < l.w; j++) {
-                let w = param(w0 + j);
-                for (var r = 0u; r < TILE; r++) {
-                    acc[r] += act_get(src + r * MAX_W + j) * w;
+        for (var j = 0u; j < l.w; j++) {
+            var w = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c++) {
+                if (i0 + c < l.z) {
+                    w[c] = param(pz + l.x + (i0 + c) * l.w + j);
                 }
+            }
+            for (var r = 0u; r < TILE; r++) {
+                acc[r] += act_get(src + r * MAX_W + j) * w;
             }
         }
         for (var r = 0u; r < TILE; r++) {
-            back_store(k, l.z, dst, row0, r, i, z, acc[r]);
+            back_store4(k, l.z, dst, row0, r, i0, z, acc[r]);
         }
     }
 }
