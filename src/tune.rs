@@ -13,7 +13,7 @@
 
 use crate::gpu::Gpu;
 use crate::gpu_flow::Mode;
-use crate::kernels::gemm::{GemmChoice, Variant, CLASSES, VARIANTS};
+use crate::kernels::gemm::{GemmChoice, Size, Variant, CLASSES, VARIANTS};
 use crate::model::{Flow, FlowConfig};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -81,8 +81,8 @@ pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
     }
 }
 
-/// Times every family on every shape class (median of 3 after 2 warm-ups) and keeps the
-/// fastest per class.
+/// Times every family on every shape class (the median of 7 trials of 4 runs for tiny and
+/// small products, of 3 trials of 2 for large ones) and keeps the fastest per class.
 pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
     use crate::bench::gemm_gflops;
     let mut choice = BTreeMap::new();
@@ -90,8 +90,10 @@ pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
     for (class, (m, k, n)) in CLASSES {
         let mut rates = BTreeMap::new();
         let mut best = (Variant::for_adapter(gpu), 0.0);
+        // Small products take a millisecond: more trials make their medians steadier.
+        let (reps, trials) = if class.size == Size::Large { (2, 3) } else { (4, 7) };
         for v in VARIANTS {
-            let (_, g) = gemm_gflops(gpu, v, class.op, m, k, n, 2, 3)?;
+            let (_, g) = gemm_gflops(gpu, v, class.op, m, k, n, reps, trials)?;
             rates.insert(format!("{v:?}"), g);
             if g > best.1 {
                 best = (v, g);
