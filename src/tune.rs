@@ -268,28 +268,36 @@ pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
     }
 }
 
-/// Times one evaluation chunk of each candidate (median of 3, after a warm-up) on a model of
-/// this shape with random parameters: 4096 rows, or fewer where the binding is smaller.
+/// Times one evaluation chunk of each candidate (median of 5 alternating trials, after a
+/// warm-up) on a model of this shape with random parameters: 4096 rows, or fewer where the
+/// binding is smaller.
 pub fn measure(gpu: &Gpu, config: &FlowConfig) -> Result<Entry> {
     let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
     flow.randomize(1, 0.5);
     let s = if config.b == 0 { 1 } else { 64 };
     let points = (4096 / s).max(1);
     let data = crate::data::Table::new(config.d, vec![0.25; points * config.d]);
-    let mut secs = [0.0; 2];
-    for (i, mode) in [Mode::Inference, Mode::InferenceUnfused].into_iter().enumerate() {
-        let ev = crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode)?;
+    let evs = [Mode::Inference, Mode::InferenceUnfused]
+        .map(|mode| crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode));
+    let [fused, unfused] = evs;
+    let evs = [fused?, unfused?];
+    for ev in &evs {
         ev.upload_params(gpu, &flow.params);
         ev.log_likelihood(gpu, &data, 1)?;
-        let mut t: Vec<f64> = (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                ev.log_likelihood(gpu, &data, 1).map(|_| start.elapsed().as_secs_f64())
-            })
-            .collect::<Result<_>>()?;
-        t.sort_by(f64::total_cmp);
-        secs[i] = t[1];
     }
+    // Five trials, the two paths alternating so that drift hits both alike; the medians.
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..5 {
+        for (i, ev) in evs.iter().enumerate() {
+            let start = Instant::now();
+            ev.log_likelihood(gpu, &data, 1)?;
+            times[i].push(start.elapsed().as_secs_f64());
+        }
+    }
+    let secs = times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    });
     Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
 }
 
