@@ -332,7 +332,7 @@ impl GpuFlow {
         // The fused backward's linear-output gradients, one coupling at a time (every
         // coupling has the same layout).
         let fused_training = |linears: &[Linear]| {
-            let fc = FusedCoupling { n, q, linears, ps, actnorm: None };
+            let fc = FusedCoupling { n, q, linears, ps, actnorm: None, rows8: false };
             fuse && training && FusedCoupling::fits(q, linears, ps) && fc.fits_training(models)
         };
         // Whether a coupling runs as fused.wgsl's one dispatch (else GEMMs + coupling.wgsl).
@@ -342,7 +342,7 @@ impl GpuFlow {
             Some(l) if fused_training(l) => storage(
                 gpu,
                 "dz.fused",
-                models * FusedCoupling { n, q, linears: l, ps, actnorm: None }.saved().per_model,
+                models * FusedCoupling { n, q, linears: l, ps, actnorm: None, rows8: false }.saved().per_model,
             ),
             _ => storage(gpu, "dz.fused", 1),
         };
@@ -396,7 +396,7 @@ impl GpuFlow {
                 }
                 Layer::Coupling { index, linears } if fused_coupling(linears) => {
                     let actnorm = folded_actnorm.take();
-                    let fc = FusedCoupling { n, q, linears, ps, actnorm };
+                    let fc = FusedCoupling { n, q, linears, ps, actnorm, rows8: s.gemms.fused_rows8 };
                     // With the ActNorm folded in, the forward reads that layer's input.
                     let x_fwd = if actnorm.is_some() { &acts[k - 1] } else { x };
                     if next_is_perm {

@@ -522,7 +522,15 @@ fn bench_tune(gpu: &Gpu) -> Result<()> {
         let r: Vec<String> = rates.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
         println!("  {class:<10} {}  choice: {}", r.join(", "), e.choice[class]);
     }
-    mflow::bench::record(serde_json::json!({ "bench": "tune_gemm", "gflops": e.gflops, "choice": e.choice }));
+    println!(
+        "fused couplings' vec4 linears (s per moons-shaped forward of 4096 rows): 4 rows/invocation {:.4}, 8 rows {:.4}  choice: {}",
+        e.fused_rows_s["rows4"],
+        e.fused_rows_s["rows8"],
+        if e.fused_rows8 { "8 rows" } else { "4 rows" }
+    );
+    mflow::bench::record(serde_json::json!({
+        "bench": "tune_gemm", "gflops": e.gflops, "choice": e.choice, "fused_rows_s": e.fused_rows_s, "fused_rows8": e.fused_rows8,
+    }));
     let configs: Vec<FlowConfig> = [2, 3, 4, 5, 6, 8]
         .into_iter()
         .map(|q| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 })

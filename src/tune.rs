@@ -43,6 +43,12 @@ pub struct Cache {
 pub struct GemmEntry {
     pub choice: BTreeMap<String, String>,
     pub gflops: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The fused couplings' vec4 linears: 8 rows per invocation (else 4), and the seconds of
+    /// a moons-shaped evaluation forward each way ("rows4", "rows8").
+    #[serde(default)]
+    pub fused_rows8: bool,
+    #[serde(default)]
+    pub fused_rows_s: BTreeMap<String, f64>,
 }
 
 fn variant_named(name: &str) -> Option<Variant> {
@@ -54,14 +60,14 @@ fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
     for (slot, (class, _)) in by_class.iter_mut().zip(CLASSES) {
         *slot = variant_named(e.choice.get(&class.to_string())?)?;
     }
-    Some(GemmChoice { by_class })
+    Some(GemmChoice { by_class, fused_rows8: e.fused_rows8 })
 }
 
 /// The GEMM family per shape class for `gpu`: cached, measured on a cache miss (each
 /// candidate checked against the f64 reference by `bench::gemm_gflops` before it is timed),
-/// or the built-in choice (`Variant::for_adapter`) when tuning is off or measuring fails.
+/// or the built-in choice (`GemmChoice::default_for`) when tuning is off or measuring fails.
 pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
-    let default = GemmChoice::from(Variant::for_adapter(gpu));
+    let default = GemmChoice::default_for(gpu);
     if disabled() {
         return default;
     }
@@ -103,7 +109,36 @@ pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
         choice.insert(class.to_string(), format!("{:?}", best.0));
         gflops.insert(class.to_string(), rates);
     }
-    Ok(GemmEntry { choice, gflops })
+    let fused_rows_s = measure_fused_rows(gpu)?;
+    Ok(GemmEntry { choice, gflops, fused_rows8: fused_rows_s["rows8"] < fused_rows_s["rows4"], fused_rows_s })
+}
+
+/// Seconds of a fused evaluation forward (a moons-shaped flow, Q = 4, H = 128, 4096 rows)
+/// with 4 and with 8 rows per invocation in the vec4 linears: the median of 5 alternating
+/// trials of 2 runs. Both layouts are tested against the f64 reference (tests/fused.rs).
+fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
+    use crate::gpu_flow::GpuFlow;
+    let cfg = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    let mut flow = Flow::new(cfg)?;
+    flow.randomize(1, 0.5);
+    let flows = [false, true].map(|rows8| {
+        let choice = GemmChoice { fused_rows8: rows8, ..GemmChoice::default_for(gpu) };
+        GpuFlow::build(gpu, &flow, 4096, Mode::Inference, choice)
+    });
+    let programs: Vec<Vec<&crate::gpu::Dispatch>> =
+        flows.iter().map(|f| f.forward_dispatches(false).iter().collect()).collect();
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..5 {
+        for (i, p) in programs.iter().enumerate() {
+            times[i].push(crate::bench::time_dispatches(gpu, p, 2, 1));
+        }
+    }
+    gpu.check()?;
+    let [rows4, rows8] = times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    });
+    Ok(BTreeMap::from([("rows4".to_string(), rows4), ("rows8".to_string(), rows8)]))
 }
 
 /// `mflow bench tune`'s GEMM part: measures and stores the families for this adapter.

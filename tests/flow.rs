@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use mflow::gpu_flow::{GpuFlow, Mode};
-use mflow::kernels::gemm::Variant;
+use mflow::kernels::gemm::{GemmChoice, Variant};
 use mflow::model::{Flow, FlowConfig};
 use mflow::reference::flow as rf;
 
@@ -14,17 +14,20 @@ fn random_flow(d: usize, b: usize, blocks: usize, hidden: usize, seed: u64) -> F
 }
 
 /// The GEMM path in `variant`, then the fused couplings (with their folded ActNorms).
+/// Fused in both layouts of its vec4 linears (4 rows per invocation, and 8: ROWS8).
 fn check_flow(d: usize, b: usize, n: usize, hidden: usize, variant: Variant) {
-    check_flow_in(d, b, n, hidden, variant, Mode::InferenceUnfused);
-    check_flow_in(d, b, n, hidden, variant, Mode::Inference);
+    let gemms = GemmChoice::from(variant);
+    check_flow_in(d, b, n, hidden, gemms, Mode::InferenceUnfused);
+    check_flow_in(d, b, n, hidden, gemms, Mode::Inference);
+    check_flow_in(d, b, n, hidden, GemmChoice { fused_rows8: true, ..gemms }, Mode::Inference);
 }
 
-fn check_flow_in(d: usize, b: usize, n: usize, hidden: usize, variant: Variant, mode: Mode) {
+fn check_flow_in(d: usize, b: usize, n: usize, hidden: usize, gemms: GemmChoice, mode: Mode) {
     let gpu = gpu();
     let flow = random_flow(d, b, 3, hidden, d as u64 * 10 + b as u64);
     let q = flow.config.q();
     let y = uniform(7, n * q, 2.0);
-    let g = GpuFlow::build(gpu, &flow, n, mode, variant);
+    let g = GpuFlow::build(gpu, &flow, n, mode, gemms);
     let fused = g.forward_dispatches(false).iter().any(|d| d.kernel == "fused_coupling_forward");
     assert_eq!(fused, mode == Mode::Inference, "{mode:?} takes its own path");
     let out = g.forward(gpu, &y);

@@ -52,7 +52,9 @@ fn fused_coupling_matches_reference() {
             storage_init(gpu, "ld", &ld0),
             storage(gpu, "y2", models * n * q),
         );
-        let fc = FusedCoupling { n, q, linears: &linears, ps, actnorm: None };
+        // Both layouts of the vec4 linears: 4 rows per invocation and all 8 (ROWS8).
+        let rows8 = n % 2 == 1;
+        let fc = FusedCoupling { n, q, linears: &linears, ps, actnorm: None, rows8 };
         // Also the following permutation folded into the store (each model its own).
         let perm: Vec<u32> =
             (0..models).flat_map(|z| (0..q as u32).map(move |i| (i + z as u32 + 1) % q as u32)).collect();
@@ -170,7 +172,7 @@ fn fused_training_passes_match_reference() {
             _ => None,
         });
         let actnorm = actnorm.filter(|_| an);
-        let fc = FusedCoupling { n, q, linears: &linears, ps, actnorm };
+        let fc = FusedCoupling { n, q, linears: &linears, ps, actnorm, rows8: an };
         let layout = fc.saved();
         let params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
         let y = uniform(n as u64 * 3 + q as u64, models * n * q, 2.0);

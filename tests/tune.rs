@@ -36,12 +36,15 @@ fn choices_are_measured_cached_and_reused() {
     assert!(!cache.adapters[&tune::adapter_key(gpu)].contains_key(&tune::shape_class(&wide)));
     // The GEMM family per shape class: measured once (every candidate checked against the
     // reference before it is timed), then read from the cache as stored.
-    use mflow::kernels::gemm::{GemmChoice, Variant, CLASSES, VARIANTS};
+    use mflow::kernels::gemm::{GemmChoice, CLASSES, VARIANTS};
     let chosen = tune::gemm_choice(gpu);
     let mut cache: tune::Cache = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let entry = cache.gemm.get_mut(&tune::adapter_key(gpu)).unwrap();
     assert_eq!(entry.gflops.len(), CLASSES.len());
     assert!(entry.gflops.values().all(|r| r.len() == VARIANTS.len() && r.values().all(|g| *g > 0.0)));
+    // The fused couplings' layout is measured with them, and used as stored.
+    assert!(entry.fused_rows_s["rows4"] > 0.0 && entry.fused_rows_s["rows8"] > 0.0);
+    assert_eq!(chosen.fused_rows8, entry.fused_rows8);
     for (class, _) in CLASSES {
         assert_eq!(format!("{:?}", chosen.get(class)), entry.choice[&class.to_string()], "{class}");
     }
@@ -68,6 +71,6 @@ fn choices_are_measured_cached_and_reused() {
     let default_training = if gpu.is_cpu() { Mode::TrainingUnfused } else { Mode::Training };
     assert_eq!(tune::training_mode(gpu, &cfg, 32), default_training);
     assert_eq!(tune::inference_mode(gpu, &cfg), tune::default_mode(gpu));
-    assert_eq!(tune::gemm_choice(gpu), GemmChoice::from(Variant::for_adapter(gpu)));
+    assert_eq!(tune::gemm_choice(gpu), GemmChoice::default_for(gpu));
     std::fs::remove_dir_all(&dir).unwrap();
 }

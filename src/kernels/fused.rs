@@ -66,6 +66,7 @@ pub struct FusedUniform {
 const PERMUTED: u32 = 1;
 const SAVE: u32 = 2;
 const ACTNORM: u32 = 4;
+const ROWS8: u32 = 8;
 
 /// One coupling's conditioner and shape.
 #[derive(Clone, Debug)]
@@ -78,6 +79,9 @@ pub struct FusedCoupling<'a> {
     /// The ActNorm in front, folded in (its β and a offsets): the forward reads its input,
     /// the backward writes its input's gradient (fused.wgsl's ACTNORM).
     pub actnorm: Option<(usize, usize)>,
+    /// The forward's vec4 linears take all 8 rows of a tile per invocation (fused.wgsl's
+    /// ROWS8) instead of 4: fewer, fuller invocations (the tuner's choice per adapter).
+    pub rows8: bool,
 }
 
 impl FusedCoupling<'_> {
@@ -122,7 +126,7 @@ impl FusedCoupling<'_> {
             *slot = [*o as u32, *l as u32, 0, 0];
         }
         let (an_beta, an_a) = self.actnorm.unwrap_or((0, 0));
-        let flags = flags | if self.actnorm.is_some() { ACTNORM } else { 0 };
+        let flags = flags | if self.actnorm.is_some() { ACTNORM } else { 0 } | if self.rows8 { ROWS8 } else { 0 };
         let u = FusedUniform {
             n: self.n as u32,
             q: self.q as u32,

@@ -146,20 +146,29 @@ impl std::fmt::Display for Class {
 }
 
 /// The family each shape class of product runs: the tuner's choice on an adapter, or one
-/// family for all (`From<Variant>`).
+/// family for all (`From<Variant>`); and the layout of the fused couplings' vec4 linears,
+/// chosen by the same measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmChoice {
     /// Indexed like `CLASSES`.
     pub by_class: [Variant; CLASSES.len()],
+    /// fused.wgsl's ROWS8: 8 rows per invocation in the forward's vec4 linears, not 4.
+    pub fused_rows8: bool,
 }
 
 impl From<Variant> for GemmChoice {
     fn from(v: Variant) -> Self {
-        Self { by_class: [v; CLASSES.len()] }
+        Self { by_class: [v; CLASSES.len()], fused_rows8: false }
     }
 }
 
 impl GemmChoice {
+    /// The built-in choice (`--no-tune`): `Variant::for_adapter`, and 8 rows per invocation
+    /// on CPU adapters, which prefer fewer, fuller invocations.
+    pub fn default_for(gpu: &Gpu) -> Self {
+        Self { fused_rows8: gpu.is_cpu(), ..Self::from(Variant::for_adapter(gpu)) }
+    }
+
     pub fn get(&self, class: Class) -> Variant {
         let i = CLASSES.iter().position(|(c, _)| *c == class).expect("every class is listed");
         self.by_class[i]
