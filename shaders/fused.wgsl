@@ -111,6 +111,30 @@ fn bound(r: f32) -> f32 {
     return tanh(clamp(r, -15.0, 15.0));
 }
 
+// Rows i..i + 3 of a weight matrix at its column vec4 c (c4n vec4s per row; vec4 view wz),
+// zero past fan_in.
+fn w_rows4(wz: u32, i: u32, c4n: u32, c: u32, fan_in: u32) -> array<vec4<f32>, 4> {
+    let last = fan_in - 1u;
+    let zero = vec4<f32>(0.0);
+    return array<vec4<f32>, 4>(
+        params[wz + i * c4n + c],
+        select(zero, params[wz + min(i + 1u, last) * c4n + c], i + 1u < fan_in),
+        select(zero, params[wz + min(i + 2u, last) * c4n + c], i + 2u < fan_in),
+        select(zero, params[wz + min(i + 3u, last) * c4n + c], i + 3u < fan_in),
+    );
+}
+
+// Under SAVE, linear k's outputs of a row at column vec4 c into saved region k + 1.
+fn save4(z: u32, k: u32, row: u32, c: u32, v: vec4<f32>) {
+    if ((p.flags & SAVE) != 0u && row < p.n) {
+        let e = region(z, k + 1u, row, 4u * c);
+        saved[e] = v.x;
+        saved[e + 1u] = v.y;
+        saved[e + 2u] = v.z;
+        saved[e + 3u] = v.w;
+    }
+}
+
 // Output layer k of the tile: act rows at dst ← (act rows at src)·W + b (→ ReLU), and into
 // saved region k + 1 under SAVE. Vec4 path (fan_out ≡ 0 mod 4); weights past fan_in are
 // read as zeros (the input's padding is zero too).
@@ -118,7 +142,6 @@ fn linear4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32,
     let relu = k + 1u < p.nlin;
     let c4n = l.w / 4u;
     let wz = (pz + l.x) / 4u;
-    let last = l.z - 1u;
     let zero = vec4<f32>(0.0);
     for (var it = lid; it < c4n * 2u; it += 64u) {
         let c = it % c4n;
@@ -130,18 +153,15 @@ fn linear4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32,
         var a3 = b;
         let x = (src + r0 * MAX_W) / 4u;
         for (var i = 0u; i < l.z; i += 4u) {
-            let w0 = params[wz + i * c4n + c];
-            let w1 = select(zero, params[wz + min(i + 1u, last) * c4n + c], i + 1u < l.z);
-            let w2 = select(zero, params[wz + min(i + 2u, last) * c4n + c], i + 2u < l.z);
-            let w3 = select(zero, params[wz + min(i + 3u, last) * c4n + c], i + 3u < l.z);
+            let w = w_rows4(wz, i, c4n, c, l.z);
             let x0 = act[x + i / 4u];
             let x1 = act[x + MAX_W / 4u + i / 4u];
             let x2 = act[x + 2u * MAX_W / 4u + i / 4u];
             let x3 = act[x + 3u * MAX_W / 4u + i / 4u];
-            a0 += x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
-            a1 += x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
-            a2 += x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;
-            a3 += x3.x * w0 + x3.y * w1 + x3.z * w2 + x3.w * w3;
+            a0 += x0.x * w[0] + x0.y * w[1] + x0.z * w[2] + x0.w * w[3];
+            a1 += x1.x * w[0] + x1.y * w[1] + x1.z * w[2] + x1.w * w[3];
+            a2 += x2.x * w[0] + x2.y * w[1] + x2.z * w[2] + x2.w * w[3];
+            a3 += x3.x * w[0] + x3.y * w[1] + x3.z * w[2] + x3.w * w[3];
         }
         let outs = array<vec4<f32>, 4>(a0, a1, a2, a3);
         for (var r = 0u; r < 4u; r++) {
@@ -150,14 +170,7 @@ fn linear4(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z: u32,
                 v = max(v, zero);
             }
             act[(dst + (r0 + r) * MAX_W) / 4u + c] = v;
-            let row = row0 + r0 + r;
-            if ((p.flags & SAVE) != 0u && row < p.n) {
-                let e = region(z, k + 1u, row, 4u * c);
-                saved[e] = v.x;
-                saved[e + 1u] = v.y;
-                saved[e + 2u] = v.z;
-                saved[e + 3u] = v.w;
-            }
+            save4(z, k, row0 + r0 + r, c, v);
         }
     }
 }
@@ -169,7 +182,6 @@ fn linear4_rows8(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z
     let relu = k + 1u < p.nlin;
     let c4n = l.w / 4u;
     let wz = (pz + l.x) / 4u;
-    let last = l.z - 1u;
     let zero = vec4<f32>(0.0);
     for (var c = lid; c < c4n; c += 64u) {
         let b = params[(pz + l.y) / 4u + c];
@@ -179,13 +191,10 @@ fn linear4_rows8(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z
         }
         let x = src / 4u;
         for (var i = 0u; i < l.z; i += 4u) {
-            let w0 = params[wz + i * c4n + c];
-            let w1 = select(zero, params[wz + min(i + 1u, last) * c4n + c], i + 1u < l.z);
-            let w2 = select(zero, params[wz + min(i + 2u, last) * c4n + c], i + 2u < l.z);
-            let w3 = select(zero, params[wz + min(i + 3u, last) * c4n + c], i + 3u < l.z);
+            let w = w_rows4(wz, i, c4n, c, l.z);
             for (var r = 0u; r < TILE; r++) {
                 let xr = act[x + r * MAX_W / 4u + i / 4u];
-                a[r] += xr.x * w0 + xr.y * w1 + xr.z * w2 + xr.w * w3;
+                a[r] += xr.x * w[0] + xr.y * w[1] + xr.z * w[2] + xr.w * w[3];
             }
         }
         for (var r = 0u; r < TILE; r++) {
@@ -194,14 +203,7 @@ fn linear4_rows8(l: vec4<u32>, k: u32, pz: u32, src: u32, dst: u32, row0: u32, z
                 v = max(v, zero);
             }
             act[(dst + r * MAX_W) / 4u + c] = v;
-            let row = row0 + r;
-            if ((p.flags & SAVE) != 0u && row < p.n) {
-                let e = region(z, k + 1u, row, 4u * c);
-                saved[e] = v.x;
-                saved[e + 1u] = v.y;
-                saved[e + 2u] = v.z;
-                saved[e + 3u] = v.w;
-            }
+            save4(z, k, row0 + r, c, v);
         }
     }
 }

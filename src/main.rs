@@ -520,12 +520,12 @@ fn bench_tune(gpu: &Gpu) -> Result<()> {
     println!("GEMM family per shape class (GFLOP/s of each candidate; tiny: 64x128x128, small: 256x128x128, large: 256x1024x1024):");
     for (class, rates) in &e.gflops {
         let r: Vec<String> = rates.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
-        println!("  {class:<10} {}  choice: {}", r.join(", "), e.choice[class]);
+        println!("  {class:<10} {}  choice: {}", r.join(", "), e.choice.get(class).map_or("?", |c| c.as_str()));
     }
     println!(
         "fused couplings' vec4 linears (s per moons-shaped forward of 4096 rows): 4 rows/invocation {:.4}, 8 rows {:.4}  choice: {}",
-        e.fused_rows_s["rows4"],
-        e.fused_rows_s["rows8"],
+        e.fused_rows_s.get("rows4").copied().unwrap_or(f64::NAN),
+        e.fused_rows_s.get("rows8").copied().unwrap_or(f64::NAN),
         if e.fused_rows8 { "8 rows" } else { "4 rows" }
     );
     mflow::bench::record(serde_json::json!({

@@ -293,6 +293,7 @@ pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
             let cache = update(|c| {
                 c.adapters.entry(key.clone()).or_default().entry(class.clone()).or_insert(e);
             });
+            // Present: `update` returns the cache it stored, this entry inserted if absent.
             if cache.adapters[&key][&class].fused {
                 Mode::Inference
             } else {
@@ -358,6 +359,7 @@ pub fn training_mode(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Mode {
             let cache = update(|c| {
                 c.training.entry(key.clone()).or_default().entry(class.clone()).or_insert(e);
             });
+            // Present: `update` returns the cache it stored, this entry inserted if absent.
             if cache.training[&key][&class].fused {
                 Mode::Training
             } else {
