@@ -21,6 +21,12 @@ pub fn records() -> Vec<serde_json::Value> {
 }
 
 /// Runs `dispatches` `reps` times in one submit per trial; returns the median seconds per rep.
+/// The median (the upper one of an even count) of timings; NaN for none.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: usize, trials: usize) -> f64 {
     let run = |reps: usize| {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
@@ -37,15 +43,15 @@ pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: usize, trials:
         let _ = gpu.wait();
     };
     run(1); // warm-up: pipeline compilation, first-touch allocation
-    let mut times: Vec<f64> = (0..trials)
-        .map(|_| {
-            let t = Instant::now();
-            run(reps);
-            t.elapsed().as_secs_f64() / reps as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[trials / 2]
+    median(
+        (0..trials)
+            .map(|_| {
+                let t = Instant::now();
+                run(reps);
+                t.elapsed().as_secs_f64() / reps as f64
+            })
+            .collect(),
+    )
 }
 
 pub use crate::kernels::gemm::Op;
@@ -193,9 +199,7 @@ fn step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps
 
 /// The median of three `step_seconds` trials.
 fn median_step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32], steps: usize) -> Result<f64> {
-    let mut times = (0..3).map(|_| step_seconds(gpu, trainer, x, steps)).collect::<Result<Vec<f64>>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[1])
+    Ok(median((0..3).map(|_| step_seconds(gpu, trainer, x, steps)).collect::<Result<Vec<f64>>>()?))
 }
 
 /// Training throughput for one configuration, each program the adapter can run (fused
@@ -232,9 +236,8 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
         gemm_gflops(gpu, crate::tune::gemm_choice(gpu).for_shape(Op::Nn, batch, k, n), Op::Nn, batch, k, n, 2, 5)?;
     // The same model's evaluation chunk (the kernels the tuner chose for it).
     let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64)?.dispatches();
-    for ((mode, trainer), mut t) in modes.iter().zip(&trainers).zip(times) {
-        t.sort_by(f64::total_cmp);
-        let step = t[t.len() / 2];
+    for ((mode, trainer), t) in modes.iter().zip(&trainers).zip(times) {
+        let step = median(t);
         // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
         let gflops = 3.0 * conditioner_flops(&config) * batch as f64 / step / 1e9;
         let path = if *mode == Mode::Training { "fused" } else { "GEMMs" };
@@ -331,8 +334,7 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
         format!("fused couplings, overlapped ({} dispatches/chunk)", fused.dispatches()),
     ];
     for (i, name) in names.iter().enumerate() {
-        times[i].sort_by(f64::total_cmp);
-        let secs = times[i][times[i].len() / 2];
+        let secs = median(times[i].clone());
         let evals = (points * fused.s) as f64 / secs;
         let eff = evals * conditioner_flops(&config) / 1e9;
         println!(

@@ -11,8 +11,9 @@
 
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
+use crate::kernels::fused::{FusedCoupling, Saved};
 use crate::kernels::gemm::{Gemm, GemmChoice, Variant, View};
-use crate::kernels::{actnorm::ActNorm, coupling::Coupling, fused::FusedCoupling, loss, permute, wgrad::Wgrad};
+use crate::kernels::{actnorm::ActNorm, coupling::Coupling, loss, permute, wgrad::Wgrad};
 use crate::model::{invert_perm, Flow, Layer, Linear};
 
 /// Whether the flow keeps what backprop needs.
@@ -329,21 +330,17 @@ impl GpuFlow {
             ),
             _ => ([storage(gpu, "dacts0", 1), storage(gpu, "dacts1", 1)], storage(gpu, "dld", 1), Vec::new()),
         };
+        // Whether a coupling runs as fused.wgsl's dispatches (else GEMMs + coupling.wgsl): its
+        // layers fit the shader, and in training its saved activations fit u32 indices.
+        let fused_coupling = |linears: &[Linear]| {
+            fuse && FusedCoupling::fits(q, linears, ps) && (!training || Saved::new(n, q, linears).fits(models))
+        };
         // The fused backward's linear-output gradients, one coupling at a time (every
         // coupling has the same layout).
-        let fused_training = |linears: &[Linear]| {
-            let fc = FusedCoupling { n, q, linears, ps, actnorm: None, rows8: false };
-            fuse && training && FusedCoupling::fits(q, linears, ps) && fc.fits_training(models)
-        };
-        // Whether a coupling runs as fused.wgsl's one dispatch (else GEMMs + coupling.wgsl).
-        let fused_coupling =
-            |linears: &[Linear]| fuse && FusedCoupling::fits(q, linears, ps) && (!training || fused_training(linears));
         let dz_fused = match &first_linears {
-            Some(l) if fused_training(l) => storage(
-                gpu,
-                "dz.fused",
-                models * FusedCoupling { n, q, linears: l, ps, actnorm: None, rows8: false }.saved().per_model,
-            ),
+            Some(l) if training && fused_coupling(l) => {
+                storage(gpu, "dz.fused", models * Saved::new(n, q, l).per_model)
+            }
             _ => storage(gpu, "dz.fused", 1),
         };
         // An ActNorm folded into the fused coupling after it (fused.wgsl's ACTNORM): its β and

@@ -134,10 +134,7 @@ fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
         }
     }
     gpu.check()?;
-    let [rows4, rows8] = times.map(|mut t| {
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
-    });
+    let [rows4, rows8] = times.map(crate::bench::median);
     Ok(BTreeMap::from([("rows4".to_string(), rows4), ("rows8".to_string(), rows8)]))
 }
 
@@ -330,10 +327,7 @@ pub fn measure(gpu: &Gpu, config: &FlowConfig) -> Result<Entry> {
             times[i].push(start.elapsed().as_secs_f64());
         }
     }
-    let secs = times.map(|mut t| {
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
-    });
+    let secs = times.map(crate::bench::median);
     Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
 }
 
@@ -404,10 +398,7 @@ pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Result<
             times[i].push(run(t, 4)?);
         }
     }
-    let [fused, unfused] = times.map(|mut t| {
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
-    });
+    let [fused, unfused] = times.map(crate::bench::median);
     Ok(Entry { fused: fused < unfused, fused_s: fused, unfused_s: unfused })
 }
 

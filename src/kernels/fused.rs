@@ -38,6 +38,11 @@ impl Saved {
         Self { offset, ld, per_model: at }
     }
 
+    /// Whether `models` copies fit the shaders' u32 indices.
+    pub fn fits(&self, models: usize) -> bool {
+        self.per_model.checked_mul(models).is_some_and(|v| v < u32::MAX as usize)
+    }
+
     /// Element (row, col) of region k (model 0).
     pub fn at(&self, k: usize, row: usize, col: usize) -> usize {
         self.offset[k] + row * self.ld[k] + col
@@ -108,11 +113,6 @@ impl FusedCoupling<'_> {
     /// The layout of this coupling's saved activations (training).
     pub fn saved(&self) -> Saved {
         Saved::new(self.n, self.q, self.linears)
-    }
-
-    /// Whether the training buffers of `models` couplings fit u32 indices.
-    pub fn fits_training(&self, models: usize) -> bool {
-        self.saved().per_model.checked_mul(models).is_some_and(|v| v < u32::MAX as usize)
     }
 
     fn uniform(&self, gpu: &Gpu, label: &str, flags: u32) -> wgpu::Buffer {
