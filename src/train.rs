@@ -269,10 +269,18 @@ impl Trainer {
 
     /// Waits for the GPU and returns every pending readback.
     pub fn drain(&mut self, gpu: &Gpu) -> anyhow::Result<Vec<Logged>> {
-        gpu.wait()?;
         let mut out = Vec::new();
-        self.harvest(&mut out);
-        Ok(out)
+        loop {
+            gpu.wait()?;
+            self.harvest(&mut out);
+            // The wait can return while another thread polling the same device is still
+            // running the map callback it completed (tests share one device): until every
+            // readback has landed, a loss would go missing.
+            if !self.slots.iter().any(|s| s.state.load(Ordering::SeqCst) == MAPPING) {
+                return Ok(out);
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Current parameters and Adam moments (blocking readback; model 0).
