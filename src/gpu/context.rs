@@ -218,7 +218,7 @@ impl Gpu {
 
     /// The compiled pipelines of every kernel family.
     pub fn kernels(&self) -> &crate::kernels::Kernels {
-        self.kernels.get_or_init(|| crate::kernels::Kernels::new(self))
+        self.kernels.get_or_init(crate::kernels::Kernels::new)
     }
 
     /// The memory mflow lets itself use on this device, where it can be known: on a CPU

@@ -12,43 +12,69 @@ pub mod permute;
 pub mod rng;
 pub mod wgrad;
 
-use crate::gpu::{Gpu, Kernel};
+use crate::gpu::{Dispatch, Gpu, Kernel};
+use std::sync::OnceLock;
 
-/// Every pipeline mflow uses, built once per device.
+/// A kernel built on its first use: a run compiles only the pipelines it dispatches (on a
+/// CPU adapter each costs compile time at start-up, and most runs use a handful).
+pub struct LazyKernel {
+    file: &'static str,
+    entry: &'static str,
+    kernel: OnceLock<Kernel>,
+}
+
+impl LazyKernel {
+    fn new(file: &'static str, entry: &'static str) -> Self {
+        Self { file, entry, kernel: OnceLock::new() }
+    }
+
+    pub fn get(&self, gpu: &Gpu) -> &Kernel {
+        self.kernel.get_or_init(|| Kernel::new(gpu, gpu.kernels().module(gpu, self.file), self.entry))
+    }
+
+    /// `Kernel::bind`, building the pipeline first if this is its first use.
+    pub fn bind(&self, gpu: &Gpu, uniform: &wgpu::Buffer, storage: &[&wgpu::Buffer], workgroups: [u32; 3]) -> Dispatch {
+        self.get(gpu).bind(gpu, uniform, storage, workgroups)
+    }
+}
+
+/// Every pipeline mflow uses, each built once per device on first use.
 pub struct Kernels {
-    pub gemm_reg: Kernel,
-    pub gemm_thin: Kernel,
-    pub gemm_tiled: Kernel,
-    pub gemm_tiled_wide: Kernel,
-    pub gemm_nn4: Kernel,
-    pub gemm_nn4_narrow: Kernel,
-    pub gemm_nt4: Kernel,
-    pub gemm_tn4: Kernel,
-    pub gemm_nn4_s: Kernel,
-    pub gemm_nt4_s: Kernel,
-    pub gemm_tn4_s: Kernel,
-    pub actnorm_forward: Kernel,
-    pub actnorm_inverse: Kernel,
-    pub actnorm_init: Kernel,
-    pub coupling_forward: Kernel,
-    pub coupling_inverse: Kernel,
-    pub fused_coupling_forward: Kernel,
-    pub fused_coupling_inverse: Kernel,
-    pub fused_coupling_backward: Kernel,
-    pub wgrad: Kernel,
-    pub actnorm_backward: Kernel,
-    pub coupling_backward: Kernel,
-    pub permute_gather: Kernel,
-    pub log_prob: Kernel,
-    pub loss_backward: Kernel,
-    pub loss_accumulate: Kernel,
-    pub grad_sumsq: Kernel,
-    pub grad_norm: Kernel,
-    pub adam: Kernel,
-    pub adam4: Kernel,
-    pub assemble: Kernel,
-    pub normal_fill: Kernel,
-    pub marginal_reduce: Kernel,
+    /// The shader modules, indexed like `SOURCES`, each built on first use.
+    modules: [OnceLock<wgpu::ShaderModule>; SOURCES.len()],
+    pub gemm_reg: LazyKernel,
+    pub gemm_thin: LazyKernel,
+    pub gemm_tiled: LazyKernel,
+    pub gemm_tiled_wide: LazyKernel,
+    pub gemm_nn4: LazyKernel,
+    pub gemm_nn4_narrow: LazyKernel,
+    pub gemm_nt4: LazyKernel,
+    pub gemm_tn4: LazyKernel,
+    pub gemm_nn4_s: LazyKernel,
+    pub gemm_nt4_s: LazyKernel,
+    pub gemm_tn4_s: LazyKernel,
+    pub actnorm_forward: LazyKernel,
+    pub actnorm_inverse: LazyKernel,
+    pub actnorm_init: LazyKernel,
+    pub coupling_forward: LazyKernel,
+    pub coupling_inverse: LazyKernel,
+    pub fused_coupling_forward: LazyKernel,
+    pub fused_coupling_inverse: LazyKernel,
+    pub fused_coupling_backward: LazyKernel,
+    pub wgrad: LazyKernel,
+    pub actnorm_backward: LazyKernel,
+    pub coupling_backward: LazyKernel,
+    pub permute_gather: LazyKernel,
+    pub log_prob: LazyKernel,
+    pub loss_backward: LazyKernel,
+    pub loss_accumulate: LazyKernel,
+    pub grad_sumsq: LazyKernel,
+    pub grad_norm: LazyKernel,
+    pub adam: LazyKernel,
+    pub adam4: LazyKernel,
+    pub assemble: LazyKernel,
+    pub normal_fill: LazyKernel,
+    pub marginal_reduce: LazyKernel,
 }
 
 /// Every shader's source, by file name.
@@ -79,63 +105,61 @@ pub fn fingerprint_tag() -> String {
     format!(" | kernels {:016x}", fingerprint())
 }
 
-fn source(name: &str) -> &'static str {
-    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("a shader of mflow")
-}
-
-fn module(gpu: &Gpu, name: &str, src: &str) -> wgpu::ShaderModule {
-    gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(src.into()),
-    })
+impl Default for Kernels {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Kernels {
-    pub fn new(gpu: &Gpu) -> Self {
-        let gemm = module(gpu, "gemm.wgsl", source("gemm.wgsl"));
-        let actnorm = module(gpu, "actnorm.wgsl", source("actnorm.wgsl"));
-        let coupling = module(gpu, "coupling.wgsl", source("coupling.wgsl"));
-        let fused = module(gpu, "fused.wgsl", source("fused.wgsl"));
-        let wgrad = module(gpu, "wgrad.wgsl", source("wgrad.wgsl"));
-        let permute = module(gpu, "permute.wgsl", source("permute.wgsl"));
-        let loss = module(gpu, "loss.wgsl", source("loss.wgsl"));
-        let optim = module(gpu, "optim.wgsl", source("optim.wgsl"));
-        let rng = module(gpu, "rng.wgsl", source("rng.wgsl"));
-        let marginal = module(gpu, "marginal.wgsl", source("marginal.wgsl"));
+    /// The module of shader `file` (one of `SOURCES`), parsed and validated on first use.
+    fn module(&self, gpu: &Gpu, file: &str) -> &wgpu::ShaderModule {
+        // Every LazyKernel names one of SOURCES' files (fixed in this file).
+        let i = SOURCES.iter().position(|(n, _)| *n == file).expect("a shader of mflow");
+        self.modules[i].get_or_init(|| {
+            gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl(SOURCES[i].1.into()),
+            })
+        })
+    }
+
+    pub fn new() -> Self {
         Self {
-            gemm_reg: Kernel::new(gpu, &gemm, "gemm_reg"),
-            gemm_thin: Kernel::new(gpu, &gemm, "gemm_thin"),
-            gemm_tiled: Kernel::new(gpu, &gemm, "gemm_tiled"),
-            gemm_tiled_wide: Kernel::new(gpu, &gemm, "gemm_tiled_wide"),
-            gemm_nn4: Kernel::new(gpu, &gemm, "gemm_nn4"),
-            gemm_nn4_narrow: Kernel::new(gpu, &gemm, "gemm_nn4_narrow"),
-            gemm_nt4: Kernel::new(gpu, &gemm, "gemm_nt4"),
-            gemm_tn4: Kernel::new(gpu, &gemm, "gemm_tn4"),
-            gemm_nn4_s: Kernel::new(gpu, &gemm, "gemm_nn4_s"),
-            gemm_nt4_s: Kernel::new(gpu, &gemm, "gemm_nt4_s"),
-            gemm_tn4_s: Kernel::new(gpu, &gemm, "gemm_tn4_s"),
-            actnorm_forward: Kernel::new(gpu, &actnorm, "actnorm_forward"),
-            actnorm_inverse: Kernel::new(gpu, &actnorm, "actnorm_inverse"),
-            actnorm_init: Kernel::new(gpu, &actnorm, "actnorm_init"),
-            coupling_forward: Kernel::new(gpu, &coupling, "coupling_forward"),
-            coupling_inverse: Kernel::new(gpu, &coupling, "coupling_inverse"),
-            fused_coupling_forward: Kernel::new(gpu, &fused, "fused_coupling_forward"),
-            fused_coupling_inverse: Kernel::new(gpu, &fused, "fused_coupling_inverse"),
-            fused_coupling_backward: Kernel::new(gpu, &fused, "fused_coupling_backward"),
-            wgrad: Kernel::new(gpu, &wgrad, "wgrad"),
-            permute_gather: Kernel::new(gpu, &permute, "permute_gather"),
-            log_prob: Kernel::new(gpu, &loss, "log_prob"),
-            loss_backward: Kernel::new(gpu, &loss, "loss_backward"),
-            loss_accumulate: Kernel::new(gpu, &loss, "loss_accumulate"),
-            actnorm_backward: Kernel::new(gpu, &actnorm, "actnorm_backward"),
-            coupling_backward: Kernel::new(gpu, &coupling, "coupling_backward"),
-            grad_sumsq: Kernel::new(gpu, &optim, "grad_sumsq"),
-            grad_norm: Kernel::new(gpu, &optim, "grad_norm"),
-            adam: Kernel::new(gpu, &optim, "adam"),
-            adam4: Kernel::new(gpu, &optim, "adam4"),
-            assemble: Kernel::new(gpu, &rng, "assemble"),
-            normal_fill: Kernel::new(gpu, &rng, "normal_fill"),
-            marginal_reduce: Kernel::new(gpu, &marginal, "marginal_reduce"),
+            modules: std::array::from_fn(|_| OnceLock::new()),
+            gemm_reg: LazyKernel::new("gemm.wgsl", "gemm_reg"),
+            gemm_thin: LazyKernel::new("gemm.wgsl", "gemm_thin"),
+            gemm_tiled: LazyKernel::new("gemm.wgsl", "gemm_tiled"),
+            gemm_tiled_wide: LazyKernel::new("gemm.wgsl", "gemm_tiled_wide"),
+            gemm_nn4: LazyKernel::new("gemm.wgsl", "gemm_nn4"),
+            gemm_nn4_narrow: LazyKernel::new("gemm.wgsl", "gemm_nn4_narrow"),
+            gemm_nt4: LazyKernel::new("gemm.wgsl", "gemm_nt4"),
+            gemm_tn4: LazyKernel::new("gemm.wgsl", "gemm_tn4"),
+            gemm_nn4_s: LazyKernel::new("gemm.wgsl", "gemm_nn4_s"),
+            gemm_nt4_s: LazyKernel::new("gemm.wgsl", "gemm_nt4_s"),
+            gemm_tn4_s: LazyKernel::new("gemm.wgsl", "gemm_tn4_s"),
+            actnorm_forward: LazyKernel::new("actnorm.wgsl", "actnorm_forward"),
+            actnorm_inverse: LazyKernel::new("actnorm.wgsl", "actnorm_inverse"),
+            actnorm_init: LazyKernel::new("actnorm.wgsl", "actnorm_init"),
+            coupling_forward: LazyKernel::new("coupling.wgsl", "coupling_forward"),
+            coupling_inverse: LazyKernel::new("coupling.wgsl", "coupling_inverse"),
+            fused_coupling_forward: LazyKernel::new("fused.wgsl", "fused_coupling_forward"),
+            fused_coupling_inverse: LazyKernel::new("fused.wgsl", "fused_coupling_inverse"),
+            fused_coupling_backward: LazyKernel::new("fused.wgsl", "fused_coupling_backward"),
+            wgrad: LazyKernel::new("wgrad.wgsl", "wgrad"),
+            permute_gather: LazyKernel::new("permute.wgsl", "permute_gather"),
+            log_prob: LazyKernel::new("loss.wgsl", "log_prob"),
+            loss_backward: LazyKernel::new("loss.wgsl", "loss_backward"),
+            loss_accumulate: LazyKernel::new("loss.wgsl", "loss_accumulate"),
+            actnorm_backward: LazyKernel::new("actnorm.wgsl", "actnorm_backward"),
+            coupling_backward: LazyKernel::new("coupling.wgsl", "coupling_backward"),
+            grad_sumsq: LazyKernel::new("optim.wgsl", "grad_sumsq"),
+            grad_norm: LazyKernel::new("optim.wgsl", "grad_norm"),
+            adam: LazyKernel::new("optim.wgsl", "adam"),
+            adam4: LazyKernel::new("optim.wgsl", "adam4"),
+            assemble: LazyKernel::new("rng.wgsl", "assemble"),
+            normal_fill: LazyKernel::new("rng.wgsl", "normal_fill"),
+            marginal_reduce: LazyKernel::new("marginal.wgsl", "marginal_reduce"),
         }
     }
 }
