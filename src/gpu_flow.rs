@@ -353,9 +353,11 @@ impl GpuFlow {
         let mut forward_init = Vec::new();
         let mut inverse_rev = Vec::new(); // per layer, reversed at the end
         let mut backward_rev = Vec::new(); // per layer, reversed at the end
-        let mut cur = 0; // which dacts buffer holds ∂L/∂(output of the layer being built)
-                         // A permutation layer's gather indices and their inverse, each model's own (shuffles
-                         // differ by seed), q apart.
+                                           // Which dacts buffer holds ∂L/∂(output of the layer being built).
+        let mut cur = 0;
+        // A permutation layer's gather indices and their inverse, each model's own (shuffles
+        // differ by seed), q apart. Only called for layer k a Reverse or Shuffle, which have
+        // gather indices (the flows share their layer list: same_shape).
         let perm_buffers = |k: usize| -> (wgpu::Buffer, wgpu::Buffer) {
             let idx: Vec<u32> =
                 flows.iter().flat_map(|f| f.layers[k].gather_indices(q).expect("permutation")).collect();
@@ -429,6 +431,7 @@ impl GpuFlow {
                     inv.extend(conditioner(gpu, s, &params, linears, u, outs, &format!("{label}.inv")));
                     inv.push(cp.inverse(gpu, u, rm, x).models(models));
                     if training {
+                        // dz holds one buffer per linear, and a coupling has at least one.
                         let drm = dz.last().expect("dz");
                         bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, drm, perm_inv).models(models));
                         bwd.extend(conditioner_backward(gpu, s, &params, &grads, linears, x, outs, &dz, dx, &label));

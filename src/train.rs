@@ -82,7 +82,8 @@ impl Trainer {
     }
 
     /// Trains `flows` (one shape, see `gpu_flow::same_shape`) together, model z drawing its
-    /// noise from `noise_seeds[z]`; `opt`'s batch, lr and clip apply to all of them.
+    /// noise from `noise_seeds[z]`; `opt`'s batch, lr and clip apply to all of them. A group
+    /// is never empty (run::train_members builds them from members), so an empty one panics.
     pub fn new_models(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig) -> Self {
         let first = flows.first().expect("at least one flow");
         let mode = crate::tune::training_mode(gpu, &first.config, opt.batch);
