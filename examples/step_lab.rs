@@ -2,7 +2,7 @@
 //! repetitions) and prints them all, slowest first, to see where a step's time goes here.
 //! usage: cargo run --release --example step_lab -- [D B H BATCH]
 
-use mflow::bench::time_dispatches;
+use mflow::measure::time_dispatches;
 use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::model::{Flow, FlowConfig};
 use mflow::train::{OptimConfig, Trainer};

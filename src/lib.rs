@@ -13,6 +13,7 @@ pub mod eval;
 pub mod gpu;
 pub mod gpu_flow;
 pub mod kernels;
+pub mod measure;
 pub mod model;
 pub mod output;
 pub mod plot;

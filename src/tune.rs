@@ -64,7 +64,7 @@ fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
 }
 
 /// The GEMM family per shape class for `gpu`: cached, measured on a cache miss (each
-/// candidate checked against the f64 reference by `bench::gemm_gflops` before it is timed),
+/// candidate checked against the f64 reference by `measure::gemm_gflops` before it is timed),
 /// or the built-in choice (`GemmChoice::default_for`) when tuning is off or measuring fails.
 pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
     let default = GemmChoice::default_for(gpu);
@@ -90,7 +90,7 @@ pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
 /// Times every family on every shape class (the median of 7 trials of 4 runs for tiny and
 /// small products, of 3 trials of 2 for large ones) and keeps the fastest per class.
 pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
-    use crate::bench::gemm_gflops;
+    use crate::measure::gemm_gflops;
     let mut choice = BTreeMap::new();
     let mut gflops = BTreeMap::new();
     for (class, (m, k, n)) in CLASSES {
@@ -130,11 +130,11 @@ fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
     let mut times = [Vec::new(), Vec::new()];
     for _ in 0..5 {
         for (i, p) in programs.iter().enumerate() {
-            times[i].push(crate::bench::time_dispatches(gpu, p, 2, 1));
+            times[i].push(crate::measure::time_dispatches(gpu, p, 2, 1));
         }
     }
     gpu.check()?;
-    let [rows4, rows8] = times.map(crate::bench::median);
+    let [rows4, rows8] = times.map(crate::measure::median);
     Ok(BTreeMap::from([("rows4".to_string(), rows4), ("rows8".to_string(), rows8)]))
 }
 
@@ -327,7 +327,7 @@ pub fn measure(gpu: &Gpu, config: &FlowConfig) -> Result<Entry> {
             times[i].push(start.elapsed().as_secs_f64());
         }
     }
-    let secs = times.map(crate::bench::median);
+    let secs = times.map(crate::measure::median);
     Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
 }
 
@@ -398,7 +398,7 @@ pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Result<
             times[i].push(run(t, 4)?);
         }
     }
-    let [fused, unfused] = times.map(crate::bench::median);
+    let [fused, unfused] = times.map(crate::measure::median);
     Ok(Entry { fused: fused < unfused, fused_s: fused, unfused_s: unfused })
 }
 

@@ -11,8 +11,9 @@ pub struct Gpu {
     /// The limits actually granted (what chunk sizes are derived from).
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
-    /// Every pipeline, compiled on first use and kept for the device's life.
-    kernels: std::sync::OnceLock<crate::kernels::Kernels>,
+    /// Every pipeline, compiled on first use and kept for the device's life. (The one import
+    /// that climbs from gpu/: the device owns its pipelines, the kernels' own table names them.)
+    pipelines: std::sync::OnceLock<crate::kernels::Pipelines>,
     /// The first error wgpu reported outside a call that returns one (validation, out of
     /// memory, a lost device): recorded instead of wgpu's default panic, raised by `check`.
     error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -188,7 +189,7 @@ impl Gpu {
                 s.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(Self { device, queue, info, limits: need, features, kernels: Default::default(), error })
+        Ok(Self { device, queue, info, limits: need, features, pipelines: Default::default(), error })
     }
 
     /// One line naming the adapter, for logs and summaries.
@@ -217,8 +218,8 @@ impl Gpu {
     }
 
     /// The compiled pipelines of every kernel family.
-    pub fn kernels(&self) -> &crate::kernels::Kernels {
-        self.kernels.get_or_init(crate::kernels::Kernels::new)
+    pub fn pipelines(&self) -> &crate::kernels::Pipelines {
+        self.pipelines.get_or_init(crate::kernels::Pipelines::new)
     }
 
     /// The memory mflow lets itself use on this device, where it can be known: on a CPU

@@ -47,19 +47,19 @@ impl ActNorm {
         logdet: &wgpu::Buffer,
     ) -> Dispatch {
         let un = self.uniform(gpu, "actnorm_forward");
-        gpu.kernels().actnorm_forward.bind(gpu, &un, &[params, y, u, logdet], grid(self.n * self.q, 64))
+        gpu.pipelines().actnorm_forward.bind(gpu, &un, &[params, y, u, logdet], grid(self.n * self.q, 64))
     }
 
     /// y = u (exp(a) + γ) + β.
     pub fn inverse(&self, gpu: &Gpu, params: &wgpu::Buffer, u: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
         let un = self.uniform(gpu, "actnorm_inverse");
-        gpu.kernels().actnorm_inverse.bind(gpu, &un, &[params, u, y], grid(self.n * self.q, 64))
+        gpu.pipelines().actnorm_inverse.bind(gpu, &un, &[params, u, y], grid(self.n * self.q, 64))
     }
 
     /// Writes β and a from the batch statistics of `y`.
     pub fn init(&self, gpu: &Gpu, params: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
         let un = self.uniform(gpu, "actnorm_init");
-        gpu.kernels().actnorm_init.bind(gpu, &un, &[params, y], grid(self.q, 64))
+        gpu.pipelines().actnorm_init.bind(gpu, &un, &[params, y], grid(self.q, 64))
     }
 
     /// dx (=) and the gradients of β and a (=, into `grads` at the parameters' offsets).
@@ -74,6 +74,6 @@ impl ActNorm {
         grads: &wgpu::Buffer,
     ) -> Dispatch {
         let un = self.uniform(gpu, "actnorm_backward");
-        gpu.kernels().actnorm_backward.bind(gpu, &un, &[params, y, du, dld, dx, grads], grid(self.n * self.q, 64))
+        gpu.pipelines().actnorm_backward.bind(gpu, &un, &[params, y, du, dld, dx, grads], grid(self.n * self.q, 64))
     }
 }

@@ -41,13 +41,13 @@ impl Coupling {
         let un = self.uniform(gpu, "coupling_forward", if inv.is_some() { PERMUTED } else { 0 });
         // Unused when not permuted, but the binding must exist: rm (read-only) stands in.
         let inv = inv.unwrap_or(rm);
-        gpu.kernels().coupling_forward.bind(gpu, &un, &[y, rm, u, logdet, inv], grid(self.n * self.q, 64))
+        gpu.pipelines().coupling_forward.bind(gpu, &un, &[y, rm, u, logdet, inv], grid(self.n * self.q, 64))
     }
 
     /// y_b = (u_b − m) ⊙ exp(−s).
     pub fn inverse(&self, gpu: &Gpu, u: &wgpu::Buffer, rm: &wgpu::Buffer, y: &wgpu::Buffer) -> Dispatch {
         let un = self.uniform(gpu, "coupling_inverse", 0);
-        gpu.kernels().coupling_inverse.bind(gpu, &un, &[u, rm, y], grid(self.n * self.q, 64))
+        gpu.pipelines().coupling_inverse.bind(gpu, &un, &[u, rm, y], grid(self.n * self.q, 64))
     }
 
     /// dx (=) and drm (=) from du and dld; the conditioner's GEMMs then add into dx_a. With
@@ -65,6 +65,6 @@ impl Coupling {
     ) -> Dispatch {
         let un = self.uniform(gpu, "coupling_backward", if inv.is_some() { PERMUTED } else { 0 });
         let inv = inv.unwrap_or(rm);
-        gpu.kernels().coupling_backward.bind(gpu, &un, &[y, rm, du, dld, dx, drm, inv], grid(self.n * self.q, 64))
+        gpu.pipelines().coupling_backward.bind(gpu, &un, &[y, rm, du, dld, dx, drm, inv], grid(self.n * self.q, 64))
     }
 }

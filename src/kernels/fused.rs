@@ -171,7 +171,7 @@ impl FusedCoupling<'_> {
                 &scrap
             }
         };
-        gpu.kernels().fused_coupling_forward.bind(
+        gpu.pipelines().fused_coupling_forward.bind(
             gpu,
             &un,
             &[params, y, u, saved, logdet, inv],
@@ -196,7 +196,7 @@ impl FusedCoupling<'_> {
     ) -> Dispatch {
         let un = self.uniform(gpu, "fused_coupling_backward", if inv.is_some() { PERMUTED } else { 0 });
         let inv = inv.unwrap_or(params);
-        gpu.kernels().fused_coupling_backward.bind(
+        gpu.pipelines().fused_coupling_backward.bind(
             gpu,
             &un,
             &[params, saved, du, dld, dx, dz, inv],
@@ -209,6 +209,6 @@ impl FusedCoupling<'_> {
         // The folded ActNorm's inverse stays a dispatch of its own.
         let un = FusedCoupling { actnorm: None, ..self.clone() }.uniform(gpu, "fused_coupling_inverse", 0);
         let scrap = storage(gpu, "fused.unsaved", 4);
-        gpu.kernels().fused_coupling_inverse.bind(gpu, &un, &[params, u, y, &scrap], grid(self.n.div_ceil(TILE), 1))
+        gpu.pipelines().fused_coupling_inverse.bind(gpu, &un, &[params, u, y, &scrap], grid(self.n.div_ceil(TILE), 1))
     }
 }

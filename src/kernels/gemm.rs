@@ -378,7 +378,7 @@ impl Gemm<'_> {
     /// Builds the dispatch (uniform and bind group created now, once).
     pub fn dispatch(&self, gpu: &Gpu, variant: Variant, label: &str) -> Dispatch {
         let u = uniform(gpu, label, &self.uniform());
-        let kernels = gpu.kernels();
+        let kernels = gpu.pipelines();
         let entry = self.entry(variant);
         let kernel = match entry {
             Entry::Reg => &kernels.gemm_reg,

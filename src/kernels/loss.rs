@@ -20,17 +20,17 @@ pub fn log_prob(
     logp: &wgpu::Buffer,
 ) -> Dispatch {
     let un = uniform(gpu, "log_prob", &LossUniform { n: n as u32, q: q as u32, _pad: [0; 2] });
-    gpu.kernels().log_prob.bind(gpu, &un, &[u, logdet, logp], grid(n, 64))
+    gpu.pipelines().log_prob.bind(gpu, &un, &[u, logdet, logp], grid(n, 64))
 }
 
 /// du = u / n (=), dld = −1/n (=): the gradient of L = −mean log p_T.
 pub fn backward(gpu: &Gpu, n: usize, q: usize, u: &wgpu::Buffer, du: &wgpu::Buffer, dld: &wgpu::Buffer) -> Dispatch {
     let un = uniform(gpu, "loss_backward", &LossUniform { n: n as u32, q: q as u32, _pad: [0; 2] });
-    gpu.kernels().loss_backward.bind(gpu, &un, &[u, du, dld], grid(n * q, 64))
+    gpu.pipelines().loss_backward.bind(gpu, &un, &[u, du, dld], grid(n * q, 64))
 }
 
 /// metrics[0] += L (if finite, else metrics[2] += 1); metrics[1] += 1.
 pub fn accumulate(gpu: &Gpu, n: usize, logp: &wgpu::Buffer, metrics: &wgpu::Buffer) -> Dispatch {
     let un = uniform(gpu, "loss_accumulate", &LossUniform { n: n as u32, q: 0, _pad: [0; 2] });
-    gpu.kernels().loss_accumulate.bind(gpu, &un, &[logp, metrics], [1, 1, 1])
+    gpu.pipelines().loss_accumulate.bind(gpu, &un, &[logp, metrics], [1, 1, 1])
 }

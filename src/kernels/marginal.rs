@@ -24,5 +24,5 @@ pub fn reduce(
 ) -> Dispatch {
     let u = MarginalUniform { points: points as u32, s: s as u32, d: d as u32, q: q as u32 };
     let un = uniform(gpu, "marginal_reduce", &u);
-    gpu.kernels().marginal_reduce.bind(gpu, &un, &[y, logp, out], grid(points, 64))
+    gpu.pipelines().marginal_reduce.bind(gpu, &un, &[y, logp, out], grid(points, 64))
 }

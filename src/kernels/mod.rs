@@ -29,7 +29,7 @@ impl LazyKernel {
     }
 
     pub fn get(&self, gpu: &Gpu) -> &Kernel {
-        self.kernel.get_or_init(|| Kernel::new(gpu, gpu.kernels().module(gpu, self.file), self.entry))
+        self.kernel.get_or_init(|| Kernel::new(gpu, gpu.pipelines().module(gpu, self.file), self.entry))
     }
 
     /// `Kernel::bind`, building the pipeline first if this is its first use.
@@ -39,7 +39,7 @@ impl LazyKernel {
 }
 
 /// Every pipeline mflow uses, each built once per device on first use.
-pub struct Kernels {
+pub struct Pipelines {
     /// The shader modules, indexed like `SOURCES`, each built on first use.
     modules: [OnceLock<wgpu::ShaderModule>; SOURCES.len()],
     pub gemm_reg: LazyKernel,
@@ -105,13 +105,13 @@ pub fn fingerprint_tag() -> String {
     format!(" | kernels {:016x}", fingerprint())
 }
 
-impl Default for Kernels {
+impl Default for Pipelines {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Kernels {
+impl Pipelines {
     /// The module of shader `file` (one of `SOURCES`), parsed and validated on first use.
     fn module(&self, gpu: &Gpu, file: &str) -> &wgpu::ShaderModule {
         // Every LazyKernel names one of SOURCES' files (fixed in this file).

@@ -91,7 +91,7 @@ impl Optimizer {
             eps: EPS as f32,
             _pad: [0; 2],
         };
-        let k = gpu.kernels();
+        let k = gpu.pipelines();
         let un = uniform(gpu, "optim", &u);
         Self {
             sumsq: k.grad_sumsq.bind(gpu, &un, &[grads, partials], [parts as u32, 1, 1]).models(models),

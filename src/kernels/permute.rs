@@ -13,5 +13,5 @@ pub struct PermuteUniform {
 /// out[row, i] = x[row, idx[i]] over (n, q).
 pub fn gather(gpu: &Gpu, n: usize, q: usize, idx: &wgpu::Buffer, x: &wgpu::Buffer, out: &wgpu::Buffer) -> Dispatch {
     let un = uniform(gpu, "permute_gather", &PermuteUniform { n: n as u32, q: q as u32, _pad: [0; 2] });
-    gpu.kernels().permute_gather.bind(gpu, &un, &[idx, x, out], grid(n * q, 64))
+    gpu.pipelines().permute_gather.bind(gpu, &un, &[idx, x, out], grid(n * q, 64))
 }

@@ -43,7 +43,7 @@ pub fn assemble(
         _pad: [0; 2],
     };
     let un = uniform(gpu, "assemble", &u);
-    gpu.kernels().assemble.bind(gpu, &un, &[step, x, y], grid(n * q, 64))
+    gpu.pipelines().assemble.bind(gpu, &un, &[step, x, y], grid(n * q, 64))
 }
 
 /// out[i] = temperature · N(0, 1) at index i of `stream`, for i < count.
@@ -57,5 +57,5 @@ pub fn normal_fill(
 ) -> Dispatch {
     let u = RngUniform { n: count as u32, stream, temperature, ..Default::default() };
     let un = uniform(gpu, "normal_fill", &u);
-    gpu.kernels().normal_fill.bind(gpu, &un, &[step, out], grid(count, 64))
+    gpu.pipelines().normal_fill.bind(gpu, &un, &[step, out], grid(count, 64))
 }

@@ -76,6 +76,6 @@ impl Wgrad<'_> {
         };
         let un = uniform(gpu, "wgrad", &u);
         let groups = tiles + usize::from(self.actnorm.is_some());
-        gpu.kernels().wgrad.bind(gpu, &un, &[saved, dz, grads, params, dld], [groups as u32, 1, 1])
+        gpu.pipelines().wgrad.bind(gpu, &un, &[saved, dz, grads, params, dld], [groups as u32, 1, 1])
     }
 }
