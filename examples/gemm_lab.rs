@@ -2,9 +2,9 @@
 //! usage: cargo run --release --example gemm_lab -- FILE ENTRY TILE_M TILE_N [M K N]
 //! The shader must use gemm.wgsl's bindings and uniform; C = A·B row-major, no epilogue.
 
-use mflow::measure::time_dispatches;
 use mflow::gpu::{read_back, storage_init, uniform, AdapterChoice, Gpu, Kernel};
 use mflow::kernels::gemm::GemmUniform;
+use mflow::measure::time_dispatches;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -2,8 +2,8 @@
 //! repetitions) and prints them all, slowest first, to see where a step's time goes here.
 //! usage: cargo run --release --example step_lab -- [D B H BATCH]
 
-use mflow::measure::time_dispatches;
 use mflow::gpu::{AdapterChoice, Gpu};
+use mflow::measure::time_dispatches;
 use mflow::model::{Flow, FlowConfig};
 use mflow::train::{OptimConfig, Trainer};
 
@@ -13,7 +13,8 @@ fn main() {
     let gpu = Gpu::new(&AdapterChoice::default()).unwrap();
     let mut flow = Flow::new(FlowConfig { d, b, blocks: 4, depth: 2, hidden: h, seed: 0 }).unwrap();
     flow.actnorm_initialized = true;
-    let mut t = Trainer::new(&gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 });
+    let kernels = mflow::gpu_flow::Kernels::defaults(&gpu);
+    let mut t = Trainer::new(&gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 }, &kernels);
     t.step(&gpu, &vec![0.5; batch * d], false);
     t.drain(&gpu).unwrap();
     let prog = t.program();

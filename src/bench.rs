@@ -4,6 +4,7 @@
 use crate::gpu::{read_back, Dispatch, Gpu};
 use crate::kernels::gemm::{Op, Variant};
 use crate::measure::{gemm_gflops, median};
+use crate::tune::{self, Need, Tuning};
 use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -112,7 +113,14 @@ fn median_step_seconds(gpu: &Gpu, trainer: &mut crate::train::Trainer, x: &[f32]
 /// couplings, GEMMs) in the same run, trials alternating so that drift hits them alike:
 /// samples/s (median of 5 trials), dispatches per step, effective GFLOP/s and, where the
 /// adapter has timestamps, the share of GPU time in GEMMs from a per-kernel profile.
-pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, batch: usize, steps: usize) -> Result<()> {
+pub fn bench_train(
+    gpu: &Gpu,
+    tuning: Tuning,
+    label: &str,
+    config: crate::model::FlowConfig,
+    batch: usize,
+    steps: usize,
+) -> Result<()> {
     use crate::gpu_flow::Mode;
     use crate::train::{OptimConfig, Trainer};
     let mut flow = crate::model::Flow::new(config.clone())?;
@@ -125,7 +133,9 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let x: Vec<f32> = (0..batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let mut trainers: Vec<Trainer> = modes.iter().map(|&m| Trainer::with_mode(gpu, &[&flow], &[1], &opt, m)).collect();
+    let kernels = tune::kernels(gpu, tuning, &Need::run(&config, batch))?;
+    let mut trainers: Vec<Trainer> =
+        modes.iter().map(|&m| Trainer::with_mode(gpu, &[&flow], &[1], &opt, m, &kernels)).collect();
     for t in &mut trainers {
         step_seconds(gpu, t, &x, 3)?;
     }
@@ -135,13 +145,12 @@ pub fn bench_train(gpu: &Gpu, label: &str, config: crate::model::FlowConfig, bat
             times[i].push(step_seconds(gpu, t, &x, steps)?);
         }
     }
-    let tuned = crate::tune::training_mode(gpu, &config, batch);
+    let tuned = kernels.training_mode(&config, batch);
     // The GEMM rate at the step's largest product (batch × H × H), in this run.
     let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
-    let (_, gemm) =
-        gemm_gflops(gpu, crate::tune::gemm_choice(gpu).for_shape(Op::Nn, batch, k, n), Op::Nn, batch, k, n, 2, 5)?;
-    // The same model's evaluation chunk (the kernels the tuner chose for it).
-    let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64)?.dispatches();
+    let (_, gemm) = gemm_gflops(gpu, kernels.gemm.for_shape(Op::Nn, batch, k, n), Op::Nn, batch, k, n, 2, 5)?;
+    // The same model's evaluation chunk (the kernels chosen for it).
+    let eval_dispatches = crate::eval::Evaluator::for_points(gpu, &flow, 100, 64, &kernels)?.dispatches();
     for ((mode, trainer), t) in modes.iter().zip(&trainers).zip(times) {
         let step = median(t);
         // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
@@ -196,12 +205,20 @@ pub fn conditioner_flops(config: &crate::model::FlowConfig) -> f64 {
 /// The S-sample estimator's throughput: flow evaluations/s (points × S), their effective
 /// GFLOP/s, and the ratio to the GEMM rate at the evaluation's largest GEMM shape (rows of
 /// one pass × H × H), measured in the same run; dispatches per chunk beside.
-pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points: usize, trials: usize) -> Result<()> {
+pub fn bench_eval(
+    gpu: &Gpu,
+    tuning: Tuning,
+    config: crate::model::FlowConfig,
+    s: usize,
+    points: usize,
+    trials: usize,
+) -> Result<()> {
+    let kernels = tune::kernels(gpu, tuning, &[Need::Inference(config.clone())])?;
     let mut flow = crate::model::Flow::new(config.clone())?;
     flow.randomize(1, 0.5);
     use crate::gpu_flow::Mode;
     let build = |mode| -> Result<crate::eval::Evaluator> {
-        let ev = crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode)?;
+        let ev = crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode, &kernels)?;
         ev.upload_params(gpu, &flow.params);
         Ok(ev)
     };
@@ -215,8 +232,7 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
     ensure!(worst < 1e-4, "the fused and unfused evaluations differ by {worst:.2e} (relative)");
     let rows = fused.points * fused.s;
     let (k, n) = if config.depth >= 2 { (config.hidden, config.hidden) } else { (config.h(), config.hidden) };
-    let (entry, gemm) =
-        gemm_gflops(gpu, crate::tune::gemm_choice(gpu).for_shape(Op::Nn, rows, k, n), Op::Nn, rows, k, n, 2, 5)?;
+    let (entry, gemm) = gemm_gflops(gpu, kernels.gemm.for_shape(Op::Nn, rows, k, n), Op::Nn, rows, k, n, 2, 5)?;
     println!(
         "eval D={} B={} H={} S={}, {points} points, chunks of {} points; GEMM {rows}x{k}x{n} ({entry:?}) {gemm:.2} GFLOP/s in this run",
         config.d, config.b, config.hidden, fused.s, fused.points
@@ -270,6 +286,7 @@ pub fn bench_eval(gpu: &Gpu, config: crate::model::FlowConfig, s: usize, points:
 /// single model's rate, which is what training the same models one after another gives.
 pub fn bench_sweep(
     gpu: &Gpu,
+    tuning: Tuning,
     config: crate::model::FlowConfig,
     batch: usize,
     counts: &[usize],
@@ -286,6 +303,7 @@ pub fn bench_sweep(
         config.depth,
         config.hidden
     );
+    let kernels = tune::kernels(gpu, tuning, &[Need::Training { config: config.clone(), batch }])?;
     let mut single = None;
     for &m in counts {
         let flows: Vec<crate::model::Flow> = (0..m as u64)
@@ -298,8 +316,13 @@ pub fn bench_sweep(
         }
         let refs: Vec<&crate::model::Flow> = flows.iter().collect();
         let seeds: Vec<u64> = (0..m as u64).collect();
-        let mut trainer =
-            Trainer::new_models(gpu, &refs, &seeds, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 });
+        let mut trainer = Trainer::new_models(
+            gpu,
+            &refs,
+            &seeds,
+            &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 },
+            &kernels,
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let x: Vec<f32> = (0..m * batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         // The first step initialises the ActNorms and compiles nothing new; then time.
@@ -325,7 +348,7 @@ pub fn bench_sweep(
 /// The input pipeline: host time to prepare a minibatch (gather + preprocess) against the
 /// GPU's step time, and training fed by the background stream against training on one
 /// fixed minibatch. Equal step times mean the GPU never waits for the host.
-pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Result<()> {
+pub fn bench_stream(gpu: &Gpu, tuning: Tuning, cfg: &crate::run::RunConfig, steps: usize) -> Result<()> {
     use crate::run::{batch_stream, Schedule};
     use crate::train::Trainer;
     let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
@@ -346,7 +369,8 @@ pub fn bench_stream(gpu: &Gpu, cfg: &crate::run::RunConfig, steps: usize) -> Res
     }
     let host = t.elapsed().as_secs_f64() / steps as f64;
 
-    let mut trainer = Trainer::new(gpu, &flow, &cfg.optim);
+    let kernels = tune::kernels(gpu, tuning, &[Need::Training { config: fc.clone(), batch: cfg.optim.batch }])?;
+    let mut trainer = Trainer::new(gpu, &flow, &cfg.optim, &kernels);
     trainer.step(gpu, &first, false);
     trainer.drain(gpu)?;
     let t = Instant::now();

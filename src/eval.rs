@@ -5,7 +5,7 @@
 use crate::data::Table;
 use crate::gpu::kernel::record_all;
 use crate::gpu::{storage, uniform_storage, Dispatch, Gpu};
-use crate::gpu_flow::{GpuFlow, Mode};
+use crate::gpu_flow::{GpuFlow, Kernels, Mode};
 use crate::kernels::optim::StepState;
 use crate::kernels::{marginal, rng};
 use crate::model::{Flow, FlowConfig};
@@ -73,18 +73,25 @@ pub fn max_samples(gpu: &Gpu, config: &FlowConfig) -> usize {
 }
 
 impl Evaluator {
-    pub fn new(gpu: &Gpu, flow: &Flow, s: usize) -> Result<Self> {
-        Self::for_points(gpu, flow, s, usize::MAX)
+    pub fn new(gpu: &Gpu, flow: &Flow, s: usize, kernels: &Kernels) -> Result<Self> {
+        Self::for_points(gpu, flow, s, usize::MAX, kernels)
     }
 
-    /// An evaluator whose chunks hold at most `max_points` points (no larger than the data).
-    /// The kernels are the tuner's choice for this adapter (`crate::tune`).
-    pub fn for_points(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize) -> Result<Self> {
-        Self::with_mode(gpu, flow, s, max_points, crate::tune::inference_mode(gpu, &flow.config))
+    /// An evaluator whose chunks hold at most `max_points` points (no larger than the data),
+    /// with `kernels`' program for this shape.
+    pub fn for_points(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize, kernels: &Kernels) -> Result<Self> {
+        Self::with_mode(gpu, flow, s, max_points, kernels.inference_mode(&flow.config), kernels)
     }
 
     /// `for_points` with the flow built in `mode` (`Mode::InferenceUnfused`: the GEMM path).
-    pub fn with_mode(gpu: &Gpu, flow: &Flow, s: usize, max_points: usize, mode: Mode) -> Result<Self> {
+    pub fn with_mode(
+        gpu: &Gpu,
+        flow: &Flow,
+        s: usize,
+        max_points: usize,
+        mode: Mode,
+        kernels: &Kernels,
+    ) -> Result<Self> {
         let s = if flow.config.b == 0 { 1 } else { s.max(1) };
         let most = max_samples(gpu, &flow.config);
         if s > most {
@@ -97,7 +104,7 @@ impl Evaluator {
         let points = wanted.div_ceil(wanted.div_ceil(most)).min(most);
         let (d, q) = (flow.config.d, flow.config.q());
         let n = points * s;
-        let gflow = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_choice(gpu));
+        let gflow = GpuFlow::build(gpu, flow, n, mode, kernels.gemm);
         let x = storage(gpu, "eval.x", points * d);
         let step = uniform_storage(gpu, "eval.step", &StepState::default());
         let out = storage(gpu, "eval.out", points);
@@ -155,7 +162,7 @@ impl Evaluator {
         // has the next chunk queued while the host reads the last one back.
         let mut pending: Option<Pending> = None;
         for (c, start) in (0..data.rows()).step_by(self.points).enumerate() {
-            crate::run::interrupt::check("evaluation")?;
+            crate::interrupt::check("evaluation")?;
             let len = self.points.min(data.rows() - start);
             chunk.clear();
             data.extend_rows(start..start + len, &mut chunk);

@@ -7,11 +7,13 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod commands;
 pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod gpu;
 pub mod gpu_flow;
+pub mod interrupt;
 pub mod kernels;
 pub mod measure;
 pub mod model;

@@ -3,8 +3,7 @@
 use crate::data::Table;
 use crate::gpu::kernel::record_all;
 use crate::gpu::{try_read_back, uniform_storage, Gpu};
-use crate::gpu_flow::GpuFlow;
-use crate::gpu_flow::{Footprint, Mode};
+use crate::gpu_flow::{Footprint, GpuFlow, Kernels, Mode};
 use crate::kernels::optim::StepState;
 use crate::kernels::rng;
 use crate::model::Flow;
@@ -16,7 +15,7 @@ pub fn max_samples(gpu: &Gpu, flow: &Flow) -> usize {
     crate::gpu_flow::largest_fitting(fits, 1 << 26)
 }
 
-pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> Result<Table> {
+pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64, kernels: &Kernels) -> Result<Table> {
     let (d, q) = (flow.config.d, flow.config.q());
     if n == 0 {
         bail!("--n 0: draw at least one sample");
@@ -28,8 +27,7 @@ pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64) -> 
     if n > most {
         bail!("--n {n}: at most {most} samples of this model fit one pass on this adapter");
     }
-    let mode = crate::tune::inference_mode(gpu, &flow.config);
-    let g = GpuFlow::build(gpu, flow, n, mode, crate::tune::gemm_choice(gpu));
+    let g = GpuFlow::build(gpu, flow, n, kernels.inference_mode(&flow.config), kernels.gemm);
     let step = uniform_storage(gpu, "sample.step", &StepState::new(1, seed, 0.0));
     let fill = rng::normal_fill(gpu, n * q, rng::stream::SAMPLE, temperature, &step, g.u());
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });
@@ -50,6 +48,7 @@ pub fn density_grid(
     res: usize,
     s: usize,
     standardize: Option<&crate::data::tabular::Standardize>,
+    kernels: &Kernels,
 ) -> anyhow::Result<Vec<f64>> {
     let mut pts = Vec::with_capacity(res * res * 2);
     for j in 0..res {
@@ -63,7 +62,7 @@ pub fn density_grid(
         st.apply(&mut t);
         st.log_jacobian()
     });
-    let ev = crate::eval::Evaluator::new(gpu, flow, s)?;
+    let ev = crate::eval::Evaluator::new(gpu, flow, s, kernels)?;
     ev.upload_params(gpu, &flow.params);
     Ok(ev.log_likelihood(gpu, &t, 0xD0)?.into_iter().map(|l| l + jac).collect())
 }

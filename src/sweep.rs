@@ -179,7 +179,14 @@ pub struct Outcome {
 /// schedule) and starting step are trained together, at most `group` at a time (0: as many
 /// as fit); a run that fails is reported and left pending, and the others go on. A finished
 /// run under other settings is never retrained over: it counts as failed, with what differs.
-pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progress: bool) -> Result<Outcome> {
+pub fn run_sweep(
+    gpu: &Gpu,
+    runs: &[SweepRun],
+    dir: &Path,
+    group: usize,
+    progress: bool,
+    tuning: crate::tune::Tuning,
+) -> Result<Outcome> {
     for r in runs {
         r.cfg.validate().with_context(|| format!("run {}", r.key))?;
     }
@@ -279,7 +286,7 @@ pub fn run_sweep(gpu: &Gpu, runs: &[SweepRun], dir: &Path, group: usize, progres
                     }
                 }
             }
-            let results = match run::train_members(gpu, ready, progress) {
+            let results = match run::train_members(gpu, ready, progress, tuning) {
                 Ok(r) => r,
                 Err(e) => {
                     // Interrupted or a failed device: what finished is recorded, the rest

@@ -9,7 +9,7 @@
 //! that each model follows exactly the path it would follow trained alone.
 
 use crate::gpu::{storage, storage_init, try_read_back, Dispatch, Gpu};
-use crate::gpu_flow::{GpuFlow, Mode};
+use crate::gpu_flow::{GpuFlow, Kernels, Mode};
 use crate::kernels::optim::{norm_parts, Optimizer, StepState};
 use crate::kernels::{loss, rng};
 use crate::model::Flow;
@@ -77,22 +77,30 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(gpu: &Gpu, flow: &Flow, opt: &OptimConfig) -> Self {
-        Self::new_models(gpu, &[flow], &[opt.noise_seed], opt)
+    pub fn new(gpu: &Gpu, flow: &Flow, opt: &OptimConfig, kernels: &Kernels) -> Self {
+        Self::new_models(gpu, &[flow], &[opt.noise_seed], opt, kernels)
     }
 
     /// Trains `flows` (one shape, see `gpu_flow::same_shape`) together, model z drawing its
     /// noise from `noise_seeds[z]`; `opt`'s batch, lr and clip apply to all of them. A group
     /// is never empty (run::train_members builds them from members), so an empty one panics.
-    pub fn new_models(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig) -> Self {
+    /// The program (fused couplings or GEMMs) and GEMM families are `kernels`' choices.
+    pub fn new_models(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig, kernels: &Kernels) -> Self {
         let first = flows.first().expect("at least one flow");
-        let mode = crate::tune::training_mode(gpu, &first.config, opt.batch);
-        Self::with_mode(gpu, flows, noise_seeds, opt, mode)
+        let mode = kernels.training_mode(&first.config, opt.batch);
+        Self::with_mode(gpu, flows, noise_seeds, opt, mode, kernels)
     }
 
-    /// `new_models` with the flow's program chosen by the caller (`Mode::Training`: fused
-    /// couplings where they fit; `Mode::TrainingUnfused`: GEMMs) instead of the tuner.
-    pub fn with_mode(gpu: &Gpu, flows: &[&Flow], noise_seeds: &[u64], opt: &OptimConfig, mode: Mode) -> Self {
+    /// `new_models` with the flow's program given (`Mode::Training`: fused couplings where
+    /// they fit; `Mode::TrainingUnfused`: GEMMs); the GEMM families are `kernels`'.
+    pub fn with_mode(
+        gpu: &Gpu,
+        flows: &[&Flow],
+        noise_seeds: &[u64],
+        opt: &OptimConfig,
+        mode: Mode,
+        kernels: &Kernels,
+    ) -> Self {
         assert!(mode.training(), "a trainer needs a training mode");
         assert_eq!(flows.len(), noise_seeds.len(), "one noise seed per model");
         let models = flows.len();
@@ -104,7 +112,7 @@ impl Trainer {
             .zip(noise_seeds)
             .map(|(f, &seed)| StepState { d: f.config.d as u32, ..StepState::new(0, seed, opt.lr) })
             .collect();
-        let gflow = GpuFlow::build_models(gpu, flows, n, mode, crate::tune::gemm_choice(gpu));
+        let gflow = GpuFlow::build_models(gpu, flows, n, mode, kernels.gemm);
         let step_state = storage_init(gpu, "train.step", &states);
         let x_ring = (0..X_RING)
             .map(|i| {

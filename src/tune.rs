@@ -1,28 +1,160 @@
 //! Per-adapter kernel choice. Where mflow has more than one correct way to run a piece of
-//! work — each coupling as one fused dispatch or as GEMMs + the affine kernel; the GEMMs'
-//! family (register-blocked, workgroup-tiled, or vec4) — the tuner times the candidates on
-//! the user's adapter the first time they are needed, keeps the faster, and caches the
-//! choice per adapter and driver in the user's cache directory
-//! (`$XDG_CACHE_HOME/mflow/tune.json`, else `~/.cache/mflow/tune.json`). `MFLOW_NO_TUNE=1`
-//! (or `--no-tune`) uses the built-in defaults instead: fused on GPUs, GEMMs on CPU adapters
-//! (measured on lavapipe: the vec4 GEMMs run its evaluation 3x faster than the fused kernel).
-//! The GEMM family is chosen per shape class (kind of product × small or large), among
-//! register-blocked, workgroup-tiled, wide-tiled (GPU-shaped) and vec4 kernels.
+//! work (each coupling as one fused dispatch or as GEMMs and the affine kernel; the GEMMs'
+//! family; the fused couplings' rows per invocation) the tuner times the candidates on the
+//! user's adapter the first time they are needed, keeps the faster, and caches the choice
+//! per adapter, driver and kernel version in the user's cache directory
+//! (`$XDG_CACHE_HOME/mflow/tune.json`, else `~/.cache/mflow/tune.json`).
+//!
+//! The callers (`run/`, `sweep`, `bench`, the `sample` and `eval` commands) ask once, with
+//! `kernels(gpu, tuning, needs)`, and hand the `Kernels` value down; `Tuning::Defaults`
+//! (`--no-tune`, `MFLOW_NO_TUNE=1`) takes the built-in choices without measuring.
+//!
+//! Tuning is bounded: candidates race (`measure::race`), and one whose first timing is at
+//! least twice the best so far is dropped at once; the first use says on stderr what it times
+//! and about how long it takes; a signal during it exits at once (nothing is saved yet).
 //! Every candidate is tested against the f64 reference (tests/gemm.rs, tests/fused.rs,
 //! tests/flow.rs, tests/backward.rs), so the tuner only ever chooses among correct kernels.
 
 use crate::gpu::Gpu;
-use crate::gpu_flow::Mode;
+use crate::gpu_flow::{inference_class, training_class, GpuFlow, Kernels, Mode};
+use crate::interrupt;
+use crate::kernels::fused::FusedCoupling;
 use crate::kernels::gemm::{GemmChoice, Size, Variant, CLASSES, VARIANTS};
+use crate::measure::{fastest, race, time_once, GemmTrial};
 use crate::model::{Flow, FlowConfig};
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The shape class a choice is made for: what the kernels' cost depends on.
-pub fn shape_class(c: &FlowConfig) -> String {
-    format!("eval q{} depth{} h{}", c.q(), c.depth, c.hidden)
+/// Where kernel choices come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tuning {
+    /// Measured on this adapter on first use, then read from the cache.
+    Measure,
+    /// The built-in choices (`Kernels::defaults`), nothing measured.
+    #[default]
+    Defaults,
+}
+
+impl Tuning {
+    /// The command line's choice: `--no-tune`, or `MFLOW_NO_TUNE` set to anything but empty
+    /// or 0, takes the defaults.
+    pub fn from_flag(no_tune: bool) -> Self {
+        if no_tune || env_no_tune() {
+            Tuning::Defaults
+        } else {
+            Tuning::Measure
+        }
+    }
+}
+
+/// Whether `MFLOW_NO_TUNE` asks for the defaults.
+pub fn env_no_tune() -> bool {
+    std::env::var("MFLOW_NO_TUNE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A choice a caller's programs depend on.
+#[derive(Clone, Debug)]
+pub enum Need {
+    /// Training flows shaped like `config` on batches of `batch` rows.
+    Training { config: FlowConfig, batch: usize },
+    /// Evaluating and sampling flows shaped like `config`.
+    Inference(FlowConfig),
+}
+
+impl Need {
+    /// Training and evaluating flows shaped like `config` (a training run needs both).
+    pub fn run(config: &FlowConfig, batch: usize) -> [Need; 2] {
+        [Need::Training { config: config.clone(), batch }, Need::Inference(config.clone())]
+    }
+
+    fn config(&self) -> &FlowConfig {
+        match self {
+            Need::Training { config, .. } | Need::Inference(config) => config,
+        }
+    }
+
+    fn class(&self) -> String {
+        match self {
+            Need::Training { config, batch } => training_class(config, *batch),
+            Need::Inference(config) => inference_class(config),
+        }
+    }
+}
+
+/// The kernels for `needs` on `gpu`: with `Tuning::Measure`, each choice read from the cache,
+/// or measured on a miss (saying so on stderr) and stored; with `Tuning::Defaults`, the
+/// built-in ones. Errors: a cache path that is not a regular file, and a signal (exits).
+pub fn kernels(gpu: &Gpu, tuning: Tuning, needs: &[Need]) -> Result<Kernels> {
+    if tuning == Tuning::Defaults {
+        return Ok(Kernels::defaults(gpu));
+    }
+    let key = adapter_key(gpu);
+    let cache = load()?;
+    let gemm = cache.gemm.get(&key).and_then(choice_of);
+    let stored = |need: &Need| cache.modes(need).get(&key).and_then(|m| m.get(&need.class())).is_some();
+    let missing: Vec<&Need> = needs.iter().filter(|n| races(gpu, n) && !stored(n)).collect();
+    if gemm.is_some() && missing.is_empty() {
+        return Ok(from_cache(gpu, &cache, &key, needs));
+    }
+    announce(gpu, gemm.is_none(), &missing);
+    let (gemm_entry, entries) = interrupt::at_once(|| measure_all(gpu, gemm, &missing))?;
+    let after = update(|c| {
+        if let Some(e) = gemm_entry {
+            // The first valid entry stored wins; one naming a kernel this build lacks is
+            // replaced, not kept (it would be measured again by every command).
+            if c.gemm.get(&key).and_then(choice_of).is_none() {
+                c.gemm.insert(key.clone(), e);
+            }
+        }
+        for (need, e) in missing.iter().zip(&entries) {
+            c.modes_mut(need).entry(key.clone()).or_default().entry(need.class()).or_insert(e.clone());
+        }
+    });
+    Ok(from_cache(gpu, &after, &key, needs))
+}
+
+/// Whether fused couplings and GEMMs race for `need` here: nothing to choose where the fused
+/// kernel cannot hold the flow, or where the fused couplings do not race.
+fn races(gpu: &Gpu, need: &Need) -> bool {
+    fused_races(gpu) && FusedCoupling::fits_config(need.config())
+}
+
+/// Measures what is missing: the GEMM families (and fused rows) unless `known`, then each
+/// need with the GEMM families this adapter will use.
+fn measure_all(gpu: &Gpu, known: Option<GemmChoice>, needs: &[&Need]) -> Result<(Option<GemmEntry>, Vec<Entry>)> {
+    let gemm_entry = if known.is_none() { Some(measure_gemm(gpu)?) } else { None };
+    let mut with = Kernels::defaults(gpu);
+    if let Some(c) = known.or_else(|| gemm_entry.as_ref().and_then(choice_of)) {
+        with.gemm = c;
+    }
+    let mut entries = Vec::new();
+    for need in needs {
+        entries.push(match need {
+            Need::Training { config, batch } => measure_training(gpu, config, *batch, &with)?,
+            Need::Inference(config) => measure_inference(gpu, config, &with)?,
+        });
+    }
+    Ok((gemm_entry, entries))
+}
+
+/// The defaults with what the cache holds for `needs` on this adapter.
+fn from_cache(gpu: &Gpu, cache: &Cache, key: &str, needs: &[Need]) -> Kernels {
+    let mut k = Kernels::defaults(gpu);
+    if let Some(c) = cache.gemm.get(key).and_then(choice_of) {
+        k.gemm = c;
+    }
+    for need in needs {
+        if let Some(e) = cache.modes(need).get(key).and_then(|m| m.get(&need.class())) {
+            let map = match need {
+                Need::Training { .. } => &mut k.training,
+                Need::Inference(_) => &mut k.inference,
+            };
+            map.insert(need.class(), e.fused);
+        }
+    }
+    k
 }
 
 /// The cache: adapter key → shape class → the chosen mode and the timings behind it; and
@@ -37,8 +169,26 @@ pub struct Cache {
     pub training: BTreeMap<String, BTreeMap<String, Entry>>,
 }
 
+type Modes = BTreeMap<String, BTreeMap<String, Entry>>;
+
+impl Cache {
+    fn modes(&self, need: &Need) -> &Modes {
+        match need {
+            Need::Training { .. } => &self.training,
+            Need::Inference(_) => &self.adapters,
+        }
+    }
+    fn modes_mut(&mut self, need: &Need) -> &mut Modes {
+        match need {
+            Need::Training { .. } => &mut self.training,
+            Need::Inference(_) => &mut self.adapters,
+        }
+    }
+}
+
 /// The GEMM families chosen for an adapter, one per shape class (`kernels::gemm::CLASSES`,
-/// named like "Nn small"), with each candidate's GFLOP/s on that class's shape.
+/// named like "Nn small"), with each candidate's GFLOP/s on that class's shape (a dropped
+/// candidate's from its one timing).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GemmEntry {
     pub choice: BTreeMap<String, String>,
@@ -49,102 +199,9 @@ pub struct GemmEntry {
     pub fused_rows8: bool,
     #[serde(default)]
     pub fused_rows_s: BTreeMap<String, f64>,
-}
-
-fn variant_named(name: &str) -> Option<Variant> {
-    VARIANTS.into_iter().find(|v| format!("{v:?}") == name)
-}
-
-fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
-    let mut by_class = [Variant::Reg; CLASSES.len()];
-    for (slot, (class, _)) in by_class.iter_mut().zip(CLASSES) {
-        *slot = variant_named(e.choice.get(&class.to_string())?)?;
-    }
-    Some(GemmChoice { by_class, fused_rows8: e.fused_rows8 })
-}
-
-/// The GEMM family per shape class for `gpu`: cached, measured on a cache miss (each
-/// candidate checked against the f64 reference by `measure::gemm_gflops` before it is timed),
-/// or the built-in choice (`GemmChoice::default_for`) when tuning is off or measuring fails.
-pub fn gemm_choice(gpu: &Gpu) -> GemmChoice {
-    let default = GemmChoice::default_for(gpu);
-    if disabled() {
-        return default;
-    }
-    let key = adapter_key(gpu);
-    if let Some(c) = load().gemm.get(&key).and_then(choice_of) {
-        return c;
-    }
-    announce("the GEMM kernels");
-    match measure_gemm(gpu) {
-        Ok(e) => {
-            let cache = update(|c| {
-                c.gemm.entry(key.clone()).or_insert(e);
-            });
-            cache.gemm.get(&key).and_then(choice_of).unwrap_or(default)
-        }
-        Err(_) => default,
-    }
-}
-
-/// Times every family on every shape class (the median of 7 trials of 4 runs for tiny and
-/// small products, of 3 trials of 2 for large ones) and keeps the fastest per class.
-pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
-    use crate::measure::gemm_gflops;
-    let mut choice = BTreeMap::new();
-    let mut gflops = BTreeMap::new();
-    for (class, (m, k, n)) in CLASSES {
-        let mut rates = BTreeMap::new();
-        let mut best = (Variant::for_adapter(gpu), 0.0);
-        // Small products take a millisecond: more trials make their medians steadier.
-        let (reps, trials) = if class.size == Size::Large { (2, 3) } else { (4, 7) };
-        for v in VARIANTS {
-            let (_, g) = gemm_gflops(gpu, v, class.op, m, k, n, reps, trials)?;
-            rates.insert(format!("{v:?}"), g);
-            if g > best.1 {
-                best = (v, g);
-            }
-        }
-        gpu.check()?;
-        choice.insert(class.to_string(), format!("{:?}", best.0));
-        gflops.insert(class.to_string(), rates);
-    }
-    let fused_rows_s = measure_fused_rows(gpu)?;
-    Ok(GemmEntry { choice, gflops, fused_rows8: fused_rows_s["rows8"] < fused_rows_s["rows4"], fused_rows_s })
-}
-
-/// Seconds of a fused evaluation forward (a moons-shaped flow, Q = 4, H = 128, 4096 rows)
-/// with 4 and with 8 rows per invocation in the vec4 linears: the median of 5 alternating
-/// trials of 2 runs. Both layouts are tested against the f64 reference (tests/fused.rs).
-fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
-    use crate::gpu_flow::GpuFlow;
-    let cfg = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
-    let mut flow = Flow::new(cfg)?;
-    flow.randomize(1, 0.5);
-    let flows = [false, true].map(|rows8| {
-        let choice = GemmChoice { fused_rows8: rows8, ..GemmChoice::default_for(gpu) };
-        GpuFlow::build(gpu, &flow, 4096, Mode::Inference, choice)
-    });
-    let programs: Vec<Vec<&crate::gpu::Dispatch>> =
-        flows.iter().map(|f| f.forward_dispatches(false).iter().collect()).collect();
-    let mut times = [Vec::new(), Vec::new()];
-    for _ in 0..5 {
-        for (i, p) in programs.iter().enumerate() {
-            times[i].push(crate::measure::time_dispatches(gpu, p, 2, 1));
-        }
-    }
-    gpu.check()?;
-    let [rows4, rows8] = times.map(crate::measure::median);
-    Ok(BTreeMap::from([("rows4".to_string(), rows4), ("rows8".to_string(), rows8)]))
-}
-
-/// `mflow bench tune`'s GEMM part: measures and stores the families for this adapter.
-pub fn tune_gemm(gpu: &Gpu) -> Result<GemmEntry> {
-    let e = measure_gemm(gpu)?;
-    update(|c| {
-        c.gemm.insert(adapter_key(gpu), e.clone());
-    });
-    Ok(e)
+    /// Per class, the candidates dropped after one timing (at least twice the best so far).
+    #[serde(default)]
+    pub dropped: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -153,6 +210,163 @@ pub struct Entry {
     /// Seconds per evaluation chunk (or training step) of each candidate (fused, unfused).
     pub fused_s: f64,
     pub unfused_s: f64,
+}
+
+fn variant_named(name: &str) -> Option<Variant> {
+    VARIANTS.into_iter().find(|v| format!("{v:?}") == name)
+}
+
+/// The choice an entry stores; `None` where it names a class or kernel this build lacks.
+fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
+    let mut by_class = [Variant::Reg; CLASSES.len()];
+    for (slot, (class, _)) in by_class.iter_mut().zip(CLASSES) {
+        *slot = variant_named(e.choice.get(&class.to_string())?)?;
+    }
+    Some(GemmChoice { by_class, fused_rows8: e.fused_rows8 })
+}
+
+/// The GEMM families that race on `gpu`, in order: the adapter's built-in family first
+/// (usually the fastest, so the others meet a low bar and slow ones drop after one timing).
+/// CPU adapters leave out the families that tile through workgroup memory: there tiles only
+/// add copies (on lavapipe and GL's llvmpipe they lost every class by 2-6x), and GL's
+/// llvmpipe spent 160 s compiling them with a cold shader cache.
+pub fn candidates(gpu: &Gpu) -> Vec<Variant> {
+    let first = Variant::for_adapter(gpu);
+    let races = |v: &Variant| *v != first && !(gpu.is_cpu() && v.tiles_in_workgroup_memory());
+    std::iter::once(first).chain(VARIANTS.into_iter().filter(races)).collect()
+}
+
+/// Whether the fused couplings race the GEMMs on `gpu`. Not on GL's llvmpipe: it ran them
+/// 2-5x slower than the GEMMs in every training and evaluation class measured (Mesa 22.3),
+/// and compiling them took about 50 s with a cold shader cache. There the GEMMs are taken
+/// (`Kernels::defaults` on a CPU adapter) without measuring.
+pub fn fused_races(gpu: &Gpu) -> bool {
+    !(gpu.is_cpu() && gpu.info.backend == wgpu::Backend::Gl)
+}
+
+/// Races every family on every shape class and keeps the fastest per class; then the fused
+/// couplings' row layout.
+pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
+    let mut choice = BTreeMap::new();
+    let mut gflops = BTreeMap::new();
+    let mut dropped = BTreeMap::new();
+    let order = candidates(gpu);
+    for (class, (m, k, n)) in CLASSES {
+        interrupt::check("kernel tuning")?;
+        // Small products take a millisecond or less: several per submit steady their timings.
+        let (reps, trials) = match class.size {
+            Size::Large => (1, 3),
+            Size::Small => (4, 5),
+            Size::Tiny => (8, 5),
+        };
+        let trials_of: Vec<GemmTrial> =
+            order.iter().map(|&v| GemmTrial::new(gpu, v, class.op, m, k, n)).collect::<Result<_>>()?;
+        let results = race(order.len(), trials, |i| Ok(trials_of[i].time(gpu, reps)))?;
+        gpu.check()?;
+        let rates: BTreeMap<String, f64> =
+            order.iter().zip(&trials_of).zip(&results).map(|((v, t), r)| (format!("{v:?}"), t.gflops(r.0))).collect();
+        choice.insert(class.to_string(), format!("{:?}", order[fastest(&results)]));
+        let out = order.iter().zip(&results).filter(|(_, r)| r.1).map(|(v, _)| format!("{v:?}")).collect();
+        dropped.insert(class.to_string(), out);
+        gflops.insert(class.to_string(), rates);
+    }
+    let (fused_rows8, fused_rows_s) = if fused_races(gpu) {
+        let s = measure_fused_rows(gpu)?;
+        (s["rows8"] < s["rows4"], s)
+    } else {
+        (GemmChoice::default_for(gpu).fused_rows8, BTreeMap::new())
+    };
+    Ok(GemmEntry { choice, gflops, fused_rows8, fused_rows_s, dropped })
+}
+
+/// Seconds of a fused evaluation forward (a moons-shaped flow, Q = 4, H = 128, 1024 rows)
+/// with 4 and with 8 rows per invocation in the vec4 linears, raced. Both layouts are tested
+/// against the f64 reference (tests/fused.rs).
+fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
+    let cfg = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    let mut flow = Flow::new(cfg)?;
+    flow.randomize(1, 0.5);
+    let flows = [false, true].map(|rows8| {
+        let choice = GemmChoice { fused_rows8: rows8, ..GemmChoice::default_for(gpu) };
+        GpuFlow::build(gpu, &flow, 1024, Mode::Inference, choice)
+    });
+    let programs: Vec<Vec<&crate::gpu::Dispatch>> =
+        flows.iter().map(|f| f.forward_dispatches(false).iter().collect()).collect();
+    for p in &programs {
+        time_once(gpu, p, 1); // warm-up: pipeline compilation
+    }
+    let r = race(2, 5, |i| Ok(time_once(gpu, &programs[i], 2)))?;
+    gpu.check()?;
+    Ok(BTreeMap::from([("rows4".to_string(), r[0].0), ("rows8".to_string(), r[1].0)]))
+}
+
+/// Races one evaluation chunk of each program on a model of this shape with random
+/// parameters (1024 rows, fewer where the binding is smaller), after a warm-up.
+pub fn measure_inference(gpu: &Gpu, config: &FlowConfig, kernels: &Kernels) -> Result<Entry> {
+    interrupt::check("kernel tuning")?;
+    let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
+    flow.randomize(1, 0.5);
+    let s = if config.b == 0 { 1 } else { 16 };
+    let points = (1024 / s).max(1);
+    let data = crate::data::Table::new(config.d, vec![0.25; points * config.d]);
+    let evs = [Mode::Inference, Mode::InferenceUnfused]
+        .map(|mode| crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode, kernels));
+    let [fused, unfused] = evs;
+    let evs = [fused?, unfused?];
+    for ev in &evs {
+        ev.upload_params(gpu, &flow.params);
+        ev.log_likelihood(gpu, &data, 1)?;
+    }
+    let r = race(2, 5, |i| {
+        let start = Instant::now();
+        evs[i].log_likelihood(gpu, &data, 1)?;
+        Ok(start.elapsed().as_secs_f64())
+    })?;
+    Ok(Entry { fused: fastest(&r) == 0, fused_s: r[0].0, unfused_s: r[1].0 })
+}
+
+/// Races training steps of each program on a model of this shape with random parameters:
+/// one warm-up step each, then trials of 2 steps (waited for).
+pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize, kernels: &Kernels) -> Result<Entry> {
+    use crate::train::{OptimConfig, Trainer};
+    interrupt::check("kernel tuning")?;
+    let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
+    flow.randomize(1, 0.5);
+    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 };
+    let x = vec![0.25f32; batch * config.d];
+    let mut trainers =
+        [Mode::Training, Mode::TrainingUnfused].map(|m| Trainer::with_mode(gpu, &[&flow], &[0], &opt, m, kernels));
+    let run = |t: &mut Trainer, steps: usize| -> Result<f64> {
+        let start = Instant::now();
+        for _ in 0..steps {
+            t.step(gpu, &x, false);
+        }
+        gpu.wait()?;
+        Ok(start.elapsed().as_secs_f64() / steps as f64)
+    };
+    for t in &mut trainers {
+        run(t, 1)?;
+    }
+    let r = race(2, 5, |i| run(&mut trainers[i], 2))?;
+    Ok(Entry { fused: fastest(&r) == 0, fused_s: r[0].0, unfused_s: r[1].0 })
+}
+
+/// `mflow bench tune`: measures the GEMM families and every need afresh, stores the results
+/// (replacing what the cache held for them) and returns them for printing.
+pub fn tune(gpu: &Gpu, needs: &[Need]) -> Result<(GemmEntry, Vec<(String, Entry)>)> {
+    let key = adapter_key(gpu);
+    load()?; // a cache path that is not a regular file is refused before any measuring
+    let fits: Vec<&Need> = needs.iter().filter(|n| races(gpu, n)).collect();
+    announce(gpu, true, &fits);
+    let (gemm, entries) = interrupt::at_once(|| measure_all(gpu, None, &fits))?;
+    let gemm = gemm.context("measured")?;
+    update(|c| {
+        c.gemm.insert(key.clone(), gemm.clone());
+        for (need, e) in fits.iter().zip(&entries) {
+            c.modes_mut(need).entry(key.clone()).or_default().insert(need.class(), e.clone());
+        }
+    });
+    Ok((gemm, fits.iter().map(|n| n.class()).zip(entries).collect()))
 }
 
 /// The adapter, its driver, and the kernels timed on it (a shader fingerprint: choices made
@@ -176,36 +390,32 @@ pub fn cache_path() -> Option<PathBuf> {
     Some(base.join("mflow").join("tune.json"))
 }
 
-static OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Turns tuning off for this process (`--no-tune`).
-pub fn disable() {
-    OFF.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Whether tuning is off (`--no-tune`, or `MFLOW_NO_TUNE` set to anything but 0 or empty).
-pub fn disabled() -> bool {
-    OFF.load(std::sync::atomic::Ordering::Relaxed)
-        || std::env::var("MFLOW_NO_TUNE").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The built-in choice without measuring.
-pub fn default_mode(gpu: &Gpu) -> Mode {
-    if gpu.is_cpu() {
-        Mode::InferenceUnfused
-    } else {
-        Mode::Inference
+/// About how long measuring takes here, in seconds: figures measured with `mflow bench tune`
+/// (lavapipe on 2 cores: GEMM families ~4 s, a training or evaluation class ~0.5 s; GL's
+/// llvmpipe about 3x that; a GPU well under).
+fn estimate(gpu: &Gpu, gemm: bool, needs: usize) -> f64 {
+    let base = if gemm { 4.0 } else { 0.0 } + 0.5 * needs as f64;
+    match (gpu.is_cpu(), gpu.info.backend) {
+        (true, wgpu::Backend::Gl) => 3.0 * base,
+        (true, _) => base,
+        _ => 0.3 * base,
     }
 }
 
-/// Says on a terminal why the program pauses (the first use of an adapter times its kernels
-/// for some seconds); pipes and logs stay clean.
-fn announce(what: &str) {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        let place = cache_path().map_or_else(|| "memory".to_string(), |p| p.display().to_string());
-        eprintln!("tuning {what} on this adapter (once; cached in {place})");
+/// One line on stderr, terminal or not: what is timed, about how long, and where it is kept.
+fn announce(gpu: &Gpu, gemm: bool, needs: &[&Need]) {
+    let mut what: Vec<String> = Vec::new();
+    if gemm {
+        what.push("GEMM families".into());
     }
+    what.extend(needs.iter().map(|n| n.class()));
+    let place = cache_path().map_or_else(|| "memory".to_string(), |p| p.display().to_string());
+    eprintln!(
+        "tuning kernels for {} (first use; about {:.0} s): {}; cached in {place} (--no-tune skips this)",
+        gpu.info.name,
+        estimate(gpu, gemm, needs.len()).ceil(),
+        what.join(", ")
+    );
 }
 
 /// Choices made by this process: kept in memory too, so that where the cache file cannot be
@@ -213,11 +423,40 @@ fn announce(what: &str) {
 /// once per flow built.
 static MEMORY: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
 
-fn load() -> Cache {
-    let mut cache: Cache = cache_path()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+/// The largest cache file read: a real one holds a few KiB per adapter.
+const MAX_CACHE_BYTES: u64 = 16 << 20;
+
+/// The cache file's text; `None` where there is none. A path that is not a regular file
+/// (a FIFO would block every command) or is implausibly large is refused.
+fn read_cache(path: &Path) -> Result<Option<String>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("tuning cache {}: {e} (or run with --no-tune)", path.display()),
+    };
+    if !meta.is_file() || meta.len() > MAX_CACHE_BYTES {
+        bail!(
+            "tuning cache {}: {}; remove it, point XDG_CACHE_HOME at another folder, or run with --no-tune",
+            path.display(),
+            if meta.is_file() {
+                format!("larger than {} MiB", MAX_CACHE_BYTES >> 20)
+            } else {
+                "not a regular file".into()
+            }
+        );
+    }
+    match crate::checkpoint::read_regular(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) => bail!("tuning cache {}: {e:#} (or run with --no-tune)", path.display()),
+    }
+}
+
+fn load() -> Result<Cache> {
+    // A file that does not parse (damaged, or another program's) is measured anew and replaced.
+    let mut cache: Cache = match cache_path() {
+        Some(p) => read_cache(&p)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+        None => Cache::default(),
+    };
     if let Some(mem) = MEMORY.lock().ok().and_then(|m| m.clone()) {
         for (k, v) in mem.adapters {
             let m = cache.adapters.entry(k).or_default();
@@ -232,10 +471,13 @@ fn load() -> Cache {
             }
         }
         for (k, v) in mem.gemm {
-            cache.gemm.entry(k).or_insert(v);
+            let valid = cache.gemm.get(&k).and_then(choice_of).is_some();
+            if !valid {
+                cache.gemm.insert(k, v);
+            }
         }
     }
-    cache
+    Ok(cache)
 }
 
 /// Applies `change` to the cache as it is on disk now and stores the result, returning it:
@@ -243,7 +485,9 @@ fn load() -> Cache {
 /// `or_insert` keeps the first choice stored, so every process then runs the same kernels
 /// (a run resumed in another process computes exactly what it would have).
 fn update(change: impl FnOnce(&mut Cache)) -> Cache {
-    let mut cache = load();
+    // Read failures were reported by the `load` before measuring; the file changing into
+    // something unreadable meanwhile only costs the entries others stored.
+    let mut cache = load().unwrap_or_default();
     change(&mut cache);
     // Entries of this adapter timed on other kernels (an older mflow) are never read again.
     let now = crate::kernels::fingerprint_tag();
@@ -268,172 +512,4 @@ fn store(cache: &Cache) {
             let _ = crate::checkpoint::write_atomic(&p, json.as_bytes());
         }
     }
-}
-
-/// The inference mode for flows shaped like `config` on `gpu`: cached, measured on a cache
-/// miss, or the default when tuning is off.
-pub fn inference_mode(gpu: &Gpu, config: &FlowConfig) -> Mode {
-    if disabled() {
-        return default_mode(gpu);
-    }
-    let fits = crate::kernels::fused::FusedCoupling::fits_config(config);
-    if !fits {
-        return Mode::InferenceUnfused; // nothing to choose: the fused kernel cannot hold it
-    }
-    let (key, class) = (adapter_key(gpu), shape_class(config));
-    if let Some(e) = load().adapters.get(&key).and_then(|m| m.get(&class)) {
-        return if e.fused { Mode::Inference } else { Mode::InferenceUnfused };
-    }
-    announce(&format!("evaluation kernels for {class}"));
-    match measure(gpu, config) {
-        Ok(e) => {
-            let cache = update(|c| {
-                c.adapters.entry(key.clone()).or_default().entry(class.clone()).or_insert(e);
-            });
-            // Present: `update` returns the cache it stored, this entry inserted if absent.
-            if cache.adapters[&key][&class].fused {
-                Mode::Inference
-            } else {
-                Mode::InferenceUnfused
-            }
-        }
-        Err(_) => default_mode(gpu),
-    }
-}
-
-/// Times one evaluation chunk of each candidate (median of 5 alternating trials, after a
-/// warm-up) on a model of this shape with random parameters: 4096 rows, or fewer where the
-/// binding is smaller.
-pub fn measure(gpu: &Gpu, config: &FlowConfig) -> Result<Entry> {
-    let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
-    flow.randomize(1, 0.5);
-    let s = if config.b == 0 { 1 } else { 64 };
-    let points = (4096 / s).max(1);
-    let data = crate::data::Table::new(config.d, vec![0.25; points * config.d]);
-    let evs = [Mode::Inference, Mode::InferenceUnfused]
-        .map(|mode| crate::eval::Evaluator::with_mode(gpu, &flow, s, points, mode));
-    let [fused, unfused] = evs;
-    let evs = [fused?, unfused?];
-    for ev in &evs {
-        ev.upload_params(gpu, &flow.params);
-        ev.log_likelihood(gpu, &data, 1)?;
-    }
-    // Five trials, the two paths alternating so that drift hits both alike; the medians.
-    let mut times = [Vec::new(), Vec::new()];
-    for _ in 0..5 {
-        for (i, ev) in evs.iter().enumerate() {
-            let start = Instant::now();
-            ev.log_likelihood(gpu, &data, 1)?;
-            times[i].push(start.elapsed().as_secs_f64());
-        }
-    }
-    let secs = times.map(crate::measure::median);
-    Ok(Entry { fused: secs[0] < secs[1], fused_s: secs[0], unfused_s: secs[1] })
-}
-
-/// The training program for flows shaped like `config` on batches of `batch` rows:
-/// cached per adapter and shape class, measured on a cache miss (`measure_training`), or the
-/// default when tuning is off (fused on GPUs, where a step is dispatch-bound; GEMMs on CPU
-/// adapters).
-pub fn training_mode(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Mode {
-    let default = if gpu.is_cpu() { Mode::TrainingUnfused } else { Mode::Training };
-    if disabled() {
-        return default;
-    }
-    if !crate::kernels::fused::FusedCoupling::fits_config(config) {
-        return Mode::TrainingUnfused;
-    }
-    let (key, class) = (adapter_key(gpu), training_class(config, batch));
-    if let Some(e) = load().training.get(&key).and_then(|m| m.get(&class)) {
-        return if e.fused { Mode::Training } else { Mode::TrainingUnfused };
-    }
-    announce(&format!("training kernels for {class}"));
-    match measure_training(gpu, config, batch) {
-        Ok(e) => {
-            let cache = update(|c| {
-                c.training.entry(key.clone()).or_default().entry(class.clone()).or_insert(e);
-            });
-            // Present: `update` returns the cache it stored, this entry inserted if absent.
-            if cache.training[&key][&class].fused {
-                Mode::Training
-            } else {
-                Mode::TrainingUnfused
-            }
-        }
-        Err(_) => default,
-    }
-}
-
-/// The shape class of a training choice: the flow's shape and the batch (rows per tile
-/// decide how full the fused kernel's workgroups are).
-pub fn training_class(c: &FlowConfig, batch: usize) -> String {
-    format!("train q{} depth{} h{} batch{}", c.q(), c.depth, c.hidden, batch)
-}
-
-/// Times training steps of each program on a model of this shape with random parameters:
-/// after 3 warm-up steps, 5 trials of 4 steps each (waited for), the programs alternating
-/// trial by trial so that drift hits both alike; the median trial per step.
-pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize) -> Result<Entry> {
-    use crate::train::{OptimConfig, Trainer};
-    let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
-    flow.randomize(1, 0.5);
-    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 };
-    let x = vec![0.25f32; batch * config.d];
-    let mut trainers =
-        [Mode::Training, Mode::TrainingUnfused].map(|m| Trainer::with_mode(gpu, &[&flow], &[0], &opt, m));
-    let run = |t: &mut Trainer, steps: usize| -> Result<f64> {
-        let start = Instant::now();
-        for _ in 0..steps {
-            t.step(gpu, &x, false);
-        }
-        gpu.wait()?;
-        Ok(start.elapsed().as_secs_f64() / steps as f64)
-    };
-    for t in &mut trainers {
-        run(t, 3)?;
-    }
-    let mut times = [Vec::new(), Vec::new()];
-    for _ in 0..5 {
-        for (i, t) in trainers.iter_mut().enumerate() {
-            times[i].push(run(t, 4)?);
-        }
-    }
-    let [fused, unfused] = times.map(crate::measure::median);
-    Ok(Entry { fused: fused < unfused, fused_s: fused, unfused_s: unfused })
-}
-
-/// `mflow bench tune`'s training part: measures each (shape, batch) and stores the choices.
-pub fn tune_training(gpu: &Gpu, classes: &[(FlowConfig, usize)]) -> Result<Vec<(String, Entry)>> {
-    let key = adapter_key(gpu);
-    let mut rows = Vec::new();
-    for (c, batch) in classes {
-        if !crate::kernels::fused::FusedCoupling::fits_config(c) {
-            continue;
-        }
-        rows.push((training_class(c, *batch), measure_training(gpu, c, *batch)?));
-    }
-    update(|cache| {
-        let m = cache.training.entry(key).or_default();
-        for (class, e) in &rows {
-            m.insert(class.clone(), e.clone());
-        }
-    });
-    Ok(rows)
-}
-
-/// `mflow bench tune`: measures every shape class given, stores the choices, returns rows
-/// (class, entry) for printing.
-pub fn tune(gpu: &Gpu, configs: &[FlowConfig]) -> Result<Vec<(String, Entry)>> {
-    let key = adapter_key(gpu);
-    let mut rows = Vec::new();
-    for c in configs {
-        rows.push((shape_class(c), measure(gpu, c)?));
-    }
-    update(|cache| {
-        let m = cache.adapters.entry(key).or_default();
-        for (class, e) in &rows {
-            m.insert(class.clone(), e.clone());
-        }
-    });
-    Ok(rows)
 }

@@ -13,7 +13,7 @@ use mflow::reference::{flow as rf, marginal, rng};
 const SEED: u64 = 1234;
 
 fn eval(flow: &Flow, x: &Table, s: usize) -> Vec<f64> {
-    let ev = Evaluator::new(gpu(), flow, s).unwrap();
+    let ev = Evaluator::new(gpu(), flow, s, kernels()).unwrap();
     ev.log_likelihood(gpu(), x, SEED).unwrap()
 }
 

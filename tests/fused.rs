@@ -123,7 +123,7 @@ fn evaluations_through_fused_couplings_equal_the_gemm_path() {
         flow.randomize(9, 0.6);
         let data = mflow::data::Table::new(d, uniform(11, 37 * d, 1.5));
         let ll = |mode| {
-            let ev = mflow::eval::Evaluator::with_mode(gpu, &flow, s, 16, mode).unwrap();
+            let ev = mflow::eval::Evaluator::with_mode(gpu, &flow, s, 16, mode, kernels()).unwrap();
             ev.upload_params(gpu, &flow.params);
             ev.log_likelihood(gpu, &data, 3).unwrap()
         };

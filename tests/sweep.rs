@@ -28,13 +28,13 @@ fn tiny_grid_runs_resumes_and_reports() {
         sweep::runs(&Grid::Moons, 2, &tiny()).unwrap().into_iter().filter(|r| r.cfg.flow.b <= 1).collect();
     assert_eq!(runs.len(), 4);
     let done = |ran, skipped| sweep::Outcome { ran, skipped, ..Default::default() };
-    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap(), done(4, 0));
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false, Default::default()).unwrap(), done(4, 0));
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert_eq!(std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().count(), 4);
     // Restarted with the same runs: nothing is redone.
     let stamp = std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap();
-    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap(), done(0, 4));
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false, Default::default()).unwrap(), done(0, 4));
     assert_eq!(std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap(), stamp);
     let md = mflow::report::report(&[&dir], &dir).unwrap();
     assert!(md.contains("Table 3") && md.contains("| moons |"), "{md}");
@@ -56,8 +56,8 @@ fn runs_trained_together_match_runs_trained_alone() {
         .collect();
     assert_eq!(runs.len(), 2);
     let (together, alone) = (base.join("together"), base.join("alone"));
-    assert_eq!(sweep::run_sweep(gpu, &runs, &together, 0, false).unwrap().ran, 2);
-    assert_eq!(sweep::run_sweep(gpu, &runs, &alone, 1, false).unwrap().ran, 2);
+    assert_eq!(sweep::run_sweep(gpu, &runs, &together, 0, false, Default::default()).unwrap().ran, 2);
+    assert_eq!(sweep::run_sweep(gpu, &runs, &alone, 1, false, Default::default()).unwrap().ran, 2);
     // results.csv parses: gauss data specs hold commas, so they are quoted.
     let csv = std::fs::read_to_string(together.join("results.csv")).unwrap();
     let fields = |line: &str| {
@@ -137,7 +137,7 @@ fn image_runs_train_together() {
         .into_iter()
         .filter(|r| r.cfg.flow.b <= 1)
         .collect();
-    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap().ran, 4);
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false, Default::default()).unwrap().ran, 4);
     let all = sweep::summaries(&dir).unwrap();
     assert_eq!(all.len(), 4);
     for (key, s) in &all {
@@ -215,13 +215,13 @@ fn a_finished_run_under_other_settings_is_not_skipped_nor_overwritten() {
     let _ = std::fs::remove_dir_all(&dir);
     let runs: Vec<_> =
         sweep::runs(&Grid::Moons, 1, &tiny()).unwrap().into_iter().filter(|r| r.cfg.flow.b == 0).collect();
-    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap().ran, 1);
+    assert_eq!(sweep::run_sweep(gpu, &runs, &dir, 0, false, Default::default()).unwrap().ran, 1);
     let summary = dir.join("runs/moons_b0_s0/summary.json");
     let before = std::fs::read(&summary).unwrap();
     let longer = Overrides { epochs: Some(3), ..tiny() };
     let runs: Vec<_> =
         sweep::runs(&Grid::Moons, 1, &longer).unwrap().into_iter().filter(|r| r.cfg.flow.b == 0).collect();
-    let o = sweep::run_sweep(gpu, &runs, &dir, 0, false).unwrap();
+    let o = sweep::run_sweep(gpu, &runs, &dir, 0, false, Default::default()).unwrap();
     assert_eq!((o.ran, o.skipped, o.failed), (0, 0, 1));
     assert_eq!(std::fs::read(&summary).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();

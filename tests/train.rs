@@ -18,7 +18,7 @@ fn first_step_matches_reference() {
     flow.randomize(5, 0.6);
     flow.actnorm_initialized = false; // the step must initialise them from its minibatch
     let x = uniform(2, n * 2, 2.0);
-    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr, clip: None, noise_seed: seed });
+    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr, clip: None, noise_seed: seed }, kernels());
     let logged = trainer.step(gpu, &x, true);
     let logged = if logged.is_empty() { trainer.drain(gpu).unwrap() } else { logged };
     let gpu_params = trainer.gflow.download_params(gpu);
@@ -53,7 +53,8 @@ fn short_run_lowers_the_loss() {
     let gpu = gpu();
     let n = 64;
     let flow = Flow::new(FlowConfig { d: 2, b: 0, blocks: 2, depth: 1, hidden: 16, seed: 3 }).unwrap();
-    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr: 5e-3, clip: Some(10.0), noise_seed: 1 });
+    let mut trainer =
+        Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr: 5e-3, clip: Some(10.0), noise_seed: 1 }, kernels());
     // A correlated Gaussian scaled far from the standard one: the flow must learn it.
     let base = uniform(8, 4096 * 2, 1.0);
     let data: Vec<f32> = base.chunks(2).flat_map(|r| [3.0 * r[0] + 1.0, 0.5 * (r[0] + r[1]) - 2.0]).collect();
@@ -75,7 +76,8 @@ fn non_finite_loss_is_reported() {
     let mut flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3 }).unwrap();
     // Initialised already: a NaN minibatch must not reach the parameters through Adam.
     flow.actnorm_initialized = true;
-    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 });
+    let mut trainer =
+        Trainer::new(gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 }, kernels());
     let x = [0.0, 1.0, 2.0, f32::NAN, 1.0, 1.0, 0.5, 0.5];
     let mut logged = trainer.step(gpu, &x, true);
     logged.extend(trainer.drain(gpu).unwrap());
@@ -105,7 +107,7 @@ fn together_and_alone_in(flows: &[Flow], n: usize, steps: usize, clip: Option<f6
         .map(|(z, f)| (0..steps).map(|s| uniform((100 * z + s) as u64, n * f.config.d, 2.0)).collect())
         .collect();
     let refs: Vec<&Flow> = flows.iter().collect();
-    let mut together = Trainer::with_mode(gpu, &refs, &seeds, &opt, mode);
+    let mut together = Trainer::with_mode(gpu, &refs, &seeds, &opt, mode, kernels());
     let mut logged_together = Vec::new();
     let padded = |s: usize| -> Vec<f32> {
         let mut x = vec![0f32; flows.len() * n * dmax];
@@ -122,8 +124,14 @@ fn together_and_alone_in(flows: &[Flow], n: usize, steps: usize, clip: Option<f6
     }
     logged_together.extend(together.drain(gpu).unwrap());
     for (z, f) in flows.iter().enumerate() {
-        let mut alone =
-            Trainer::with_mode(gpu, &[f], &[seeds[z]], &OptimConfig { noise_seed: seeds[z], ..opt.clone() }, mode);
+        let mut alone = Trainer::with_mode(
+            gpu,
+            &[f],
+            &[seeds[z]],
+            &OptimConfig { noise_seed: seeds[z], ..opt.clone() },
+            mode,
+            kernels(),
+        );
         let mut logged = Vec::new();
         for x in &data[z] {
             logged.extend(alone.step(gpu, x, true));
@@ -170,7 +178,8 @@ fn a_lost_device_is_an_error_not_a_panic() {
     // A device of its own: destroying it must not disturb the other tests' shared one.
     let gpu = mflow::gpu::Gpu::new(&mflow::gpu::AdapterChoice::default()).unwrap();
     let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3 }).unwrap();
-    let mut trainer = Trainer::new(&gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 });
+    let k = mflow::gpu_flow::Kernels::defaults(&gpu);
+    let mut trainer = Trainer::new(&gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 }, &k);
     trainer.step(&gpu, &[0.5; 8], true);
     trainer.drain(&gpu).unwrap();
     gpu.device.destroy();
@@ -214,7 +223,11 @@ fn train_group(dirs: &[std::path::PathBuf], epochs: usize) -> Vec<mflow::run::Su
         .zip(dirs)
         .map(|(c, d)| Member::prepare(gpu(), c, RunFolder::lock(d).unwrap(), Start::Auto, false).unwrap())
         .collect();
-    mflow::run::train_members(gpu(), members, false).unwrap().into_iter().map(|r| r.unwrap()).collect()
+    mflow::run::train_members(gpu(), members, false, Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
 }
 
 #[test]

@@ -132,6 +132,10 @@ impl Dataset {
     }
 }
 
+/// Gaussian powers: u^ψ stays finite in f32 for the normal's range.
+pub const MAX_PSI: u32 = 5;
+pub const MAX_GAUSS_DIM: usize = 1024;
+
 /// A dataset, as the `--data` syntax every command shares names it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum DataSpec {
@@ -296,7 +300,6 @@ impl DataSpec {
 
     /// The spec's own bounds (a bad one is refused before anything is generated or read).
     pub fn validate(&self) -> anyhow::Result<()> {
-        use crate::run::config::{MAX_GAUSS_DIM, MAX_PSI};
         match self {
             &DataSpec::Gauss { d, psi } => {
                 if !(1..=MAX_GAUSS_DIM).contains(&d) {

@@ -84,6 +84,13 @@ pub enum Variant {
 pub const VARIANTS: [Variant; 5] =
     [Variant::Reg, Variant::Tiled, Variant::TiledWide, Variant::Vec4, Variant::Vec4Small];
 
+impl Variant {
+    /// Whether the family tiles through workgroup memory (the GPU-shaped families).
+    pub fn tiles_in_workgroup_memory(self) -> bool {
+        matches!(self, Variant::Tiled | Variant::TiledWide)
+    }
+}
+
 /// The kind of product, by its operands' layouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {

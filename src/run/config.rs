@@ -41,9 +41,6 @@ pub const MAX_SAMPLES: usize = 1 << 20;
 /// Rows of one synthetic split (what fits is also checked against host memory).
 pub const MAX_ROWS: usize = 1 << 26;
 pub const MAX_EPOCHS: usize = 1 << 24;
-/// Gaussian powers: u^ψ stays finite in f32 for the normal's range.
-pub const MAX_PSI: u32 = 5;
-pub const MAX_GAUSS_DIM: usize = 1024;
 
 /// Epochs between checkpoints unless asked: ten per run, at least one epoch apart.
 pub fn default_checkpoint_every(epochs: usize) -> usize {

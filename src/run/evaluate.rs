@@ -8,6 +8,7 @@ use crate::data::tabular::{self, Standardize};
 use crate::data::{DataSpec, Dataset, Split, Table};
 use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
+use crate::gpu_flow::Kernels;
 use crate::model::Flow;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
@@ -169,6 +170,17 @@ fn check_columns(t: &Table, s: &Standardize, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A progress bar over the points of a long evaluation (drawn only on a terminal).
+pub fn eval_bar(points: u64, s: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(points);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{elapsed_precise}} evaluating, S = {s} [{{bar:30}}] {{pos}}/{{len}} points  ETA {{eta}}"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
 /// One row of `mflow eval`: the estimate at one S.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EvalRow {
@@ -243,12 +255,13 @@ pub fn evaluate(
     samples: &[usize],
     limit: Option<usize>,
     seed: u64,
+    kernels: &Kernels,
 ) -> Result<Vec<EvalRow>> {
     let mut rows = Vec::new();
     for &s in samples {
-        let mut ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows())?;
+        let mut ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows(), kernels)?;
         let n = data.split(split).rows().min(limit.unwrap_or(usize::MAX));
-        ev.set_progress(super::finish::eval_bar(n as u64, ev.s));
+        ev.set_progress(eval_bar(n as u64, ev.s));
         // The evaluation's own rate: building the evaluator (and tuning, on an adapter's
         // first use) is not part of it.
         let t = Instant::now();

@@ -3,12 +3,13 @@
 //! written last so that a folder with a summary holds a finished run.
 
 use super::config::RunConfig;
-use super::evaluate::split_log_likelihood;
+use super::evaluate::{eval_bar, split_log_likelihood, units, EVAL_SEED};
 use super::folder::RunFolder;
 use crate::data::images::Mode;
 use crate::data::{Dataset, Split};
 use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
+use crate::gpu_flow::Kernels;
 use crate::model::Flow;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -124,18 +125,19 @@ pub(crate) fn finish(
     folder: &RunFolder,
     trained: Trained,
     progress: bool,
+    kernels: &Kernels,
 ) -> Result<Summary> {
     let t = Instant::now();
     // Chunks no larger than what is evaluated: a sweep's few hundred points must not pay
     // for a chunk sized to the whole test split.
     let points = data.train.rows().max(data.test.rows()).min(cfg.eval_points.unwrap_or(usize::MAX));
-    let mut ev = Evaluator::for_points(gpu, flow, cfg.samples, points)?;
+    let mut ev = Evaluator::for_points(gpu, flow, cfg.samples, points, kernels)?;
     ev.upload_params(gpu, &flow.params);
     if progress {
         let n = |t: &crate::data::Table| t.rows().min(cfg.eval_points.unwrap_or(usize::MAX)) as u64;
         ev.set_progress(eval_bar(n(&data.train) + n(&data.test), ev.s));
     }
-    let seed = super::evaluate::EVAL_SEED;
+    let seed = EVAL_SEED;
     let train_ll = split_log_likelihood(gpu, &ev, data, Split::Train, cfg.eval_points, seed)?;
     let heldout = split_log_likelihood(gpu, &ev, data, Split::Test, cfg.eval_points, seed)?;
     let (train_e, heldout_e) = (Estimate::of(&train_ll), Estimate::of(&heldout));
@@ -145,15 +147,15 @@ pub(crate) fn finish(
     let bpd_se = dequant.map(|_| heldout_e.se / (flow.config.d as f64 * std::f64::consts::LN_2));
     let title = model_title(cfg, ev.s);
     if let Some(info) = &data.image {
-        let samples = crate::sample::sample(gpu, flow, 64, 1.0, cfg.flow.seed)?;
+        let samples = crate::sample::sample(gpu, flow, 64, 1.0, cfg.flow.seed, kernels)?;
         crate::plot::image_grid(&samples, info, Some(&data.test), 8, &title, &folder.samples())?;
     } else if flow.config.d == 2 {
-        let samples = crate::sample::sample(gpu, flow, 2048, 1.0, cfg.flow.seed)?;
+        let samples = crate::sample::sample(gpu, flow, 2048, 1.0, cfg.flow.seed, kernels)?;
         let real = crate::sample::to_data_units(&data.test, data);
         let fake = crate::sample::to_data_units(&samples, data);
         crate::plot::scatter(&real, &fake, &title, &folder.samples())?;
         if cfg.density_map {
-            density_map(gpu, flow, data, &real, &title, heldout_e, folder)?;
+            density_map(gpu, flow, data, &real, &title, heldout_e, folder, kernels)?;
         }
     }
     let summary = Summary {
@@ -169,7 +171,7 @@ pub(crate) fn finish(
         heldout_split: "test".into(),
         train_points: train_e.n,
         heldout_points: heldout_e.n,
-        units: super::evaluate::units(data),
+        units: units(data),
         train_bits_per_dim: bpd(train_e.mean),
         heldout_bits_per_dim: bpd(heldout_e.mean),
         heldout_bits_per_dim_se: bpd_se,
@@ -185,17 +187,6 @@ pub(crate) fn finish(
     };
     crate::checkpoint::write_atomic(&folder.summary(), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
-}
-
-/// A progress bar over the points of a long evaluation (drawn only on a terminal).
-pub fn eval_bar(points: u64, s: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(points);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-        "{{elapsed_precise}} evaluating, S = {s} [{{bar:30}}] {{pos}}/{{len}} points  ETA {{eta}}"
-    )) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }
 
 /// What a figure's title says of a model: data, D and B, schedule, and S.
@@ -215,11 +206,12 @@ fn density_map(
     title: &str,
     heldout: Estimate,
     folder: &RunFolder,
+    kernels: &Kernels,
 ) -> Result<()> {
     const RES: usize = 100;
     let view = crate::plot::view_of(real);
     let s = 16;
-    let model = crate::sample::density_grid(gpu, flow, view, RES, s, data.standardize.as_ref())?;
+    let model = crate::sample::density_grid(gpu, flow, view, RES, s, data.standardize.as_ref(), kernels)?;
     let label = format!("model: held-out LL {:.3} ± {:.3}", heldout.mean, heldout.se);
     let mut panels: Vec<(String, Vec<f64>)> = vec![(label, model)];
     if let Some(truth) = &data.truth {

@@ -1,13 +1,12 @@
 //! A whole training run, one job per file: `config` (MODEL.md's defaults, the one override
 //! path, validation), `schedule` (training order and minibatch stream), `folder` (the run
 //! folder's lock and files), `training` (the one loop, 1..N models), `finish` (evaluation,
-//! samples, summary), `evaluate` (trained models on any split), `interrupt` (signals).
+//! samples, summary), `evaluate` (trained models on any split).
 
 pub mod config;
 pub mod evaluate;
 pub mod finish;
 pub mod folder;
-pub mod interrupt;
 pub mod schedule;
 pub mod training;
 

@@ -7,14 +7,15 @@
 use super::config::RunConfig;
 use super::finish::{finish, Summary, Trained};
 use super::folder::{MetricsLog, RunFolder};
-use super::interrupt::{self, Interrupted};
 use super::schedule::{batch_stream, Schedule};
 use crate::checkpoint::{self, TrainState};
 use crate::data::Dataset;
 use crate::gpu::Gpu;
 use crate::gpu_flow::{Footprint, Mode as FlowMode};
+use crate::interrupt::{self, Interrupted};
 use crate::model::Flow;
 use crate::train::{Logged, Trainer};
+use crate::tune::{self, Need, Tuning};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub struct Options {
     pub force: bool,
     /// Resume although data or optimiser settings differ from the checkpoint's.
     pub allow_changes: bool,
+    /// Where the kernel choices come from (`--no-tune`: the defaults).
+    pub tuning: Tuning,
 }
 
 /// Where a run starts.
@@ -181,7 +184,7 @@ pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, opts
         None => Start::Fresh,
     };
     let member = Member::prepare(gpu, cfg, folder, start, opts.force)?;
-    train_members(gpu, vec![member], opts.progress)?.pop().context("no result")?
+    train_members(gpu, vec![member], opts.progress, opts.tuning)?.pop().context("no result")?
 }
 
 /// How one model's training is going.
@@ -238,7 +241,12 @@ impl Watch {
 /// and writes its folder. The outer error stops everything (an interrupt, a lost device, a
 /// full disk); a run that diverges or fails its evaluation gets its own error and the others
 /// go on. Groups larger than the device holds are trained in parts.
-pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Result<Vec<Result<Summary>>> {
+pub fn train_members(
+    gpu: &Gpu,
+    mut members: Vec<Member>,
+    progress: bool,
+    tuning: Tuning,
+) -> Result<Vec<Result<Summary>>> {
     let Some(head) = members.first() else { return Ok(Vec::new()) };
     let (key, step0, batch) = (group_key(&head.cfg), head.start_step(), head.cfg.optim.batch);
     if let Some(m) = members.iter().find(|m| group_key(&m.cfg) != key || m.start_step() != step0) {
@@ -257,7 +265,7 @@ pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Res
         let mut out = Vec::new();
         while !members.is_empty() {
             let part: Vec<Member> = members.drain(..cap.min(members.len())).collect();
-            out.extend(train_members(gpu, part, progress)?);
+            out.extend(train_members(gpu, part, progress, tuning)?);
         }
         return Ok(out);
     }
@@ -272,7 +280,9 @@ pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Res
 
     let flows: Vec<&Flow> = members.iter().map(|m| &m.flow).collect();
     let seeds: Vec<u64> = members.iter().map(|m| m.cfg.optim.noise_seed).collect();
-    let mut trainer = Trainer::new_models(gpu, &flows, &seeds, &cfg0.optim);
+    // The kernels for this shape: chosen once here, used by training and the evaluation after.
+    let kernels = tune::kernels(gpu, tuning, &Need::run(&cfg0.flow, batch))?;
+    let mut trainer = Trainer::new_models(gpu, &flows, &seeds, &cfg0.optim, &kernels);
     if first > 0 {
         // Every member starts at `first` > 0, so each has a state (see `start_step`).
         let states: Vec<&TrainState> = members.iter().filter_map(|m| m.state.as_ref()).collect();
@@ -408,7 +418,7 @@ pub fn train_members(gpu: &Gpu, mut members: Vec<Member>, progress: bool) -> Res
                     train_samples_per_s: (trainer.step - first) as f64 * batch as f64 / train_seconds.max(1e-9),
                     trained_with: models,
                 };
-                finish(gpu, &m.cfg, &m.data, &flow, &m.folder, trained, progress)
+                finish(gpu, &m.cfg, &m.data, &flow, &m.folder, trained, progress, &kernels)
             }
         };
         // An interrupted evaluation stops the group; the trained models are saved.

@@ -15,6 +15,12 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// The built-in kernel choices for the shared device (tests never tune).
+pub fn kernels() -> &'static mflow::gpu_flow::Kernels {
+    static K: OnceLock<mflow::gpu_flow::Kernels> = OnceLock::new();
+    K.get_or_init(|| mflow::gpu_flow::Kernels::defaults(gpu()))
+}
+
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }

@@ -2,6 +2,8 @@
 //! stop at the end of its current step, write a checkpoint and return `Interrupted`, which
 //! the command line turns into exit status 130 (SIGINT) or 143 (SIGTERM). A second signal
 //! exits at once, with the same status, for a user who cannot wait for the checkpoint.
+//! Work with nothing to save (kernel tuning) runs inside `at_once`: there the first signal
+//! exits at once.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -37,6 +39,24 @@ fn register() -> anyhow::Result<()> {
 #[cfg(not(unix))]
 fn register() -> anyhow::Result<()> {
     Ok(())
+}
+
+/// Runs `work` with the first signal exiting the process at once (status 128 + signal), for
+/// work that has nothing to save and may sit in one long GPU submission (timing kernels on a
+/// slow adapter). Without installed handlers the default action already does that.
+pub fn at_once<T>(work: impl FnOnce() -> T) -> T {
+    struct Disarm(bool);
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            // Keep the arming of a signal that came before `work`; else back to a checkpoint
+            // on the first signal.
+            if !self.0 && requested().is_none() {
+                ARMED.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+    let _disarm = Disarm(ARMED.swap(true, Ordering::SeqCst));
+    work()
 }
 
 /// The signal that asked for a stop, if one did.

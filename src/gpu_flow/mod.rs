@@ -9,6 +9,9 @@
 //! index as its grid's z. That is what makes a sweep of tiny models fast: one dispatch
 //! instead of one per model.
 
+mod kernels;
+pub use kernels::{inference_class, training_class, Kernels};
+
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
 use crate::kernels::fused::{FusedCoupling, Saved};
