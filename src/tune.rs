@@ -295,7 +295,7 @@ fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
     for p in &programs {
         time_once(gpu, p, 1); // warm-up: pipeline compilation
     }
-    let r = race(2, 5, |i| Ok(time_once(gpu, &programs[i], 2)))?;
+    let r = race(2, 3, |i| Ok(time_once(gpu, &programs[i], 2)))?;
     gpu.check()?;
     Ok(BTreeMap::from([("rows4".to_string(), r[0].0), ("rows8".to_string(), r[1].0)]))
 }
@@ -317,7 +317,7 @@ pub fn measure_inference(gpu: &Gpu, config: &FlowConfig, kernels: &Kernels) -> R
         ev.upload_params(gpu, &flow.params);
         ev.log_likelihood(gpu, &data, 1)?;
     }
-    let r = race(2, 5, |i| {
+    let r = race(2, 3, |i| {
         let start = Instant::now();
         evs[i].log_likelihood(gpu, &data, 1)?;
         Ok(start.elapsed().as_secs_f64())
@@ -347,7 +347,7 @@ pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize, kernels: &
     for t in &mut trainers {
         run(t, 1)?;
     }
-    let r = race(2, 5, |i| run(&mut trainers[i], 2))?;
+    let r = race(2, 3, |i| run(&mut trainers[i], 2))?;
     Ok(Entry { fused: fastest(&r) == 0, fused_s: r[0].0, unfused_s: r[1].0 })
 }
 

@@ -190,7 +190,7 @@ pub fn tune_needs() -> Vec<Need> {
     let flow = |q: usize| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
     let mut needs: Vec<Need> =
         [(4, 256), (4, 64), (2, 256)].into_iter().map(|(q, batch)| Need::Training { config: flow(q), batch }).collect();
-    needs.extend([4, 2, 8].into_iter().map(|q| Need::Inference(flow(q))));
+    needs.extend([4, 2].into_iter().map(|q| Need::Inference(flow(q))));
     needs
 }
 
@@ -198,7 +198,7 @@ pub fn tune_needs() -> Vec<Need> {
 fn bench_tune(gpu: &Gpu) -> Result<()> {
     let t = std::time::Instant::now();
     let (e, rows) = tune::tune(gpu, &tune_needs())?;
-    println!("GEMM family per shape class (GFLOP/s of each candidate, * dropped after one timing at 2x the best so far; tiny: 64x128x128, small: 256x128x128, large: 256x1024x1024):");
+    println!("GEMM family per shape class (GFLOP/s of each candidate, * dropped after one timing at 2x the best so far; tiny: 64x128x128, small: 256x128x128, large: 256x512x512):");
     for (class, rates) in &e.gflops {
         let out = e.dropped.get(class);
         let mark = |v: &String| if out.is_some_and(|o| o.contains(v)) { "*" } else { "" };

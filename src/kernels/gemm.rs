@@ -141,9 +141,9 @@ pub const CLASSES: [(Class, (usize, usize, usize)); 9] = [
     (Class { op: Op::Nn, size: Size::Small }, (256, 128, 128)),
     (Class { op: Op::Nt, size: Size::Small }, (256, 128, 128)),
     (Class { op: Op::Tn, size: Size::Small }, (128, 256, 128)),
-    (Class { op: Op::Nn, size: Size::Large }, (256, 1024, 1024)),
-    (Class { op: Op::Nt, size: Size::Large }, (256, 1024, 1024)),
-    (Class { op: Op::Tn, size: Size::Large }, (1024, 256, 1024)),
+    (Class { op: Op::Nn, size: Size::Large }, (256, 512, 512)),
+    (Class { op: Op::Nt, size: Size::Large }, (256, 512, 512)),
+    (Class { op: Op::Tn, size: Size::Large }, (512, 256, 512)),
 ];
 
 impl std::fmt::Display for Class {
