@@ -8,16 +8,22 @@
 //! model, model z's `z·stride` elements in, and each dispatch runs all of them with the model
 //! index as its grid's z. That is what makes a sweep of tiny models fast: one dispatch
 //! instead of one per model.
+//!
+//! `build_models` is a loop over the layers: each layer kind has a plan in `plan` (its
+//! buffers and its forward, inverse and backward dispatches), and `plan`'s header says how a
+//! new kind is added.
 
 mod kernels;
+mod plan;
 pub use kernels::{inference_class, training_class, Kernels};
 
 use crate::gpu::kernel::record_all;
 use crate::gpu::{read_back, storage, storage_init, Dispatch, Gpu};
-use crate::kernels::fused::{FusedCoupling, Saved};
-use crate::kernels::gemm::{Gemm, GemmChoice, Variant, View};
-use crate::kernels::{actnorm::ActNorm, coupling::Coupling, loss, permute, wgrad::Wgrad};
-use crate::model::{invert_perm, Flow, Layer, Linear};
+use crate::kernels::fused::Saved;
+use crate::kernels::gemm::{GemmChoice, Variant};
+use crate::kernels::loss;
+use crate::model::{Flow, Layer};
+use plan::{At, Build, Folds, Shape};
 
 /// Whether the flow keeps what backprop needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,120 +73,6 @@ pub struct GpuFlow {
     forward_init: Vec<Dispatch>,
     inverse: Vec<Dispatch>,
     backward: Vec<Dispatch>,
-}
-
-/// Shapes shared by every dispatch of one `GpuFlow`.
-#[derive(Clone, Copy)]
-struct Shape {
-    gemms: GemmChoice,
-    n: usize,
-    q: usize,
-    models: usize,
-    /// Parameters per model.
-    ps: usize,
-}
-
-impl Shape {
-    /// A row-major (n, cols) activation, one per model.
-    fn act<'a>(&self, buf: &'a wgpu::Buffer, cols: usize) -> View<'a> {
-        View::rows(buf, 0, cols).per_model(self.n * cols)
-    }
-    fn act_t<'a>(&self, buf: &'a wgpu::Buffer, cols: usize) -> View<'a> {
-        View::transposed(buf, 0, cols).per_model(self.n * cols)
-    }
-}
-
-/// The conditioner of a coupling as GEMMs reading the first h columns of `x`.
-fn conditioner(
-    gpu: &Gpu,
-    s: Shape,
-    params: &wgpu::Buffer,
-    linears: &[Linear],
-    x: &wgpu::Buffer,
-    outs: &[wgpu::Buffer],
-    label: &str,
-) -> Vec<Dispatch> {
-    linears
-        .iter()
-        .enumerate()
-        .map(|(k, lin)| {
-            let a = if k == 0 { s.act(x, s.q) } else { s.act(&outs[k - 1], lin.fan_in) };
-            Gemm {
-                m: s.n,
-                n: lin.fan_out,
-                k: lin.fan_in,
-                a,
-                b: View::rows(params, lin.w, lin.fan_out).per_model(s.ps),
-                bias: Some((params, lin.b, s.ps)),
-                mask: None,
-                c: s.act(&outs[k], lin.fan_out),
-                relu: k + 1 < linears.len(),
-                accumulate: false,
-                colsum: None,
-                models: s.models,
-            }
-            .run(gpu, s.gemms, &format!("{label}.W{k}"))
-        })
-        .collect()
-}
-
-/// Backprop through a conditioner (twin: reference::flow::conditioner_backward). dz[j] holds
-/// ∂L/∂(output of linear j); dz[last] must already hold ∂L/∂rm. Parameter gradients are
-/// written (=); ∂L/∂y_a is added (ACCUM) into the first h columns of dx.
-fn conditioner_backward(
-    gpu: &Gpu,
-    s: Shape,
-    params: &wgpu::Buffer,
-    grads: &wgpu::Buffer,
-    linears: &[Linear],
-    x: &wgpu::Buffer,
-    outs: &[wgpu::Buffer],
-    dz: &[wgpu::Buffer],
-    dx: &wgpu::Buffer,
-    label: &str,
-) -> Vec<Dispatch> {
-    let mut out = Vec::new();
-    for (j, lin) in linears.iter().enumerate().rev() {
-        // inputᵀ as a view: element (feature, row) of the layer's input
-        let input_t = if j == 0 { s.act_t(x, s.q) } else { s.act_t(&outs[j - 1], lin.fan_in) };
-        // dW = inputᵀ·dz, and db = Σ_rows dz from the same loads (the COLSUM epilogue).
-        let dw = Gemm {
-            m: lin.fan_in,
-            n: lin.fan_out,
-            k: s.n,
-            a: input_t,
-            b: s.act(&dz[j], lin.fan_out),
-            bias: None,
-            mask: None,
-            c: View::rows(grads, lin.w, lin.fan_out).per_model(s.ps),
-            relu: false,
-            accumulate: false,
-            colsum: Some(lin.b),
-            models: s.models,
-        };
-        out.push(dw.run(gpu, s.gemms, &format!("{label}.dW{j}")));
-        let (c, mask, accumulate) = if j == 0 {
-            (s.act(dx, s.q), None, true)
-        } else {
-            (s.act(&dz[j - 1], lin.fan_in), Some((&outs[j - 1], 0, s.n * lin.fan_in)), false)
-        };
-        let dinput = Gemm {
-            m: s.n,
-            n: lin.fan_in,
-            k: lin.fan_out,
-            a: s.act(&dz[j], lin.fan_out),
-            b: View::transposed(params, lin.w, lin.fan_out).per_model(s.ps),
-            bias: None,
-            mask,
-            c,
-            relu: false,
-            accumulate,
-            colsum: None,
-            models: s.models,
-        };
-        out.push(dinput.run(gpu, s.gemms, &format!("{label}.dX{j}")));
-    }
-    out
 }
 
 /// Whether two flows can share one `GpuFlow`: the same layers at the same parameter offsets
@@ -300,171 +192,77 @@ impl GpuFlow {
         let flow = flows.first().expect("at least one flow");
         assert!(flows.iter().all(|f| same_shape(flow, f)), "flows of one GpuFlow must share their shape");
         let models = flows.len();
-        let q = flow.config.q();
-        let ps = flow.params.len();
+        let (q, ps) = (flow.config.q(), flow.params.len());
         let s = Shape { gemms: gemms.into(), n, q, models, ps };
         let training = mode.training();
-        let fuse = mode.fused();
         let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
         let params = storage_init(gpu, "params", &all_params);
         let grads = storage(gpu, "grads", if training { models * ps } else { 1 });
         let acts: Vec<_> = (0..=flow.layers.len()).map(|k| storage(gpu, &format!("acts{k}"), models * n * q)).collect();
-        let workspace = |label: &str, linears: &[Linear]| -> Vec<wgpu::Buffer> {
-            linears
-                .iter()
-                .enumerate()
-                .map(|(j, lin)| storage(gpu, &format!("{label}.out{j}"), models * n * lin.fan_out))
-                .collect()
-        };
+        let logdet = storage(gpu, "logdet", models * n);
+        let logp = storage(gpu, "logp", models * n);
+        // Every coupling has the same layout, so scratch sized for the first serves all.
         let first_linears = flow.layers.iter().find_map(|l| match l {
             Layer::Coupling { linears, .. } => Some(linears.clone()),
             _ => None,
         });
-        let shared = match (&first_linears, training) {
-            (Some(l), false) => workspace("cond", l),
-            _ => Vec::new(),
+        // Backprop scratch: ∂L/∂u ping-pong and ∂L/∂logdet (1-element stand-ins otherwise).
+        let scratch = |label: &str, len: usize| storage(gpu, label, if training { len } else { 1 });
+        let dacts = [scratch("dacts0", models * n * q), scratch("dacts1", models * n * q)];
+        let dld = scratch("dld", models * n);
+        let fuse = mode.fused();
+        let (shared, dz) = match (&first_linears, training) {
+            (Some(l), false) => (plan::workspace(gpu, &s, "cond", l), Vec::new()),
+            (Some(l), true) => (Vec::new(), plan::workspace(gpu, &s, "dz", l)),
+            (None, _) => (Vec::new(), Vec::new()),
         };
-        // Backprop scratch: ∂L/∂u ping-pong, ∂L/∂logdet, and ∂L/∂(each linear's output).
-        let (dacts, dld, dz) = match (&first_linears, training) {
-            (Some(l), true) => (
-                [storage(gpu, "dacts0", models * n * q), storage(gpu, "dacts1", models * n * q)],
-                storage(gpu, "dld", models * n),
-                workspace("dz", l),
-            ),
-            _ => ([storage(gpu, "dacts0", 1), storage(gpu, "dacts1", 1)], storage(gpu, "dld", 1), Vec::new()),
-        };
-        // Whether a coupling runs as fused.wgsl's dispatches (else GEMMs + coupling.wgsl): its
-        // layers fit the shader, and in training its saved activations fit u32 indices.
-        let fused_coupling = |linears: &[Linear]| {
-            fuse && FusedCoupling::fits(q, linears, ps) && (!training || Saved::new(n, q, linears).fits(models))
-        };
-        // The fused backward's linear-output gradients, one coupling at a time (every
-        // coupling has the same layout).
         let dz_fused = match &first_linears {
-            Some(l) if training && fused_coupling(l) => {
+            Some(l) if training && plan::fuses(&s, fuse, training, l) => {
                 storage(gpu, "dz.fused", models * Saved::new(n, q, l).per_model)
             }
             _ => storage(gpu, "dz.fused", 1),
         };
-        // An ActNorm folded into the fused coupling after it (fused.wgsl's ACTNORM): its β and
-        // a offsets, taken by that coupling.
-        let mut folded_actnorm: Option<(usize, usize)> = None;
-        let logdet = storage(gpu, "logdet", models * n);
-        let logp = storage(gpu, "logp", models * n);
-
-        let mut forward = Vec::new();
-        let mut forward_init = Vec::new();
-        let mut inverse_rev = Vec::new(); // per layer, reversed at the end
-        let mut backward_rev = Vec::new(); // per layer, reversed at the end
-                                           // Which dacts buffer holds ∂L/∂(output of the layer being built).
-        let mut cur = 0;
-        // A permutation layer's gather indices and their inverse, each model's own (shuffles
-        // differ by seed), q apart. Only called for layer k a Reverse or Shuffle, which have
-        // gather indices (the flows share their layer list: same_shape).
-        let perm_buffers = |k: usize| -> (wgpu::Buffer, wgpu::Buffer) {
-            let idx: Vec<u32> =
-                flows.iter().flat_map(|f| f.layers[k].gather_indices(q).expect("permutation")).collect();
-            let inv_perm: Vec<u32> = idx.chunks(q).flat_map(invert_perm).collect();
-            (storage_init(gpu, "perm", &idx), storage_init(gpu, "perm_inv", &inv_perm))
+        let b = Build {
+            gpu,
+            flows,
+            s,
+            training,
+            fuse,
+            params: &params,
+            grads: &grads,
+            acts: &acts,
+            logdet: &logdet,
+            dld: &dld,
+            dz: &dz,
+            dz_fused: &dz_fused,
+            shared: &shared,
         };
-        // The buffers of a permutation whose forward gather and backward were folded into the
-        // coupling before it (coupling.wgsl's PERMUTED): only its inverse gather remains.
-        let mut folded: Option<(wgpu::Buffer, wgpu::Buffer)> = None;
+
+        let (mut forward, mut forward_init) = (Vec::new(), Vec::new());
+        let (mut inverse_rev, mut backward_rev) = (Vec::new(), Vec::new()); // per layer, reversed at the end
+        let mut folds = Folds::default();
+        // Which dacts buffer holds ∂L/∂(output of the layer being planned).
+        let mut cur = 0;
         for (k, layer) in flow.layers.iter().enumerate() {
-            let (x, u) = (&acts[k], &acts[k + 1]);
-            let mut fwd = Vec::new();
-            let mut inv = Vec::new();
-            let mut bwd = Vec::new();
             let (du, dx) = (&dacts[cur], &dacts[1 - cur]);
-            let next_is_perm = matches!(flow.layers.get(k + 1), Some(Layer::Reverse | Layer::Shuffle { .. }));
-            let mut flip = true;
-            match layer {
-                Layer::ActNorm { beta, a, .. } => {
-                    let an = ActNorm { n, q, beta_off: *beta, a_off: *a, ps };
-                    forward_init.push(an.init(gpu, &params, x).models(models));
-                    inv.push(an.inverse(gpu, &params, u, x).models(models));
-                    let folds = matches!(flow.layers.get(k + 1), Some(Layer::Coupling { linears, .. }) if fused_coupling(linears));
-                    if folds {
-                        // Forward and backward ride on the coupling's dispatches; for backprop
-                        // the two are one layer.
-                        folded_actnorm = Some((*beta, *a));
-                        flip = false;
-                    } else {
-                        fwd.push(an.forward(gpu, &params, x, u, &logdet).models(models));
-                        if training {
-                            bwd.push(an.backward(gpu, &params, x, du, &dld, dx, &grads).models(models));
-                        }
-                    }
+            let at = At { k, x: &acts[k], u: &acts[k + 1], du, dx, next: flow.layers.get(k + 1) };
+            let p = match layer {
+                Layer::ActNorm { beta, a, .. } => plan::actnorm(&b, &at, *beta, *a, &mut folds),
+                Layer::Coupling { index, linears } if b.fused_coupling(linears) => {
+                    plan::fused_coupling(&b, &at, *index, linears, &mut folds)
                 }
-                Layer::Coupling { index, linears } if fused_coupling(linears) => {
-                    let actnorm = folded_actnorm.take();
-                    let fc = FusedCoupling { n, q, linears, ps, actnorm, rows8: s.gemms.fused_rows8 };
-                    // With the ActNorm folded in, the forward reads that layer's input.
-                    let x_fwd = if actnorm.is_some() { &acts[k - 1] } else { x };
-                    if next_is_perm {
-                        folded = Some(perm_buffers(k + 1));
-                    }
-                    let perm_inv = folded.as_ref().filter(|_| next_is_perm).map(|(_, i)| i);
-                    let out = if next_is_perm { &acts[k + 2] } else { u };
-                    if training {
-                        let layout = fc.saved();
-                        let saved = storage(gpu, &format!("cp{index}.saved"), models * layout.per_model);
-                        fwd.push(fc.forward(gpu, &params, x_fwd, out, &logdet, perm_inv, Some(&saved)).models(models));
-                        bwd.push(fc.backward(gpu, &params, &saved, du, &dld, dx, &dz_fused, perm_inv).models(models));
-                        let wg = Wgrad { n, linears, saved: &layout, ps, q, actnorm };
-                        bwd.push(wg.dispatch(gpu, &saved, &dz_fused, &grads, &params, &dld).models(models));
-                    } else {
-                        fwd.push(fc.forward(gpu, &params, x_fwd, out, &logdet, perm_inv, None).models(models));
-                    }
-                    inv.push(fc.inverse(gpu, &params, u, x).models(models));
-                }
-                Layer::Coupling { index, linears } => {
-                    let cp = Coupling { n, q };
-                    let label = format!("cp{index}");
-                    let outs = if training { workspace(&label, linears) } else { Vec::new() };
-                    let outs = if training { &outs } else { &shared };
-                    let rm = outs.last().expect("output layer");
-                    if next_is_perm {
-                        folded = Some(perm_buffers(k + 1));
-                    }
-                    let perm_inv = folded.as_ref().filter(|_| next_is_perm).map(|(_, i)| i);
-                    let out = if next_is_perm { &acts[k + 2] } else { u };
-                    fwd.extend(conditioner(gpu, s, &params, linears, x, outs, &label));
-                    fwd.push(cp.forward(gpu, x, rm, out, &logdet, perm_inv).models(models));
-                    inv.extend(conditioner(gpu, s, &params, linears, u, outs, &format!("{label}.inv")));
-                    inv.push(cp.inverse(gpu, u, rm, x).models(models));
-                    if training {
-                        // dz holds one buffer per linear, and a coupling has at least one.
-                        let drm = dz.last().expect("dz");
-                        bwd.push(cp.backward(gpu, x, rm, du, &dld, dx, drm, perm_inv).models(models));
-                        bwd.extend(conditioner_backward(gpu, s, &params, &grads, linears, x, outs, &dz, dx, &label));
-                    }
-                }
-                Layer::Reverse | Layer::Shuffle { .. } => match folded.take() {
-                    Some((_, inv_idx)) => {
-                        // Folded into the coupling before it: one layer with it for backprop.
-                        inv.push(permute::gather(gpu, n, q, &inv_idx, u, x).models(models));
-                        flip = false;
-                    }
-                    None => {
-                        let (fwd_idx, inv_idx) = perm_buffers(k);
-                        fwd.push(permute::gather(gpu, n, q, &fwd_idx, x, u).models(models));
-                        inv.push(permute::gather(gpu, n, q, &inv_idx, u, x).models(models));
-                        if training {
-                            bwd.push(permute::gather(gpu, n, q, &inv_idx, du, dx).models(models));
-                        }
-                    }
-                },
-            }
-            forward_init.extend(fwd.iter().cloned());
-            forward.extend(fwd);
-            inverse_rev.push(inv);
-            backward_rev.push(bwd);
+                Layer::Coupling { index, linears } => plan::gemm_coupling(&b, &at, *index, linears, &mut folds),
+                Layer::Reverse | Layer::Shuffle { .. } => plan::permutation(&b, &at, &mut folds),
+            };
+            forward_init.extend(p.init);
+            forward_init.extend(p.forward.iter().cloned());
+            forward.extend(p.forward);
+            inverse_rev.push(p.inverse);
+            backward_rev.push(p.backward);
             // Layer k's backward reads ∂L/∂(its output) from dacts[cur] and writes ∂L/∂(its
-            // input) to the other; layer k − 1 then reads that one. Built forward, so the
-            // buffer holding ∂L/∂u for the last layer is fixed once the loop ends. A coupling
-            // and the permutation folded into it count as one layer.
-            if flip {
+            // input) to the other; layer k − 1 then reads that one. A layer folded into a
+            // neighbour shares its boundary.
+            if p.own_gradient {
                 cur = 1 - cur;
             }
         }
@@ -475,7 +273,7 @@ impl GpuFlow {
         let inverse = inverse_rev.into_iter().rev().flatten().collect();
         let mut backward = Vec::new();
         if training {
-            // The last layer was built with cur flipped after it: its du is dacts[1 − cur].
+            // The last layer was planned with cur flipped after it: its du is dacts[1 − cur].
             backward.push(loss::backward(gpu, n, q, u, &dacts[1 - cur], &dld).models(models));
             backward.extend(backward_rev.into_iter().rev().flatten());
         }
