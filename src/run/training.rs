@@ -11,7 +11,7 @@ use super::schedule::{batch_stream, Schedule};
 use crate::checkpoint::{self, TrainState};
 use crate::data::Dataset;
 use crate::gpu::Gpu;
-use crate::gpu_flow::{Footprint, Mode as FlowMode};
+use crate::gpu_flow::{Footprint, Kernels, Mode as FlowMode};
 use crate::interrupt::{self, Interrupted};
 use crate::model::Flow;
 use crate::train::{Logged, Trainer};
@@ -273,167 +273,213 @@ pub fn train_members(
     if let Some(m) = members.iter().find(|m| m.data.train.rows() != rows) {
         bail!("{} has {} training rows, the group {rows}", m.data.spec, m.data.train.rows());
     }
-    let (cfg0, models) = (head.cfg.clone(), members.len());
-    let spe = rows / batch;
-    let total = total_steps(&cfg0, rows)?;
-    let first = step0;
-
-    let flows: Vec<&Flow> = members.iter().map(|m| &m.flow).collect();
-    let seeds: Vec<u64> = members.iter().map(|m| m.cfg.optim.noise_seed).collect();
     // The kernels for this shape: chosen once here, used by training and the evaluation after.
-    let kernels = tune::kernels(gpu, tuning, &Need::run(&cfg0.flow, batch))?;
-    let mut trainer = Trainer::new_models(gpu, &flows, &seeds, &cfg0.optim, &kernels);
-    if first > 0 {
-        // Every member starts at `first` > 0, so each has a state (see `start_step`).
-        let states: Vec<&TrainState> = members.iter().filter_map(|m| m.state.as_ref()).collect();
-        let m: Vec<f32> = states.iter().flat_map(|s| s.m.iter().copied()).collect();
-        let v: Vec<f32> = states.iter().flat_map(|s| s.v.iter().copied()).collect();
-        trainer.restore(gpu, &m, &v, first);
-    }
-    let mut watch = members
-        .iter()
-        .map(|m| {
-            let mut log = MetricsLog::open(&m.folder.metrics(), (first > 0).then_some(first))?;
-            if first > 0 {
-                log.write(&json!({ "step": first, "event": "resumed", "changed": m.changes }))?;
-            }
-            let initial = m.state.as_ref().and_then(|s| s.extra.get("initial_loss")).and_then(|v| v.parse().ok());
-            Ok(Watch { log, initial, last_loss: f64::NAN, last_good: (first > 0).then_some(first), diverged: None })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let streams: Vec<_> = members
-        .iter()
-        .map(|m| {
-            let sched = Schedule { rows, batch, seed: m.cfg.flow.seed };
-            let pre = m.data.image.as_ref().map(|i| i.pre.clone());
-            batch_stream(m.data.train.clone(), pre, sched, first + 1, total)
-        })
-        .collect();
-    let dmax = members.iter().map(|m| m.flow.config.d).max().unwrap_or(0);
-    let mut x = vec![0f32; models * batch * dmax];
-    let bar = progress_bar(progress, total);
-    bar.set_position(first);
-    let start = Instant::now();
-    let mut checkpoint_secs = 0.0;
-    let mut flows: Vec<Flow> = members.iter().map(|m| m.flow.clone()).collect();
+    let kernels = tune::kernels(gpu, tuning, &Need::run(&head.cfg.flow, batch))?;
+    let mut group = Group::new(gpu, &members, &kernels, progress)?;
+    let train_seconds = group.train()?;
+    group.finish(train_seconds, progress, &kernels)
+}
 
-    let handle = |logged: Vec<Logged>, watch: &mut [Watch], epoch: usize| -> Result<()> {
+/// A group of runs training in the same dispatches: the trainer, each run's watch and latest
+/// parameters, and the schedule they share.
+struct Group<'a> {
+    gpu: &'a Gpu,
+    members: &'a [Member],
+    trainer: Trainer,
+    watch: Vec<Watch>,
+    /// Each run's parameters as of its last checkpoint.
+    flows: Vec<Flow>,
+    cfg: RunConfig,
+    rows: usize,
+    batch: usize,
+    /// The step the group resumes after (0: fresh), and the last.
+    first: u64,
+    total: u64,
+    bar: indicatif::ProgressBar,
+    start: Instant,
+}
+
+impl<'a> Group<'a> {
+    /// The trainer (restored where the runs resume) and each run's metrics log.
+    fn new(gpu: &'a Gpu, members: &'a [Member], kernels: &Kernels, progress: bool) -> Result<Self> {
+        let cfg = members[0].cfg.clone();
+        let (rows, batch, first) = (members[0].data.train.rows(), cfg.optim.batch, members[0].start_step());
+        let total = total_steps(&cfg, rows)?;
+        let refs: Vec<&Flow> = members.iter().map(|m| &m.flow).collect();
+        let seeds: Vec<u64> = members.iter().map(|m| m.cfg.optim.noise_seed).collect();
+        let mut trainer = Trainer::new_models(gpu, &refs, &seeds, &cfg.optim, kernels);
+        if first > 0 {
+            // Every member starts at `first` > 0, so each has a state (see `start_step`).
+            let states: Vec<&TrainState> = members.iter().filter_map(|m| m.state.as_ref()).collect();
+            let m: Vec<f32> = states.iter().flat_map(|s| s.m.iter().copied()).collect();
+            let v: Vec<f32> = states.iter().flat_map(|s| s.v.iter().copied()).collect();
+            trainer.restore(gpu, &m, &v, first);
+        }
+        let watch = members
+            .iter()
+            .map(|m| {
+                let mut log = MetricsLog::open(&m.folder.metrics(), (first > 0).then_some(first))?;
+                if first > 0 {
+                    log.write(&json!({ "step": first, "event": "resumed", "changed": m.changes }))?;
+                }
+                let initial = m.state.as_ref().and_then(|s| s.extra.get("initial_loss")).and_then(|v| v.parse().ok());
+                let last_good = (first > 0).then_some(first);
+                Ok(Watch { log, initial, last_loss: f64::NAN, last_good, diverged: None })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bar = progress_bar(progress, total);
+        bar.set_position(first);
+        let flows = members.iter().map(|m| m.flow.clone()).collect();
+        Ok(Self { gpu, members, trainer, watch, flows, cfg, rows, batch, first, total, bar, start: Instant::now() })
+    }
+
+    /// Logs what the trainer read back, checks it for divergence and updates the bar.
+    fn handle(&mut self, logged: Vec<Logged>, epoch: usize) -> Result<()> {
         for l in &logged {
-            watch[l.model].observe(l, epoch, batch, start, first)?;
+            self.watch[l.model].observe(l, epoch, self.batch, self.start, self.first)?;
         }
         if let Some(step) = logged.last().map(|l| l.step) {
-            let live: Vec<f64> = watch.iter().filter(|w| w.diverged.is_none()).map(|w| w.last_loss).collect();
-            bar.set_position(step);
-            bar.set_message(format!(
+            let live: Vec<f64> = self.watch.iter().filter(|w| w.diverged.is_none()).map(|w| w.last_loss).collect();
+            let models = self.members.len();
+            self.bar.set_position(step);
+            self.bar.set_message(format!(
                 "epoch {} loss {:.4}{} {:.0} samples/s",
                 epoch + 1,
                 live.iter().sum::<f64>() / live.len().max(1) as f64,
                 if models > 1 { format!(" (mean of {} models)", live.len()) } else { String::new() },
-                (step - first) as f64 * (models * batch) as f64 / start.elapsed().as_secs_f64().max(1e-9)
+                (step - self.first) as f64 * (models * self.batch) as f64
+                    / self.start.elapsed().as_secs_f64().max(1e-9)
             ));
         }
         Ok(())
-    };
-    // Writes a checkpoint for every model still training, after checking its parameters.
-    let checkpoint = |trainer: &Trainer, watch: &mut [Watch], flows: &mut [Flow]| -> Result<Vec<(u64, PathBuf)>> {
+    }
+
+    /// Writes a checkpoint for every run still training, after checking its parameters.
+    fn checkpoint(&mut self) -> Result<Vec<(u64, PathBuf)>> {
+        let (gpu, step) = (self.gpu, self.trainer.step);
         let mut written = Vec::new();
-        for (z, m) in members.iter().enumerate() {
-            if watch[z].diverged.is_some() {
+        for (z, m) in self.members.iter().enumerate() {
+            if self.watch[z].diverged.is_some() {
                 continue;
             }
-            let (params, mm, vv) = trainer.download_model(gpu, z)?;
+            let (params, mm, vv) = self.trainer.download_model(gpu, z)?;
             if params.iter().any(|p| !p.is_finite()) {
-                watch[z].diverge(trainer.step, format!("the parameters were not finite at step {}", trainer.step))?;
+                self.watch[z].diverge(step, format!("the parameters were not finite at step {step}"))?;
                 continue;
             }
-            flows[z].params = params;
-            flows[z].actnorm_initialized = trainer.initialized();
+            self.flows[z].params = params;
+            self.flows[z].actnorm_initialized = self.trainer.initialized();
             let mut extra = std::collections::HashMap::from([("run".to_string(), serde_json::to_string(&m.cfg)?)]);
-            if let Some(l0) = watch[z].initial {
+            if let Some(l0) = self.watch[z].initial {
                 extra.insert("initial_loss".into(), l0.to_string());
             }
             if let Some(st) = &m.data.standardize {
                 extra.insert("standardize".into(), serde_json::to_string(st)?);
             }
             let path = m.folder.model();
-            checkpoint::save(&path, &flows[z], Some(&TrainState { m: mm, v: vv, step: trainer.step, extra }))?;
-            watch[z].last_good = Some(trainer.step);
-            written.push((trainer.step, path));
+            checkpoint::save(&path, &self.flows[z], Some(&TrainState { m: mm, v: vv, step, extra }))?;
+            self.watch[z].last_good = Some(step);
+            written.push((step, path));
         }
         Ok(written)
-    };
-
-    for step in first + 1..=total {
-        if let Some(signal) = interrupt::requested() {
-            let epoch = (step.saturating_sub(2) / spe as u64) as usize;
-            handle(trainer.drain(gpu)?, &mut watch, epoch)?;
-            let checkpoints = if trainer.step > first {
-                checkpoint(&trainer, &mut watch, &mut flows)?
-            } else {
-                members.iter().filter(|_| first > 0).map(|m| (first, m.folder.model())).collect()
-            };
-            bar.abandon();
-            return Err(Interrupted { signal, checkpoints, during: "training" }.into());
-        }
-        for (z, rx) in streams.iter().enumerate() {
-            let xb = rx.recv().context("a minibatch thread stopped")?;
-            let d = members[z].flow.config.d;
-            for (r, row) in xb.chunks(d).enumerate() {
-                x[(z * batch + r) * dmax..][..d].copy_from_slice(row);
-            }
-        }
-        let epoch = ((step - 1) / spe as u64) as usize;
-        let save =
-            step == total || (step.is_multiple_of(spe as u64) && (epoch + 1).is_multiple_of(cfg0.checkpoint_every));
-        // The first step is logged alone: its loss is the divergence reference.
-        let log = save || step == first + 1 || step.is_multiple_of(cfg0.log_every as u64);
-        handle(trainer.step(gpu, &x, log), &mut watch, epoch)?;
-        gpu.check()?;
-        if save {
-            let t = Instant::now();
-            handle(trainer.drain(gpu)?, &mut watch, epoch)?;
-            checkpoint(&trainer, &mut watch, &mut flows)?;
-            checkpoint_secs += t.elapsed().as_secs_f64();
-        }
-        if watch.iter().all(|w| w.diverged.is_some()) {
-            break;
-        }
     }
-    let train_seconds = start.elapsed().as_secs_f64() - checkpoint_secs;
-    bar.finish_and_clear();
 
-    let mut out = Vec::new();
-    for (z, m) in members.iter().enumerate() {
-        let result = match &watch[z].diverged {
-            Some(reason) => Err(diverged(reason, watch[z].last_good, &m.folder.model(), &m.cfg)),
-            None => {
-                let mut flow = flows[z].clone();
-                if first == total {
-                    flow.actnorm_initialized = true; // resumed at the end: evaluate the loaded model
-                }
-                let trained = Trained {
-                    steps: trainer.step,
-                    final_train_loss: watch[z].last_loss,
-                    train_seconds,
-                    train_samples_per_s: (trainer.step - first) as f64 * batch as f64 / train_seconds.max(1e-9),
-                    trained_with: models,
+    /// The steps from `first + 1` to `total`, with checkpoints on the schedule and on a
+    /// signal; returns the seconds spent training (checkpoints not counted).
+    fn train(&mut self) -> Result<f64> {
+        let (gpu, batch, first, total) = (self.gpu, self.batch, self.first, self.total);
+        let spe = (self.rows / batch) as u64;
+        let streams: Vec<_> = self
+            .members
+            .iter()
+            .map(|m| {
+                let sched = Schedule { rows: self.rows, batch, seed: m.cfg.flow.seed };
+                let pre = m.data.image.as_ref().map(|i| i.pre.clone());
+                batch_stream(m.data.train.clone(), pre, sched, first + 1, total)
+            })
+            .collect();
+        let dmax = self.members.iter().map(|m| m.flow.config.d).max().unwrap_or(0);
+        let mut x = vec![0f32; self.members.len() * batch * dmax];
+        let mut checkpoint_secs = 0.0;
+        for step in first + 1..=total {
+            if let Some(signal) = interrupt::requested() {
+                let epoch = (step.saturating_sub(2) / spe) as usize;
+                let logged = self.trainer.drain(gpu)?;
+                self.handle(logged, epoch)?;
+                let checkpoints = if self.trainer.step > first {
+                    self.checkpoint()?
+                } else {
+                    self.members.iter().filter(|_| first > 0).map(|m| (first, m.folder.model())).collect()
                 };
-                finish(gpu, &m.cfg, &m.data, &flow, &m.folder, trained, progress, &kernels)
+                self.bar.abandon();
+                return Err(Interrupted { signal, checkpoints, during: "training" }.into());
             }
-        };
-        // An interrupted evaluation stops the group; the trained models are saved.
-        if let Err(e) = &result {
-            if let Some(i) = e.downcast_ref::<Interrupted>() {
-                let checkpoints = members[z..].iter().map(|m| (trainer.step, m.folder.model())).collect();
-                return Err(Interrupted { signal: i.signal, checkpoints, during: "evaluation" }.into());
+            for (z, rx) in streams.iter().enumerate() {
+                let xb = rx.recv().context("a minibatch thread stopped")?;
+                let d = self.members[z].flow.config.d;
+                for (r, row) in xb.chunks(d).enumerate() {
+                    x[(z * batch + r) * dmax..][..d].copy_from_slice(row);
+                }
             }
-            if e.downcast_ref::<crate::gpu::DeviceError>().is_some() {
-                return Err(result.unwrap_err());
+            let epoch = ((step - 1) / spe) as usize;
+            let save =
+                step == total || (step.is_multiple_of(spe) && (epoch + 1).is_multiple_of(self.cfg.checkpoint_every));
+            // The first step is logged alone: its loss is the divergence reference.
+            let log = save || step == first + 1 || step.is_multiple_of(self.cfg.log_every as u64);
+            let logged = self.trainer.step(gpu, &x, log);
+            self.handle(logged, epoch)?;
+            gpu.check()?;
+            if save {
+                let t = Instant::now();
+                let logged = self.trainer.drain(gpu)?;
+                self.handle(logged, epoch)?;
+                self.checkpoint()?;
+                checkpoint_secs += t.elapsed().as_secs_f64();
+            }
+            if self.watch.iter().all(|w| w.diverged.is_some()) {
+                break;
             }
         }
-        out.push(result.with_context(|| format!("run in {}", m.folder.dir.display())));
+        self.bar.finish_and_clear();
+        Ok(self.start.elapsed().as_secs_f64() - checkpoint_secs)
     }
-    Ok(out)
+
+    /// Evaluates every run that did not diverge and writes its summary.
+    fn finish(self, train_seconds: f64, progress: bool, kernels: &Kernels) -> Result<Vec<Result<Summary>>> {
+        let (models, step) = (self.members.len(), self.trainer.step);
+        let mut out = Vec::new();
+        for (z, m) in self.members.iter().enumerate() {
+            let result = match &self.watch[z].diverged {
+                Some(reason) => Err(diverged(reason, self.watch[z].last_good, &m.folder.model(), &m.cfg)),
+                None => {
+                    let mut flow = self.flows[z].clone();
+                    if self.first == self.total {
+                        flow.actnorm_initialized = true; // resumed at the end: evaluate the loaded model
+                    }
+                    let trained = Trained {
+                        steps: step,
+                        final_train_loss: self.watch[z].last_loss,
+                        train_seconds,
+                        train_samples_per_s: (step - self.first) as f64 * self.batch as f64 / train_seconds.max(1e-9),
+                        trained_with: models,
+                    };
+                    finish(self.gpu, &m.cfg, &m.data, &flow, &m.folder, trained, progress, kernels)
+                }
+            };
+            // An interrupted evaluation stops the group; the trained models are saved.
+            if let Err(e) = &result {
+                if let Some(i) = e.downcast_ref::<Interrupted>() {
+                    let checkpoints = self.members[z..].iter().map(|m| (step, m.folder.model())).collect();
+                    return Err(Interrupted { signal: i.signal, checkpoints, during: "evaluation" }.into());
+                }
+                if e.downcast_ref::<crate::gpu::DeviceError>().is_some() {
+                    return Err(result.unwrap_err());
+                }
+            }
+            out.push(result.with_context(|| format!("run in {}", m.folder.dir.display())));
+        }
+        Ok(out)
+    }
 }
 
 fn diverged(reason: &str, last_good: Option<u64>, model: &Path, cfg: &RunConfig) -> anyhow::Error {
