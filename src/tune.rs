@@ -418,9 +418,7 @@ fn announce(gpu: &Gpu, gemm: bool, needs: &[&Need]) {
     );
 }
 
-/// Choices made by this process: kept in memory too, so that where the cache file cannot be
-/// written (no HOME, a read-only home) each choice is still measured once per process, not
-/// once per flow built.
+/// Choices this process could not write to the cache file (see `store`).
 static MEMORY: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
 
 /// The largest cache file read: a real one holds a few KiB per adapter.
@@ -500,16 +498,16 @@ fn update(change: impl FnOnce(&mut Cache)) -> Cache {
 }
 
 fn store(cache: &Cache) {
-    if let Ok(mut m) = MEMORY.lock() {
-        *m = Some(cache.clone());
-    }
-    // A cache that cannot be written only costs a re-tune next time.
-    if let Some(p) = cache_path() {
-        if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(json) = serde_json::to_string_pretty(cache) {
-            let _ = crate::checkpoint::write_atomic(&p, json.as_bytes());
+    // Where the file cannot be written (no HOME, a read-only home) the choices are kept in
+    // memory, so each is measured once per process, not once per flow built.
+    let written = cache_path().is_some_and(|p| {
+        p.parent().is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
+            && serde_json::to_string_pretty(cache)
+                .is_ok_and(|json| crate::checkpoint::write_atomic(&p, json.as_bytes()).is_ok())
+    });
+    if !written {
+        if let Ok(mut m) = MEMORY.lock() {
+            *m = Some(cache.clone());
         }
     }
 }
