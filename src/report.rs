@@ -121,80 +121,11 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
             md,
             "Each cell: **honest** = held-out test split, mean ± 95% CI over seeds · *thesis* = training split, log of the mean likelihood, best of the seeds. Units: nats per point (images in dequant mode: nats of log p(v) per image).\n"
         );
-        let mut head = String::from("| row | truth |");
-        let mut sep = String::from("|---|---|");
-        for b in &bs {
-            let _ = write!(head, " B = {b} |");
-            sep += "---|";
-        }
-        let _ = writeln!(md, "{head}\n{sep}");
-        for r in &chosen {
-            let truth = r.truth.map(|t| format!("{t:.3}")).unwrap_or("—".into());
-            let mut line = format!("| {} | {truth} |", r.label);
-            for b in &bs {
-                match r.by_b.get(b) {
-                    None => line += " — |",
-                    Some(runs) => {
-                        let held: Vec<f64> = runs.iter().map(|(_, s)| s.heldout_ll).collect();
-                        let best =
-                            runs.iter().map(|(_, s)| s.train_log_mean_likelihood).fold(f64::NEG_INFINITY, f64::max);
-                        let (m, ci) = mean_ci(&held);
-                        let _ = write!(line, " **{}** (n={}) · *{best:.3}* |", fmt_cell(m, ci), runs.len());
-                        let _ = writeln!(
-                            csv,
-                            "{},{b},{},{m},{ci},{best},{}",
-                            r.label,
-                            runs.len(),
-                            r.truth.map(|t| t.to_string()).unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            let _ = writeln!(md, "{line}");
-        }
+        results_table(&mut md, &mut csv, &chosen, &bs);
         md.push('\n');
         // The question the thesis asks of each row, answered on held-out data.
         if bs.len() > 1 && bs[0] == 0 {
-            let _ = writeln!(
-                md,
-                "Does B > 0 beat B = 0 on held-out data? Each cell: mean held-out gain over B = 0 (nats) with its 95% CI over seeds (Welch); **yes** when the whole interval is above 0, **no** when it is below, *unclear* when it straddles 0.\n"
-            );
-            let mut head = String::from("| row |");
-            let mut sep = String::from("|---|");
-            for b in &bs[1..] {
-                let _ = write!(head, " B = {b} |");
-                sep += "---|";
-            }
-            let _ = writeln!(md, "{head}\n{sep}");
-            for r in &chosen {
-                let held = |b: &usize| -> Option<Vec<f64>> {
-                    r.by_b.get(b).map(|runs| runs.iter().map(|(_, s)| s.heldout_ll).collect())
-                };
-                let base = held(&0);
-                let mut line = format!("| {} |", r.label);
-                for b in &bs[1..] {
-                    match (held(b), &base) {
-                        (Some(x), Some(y)) => {
-                            let (d, ci) = diff_ci(&x, y);
-                            let verdict = if d - ci > 0.0 {
-                                "**yes**"
-                            } else if d + ci < 0.0 {
-                                "**no**"
-                            } else {
-                                "*unclear*"
-                            };
-                            if ci.is_nan() {
-                                let _ = write!(line, " {d:+.3} *(one seed: no interval)* |");
-                            } else {
-                                let _ = write!(line, " {d:+.3} [{:+.3}, {:+.3}] {verdict} |", d - ci, d + ci);
-                            }
-                        }
-                        _ => line += " — |",
-                    }
-                }
-                let _ = writeln!(md, "{line}");
-            }
-            md.push('\n');
+            gain_table(&mut md, &chosen, &bs);
         }
         for r in &chosen {
             let fig = out.join(format!("ll_vs_b_{}.png", r.label));
@@ -214,6 +145,85 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
     crate::checkpoint::write_atomic(&out.join("report.md"), md.as_bytes())?;
     crate::checkpoint::write_atomic(&out.join("report.csv"), csv.as_bytes())?;
     Ok(md)
+}
+
+/// A family's table: each row's honest held-out mean ± 95% CI and the thesis protocol's best
+/// training figure per B; the same cells go to `csv`.
+fn results_table(md: &mut String, csv: &mut String, chosen: &[&Row], bs: &[usize]) {
+    let mut head = String::from("| row | truth |");
+    let mut sep = String::from("|---|---|");
+    for b in bs {
+        let _ = write!(head, " B = {b} |");
+        sep += "---|";
+    }
+    let _ = writeln!(md, "{head}\n{sep}");
+    for r in chosen {
+        let truth = r.truth.map(|t| format!("{t:.3}")).unwrap_or("—".into());
+        let mut line = format!("| {} | {truth} |", r.label);
+        for b in bs {
+            match r.by_b.get(b) {
+                None => line += " — |",
+                Some(runs) => {
+                    let held: Vec<f64> = runs.iter().map(|(_, s)| s.heldout_ll).collect();
+                    let best = runs.iter().map(|(_, s)| s.train_log_mean_likelihood).fold(f64::NEG_INFINITY, f64::max);
+                    let (m, ci) = mean_ci(&held);
+                    let _ = write!(line, " **{}** (n={}) · *{best:.3}* |", fmt_cell(m, ci), runs.len());
+                    let _ = writeln!(
+                        csv,
+                        "{},{b},{},{m},{ci},{best},{}",
+                        r.label,
+                        runs.len(),
+                        r.truth.map(|t| t.to_string()).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(md, "{line}");
+    }
+}
+
+/// Whether B > 0 beats B = 0 on held-out data, per row and B, with Welch intervals.
+fn gain_table(md: &mut String, chosen: &[&Row], bs: &[usize]) {
+    let _ = writeln!(
+        md,
+        "Does B > 0 beat B = 0 on held-out data? Each cell: mean held-out gain over B = 0 (nats) with its 95% CI over seeds (Welch); **yes** when the whole interval is above 0, **no** when it is below, *unclear* when it straddles 0.\n"
+    );
+    let mut head = String::from("| row |");
+    let mut sep = String::from("|---|");
+    for b in &bs[1..] {
+        let _ = write!(head, " B = {b} |");
+        sep += "---|";
+    }
+    let _ = writeln!(md, "{head}\n{sep}");
+    for r in chosen {
+        let held = |b: &usize| -> Option<Vec<f64>> {
+            r.by_b.get(b).map(|runs| runs.iter().map(|(_, s)| s.heldout_ll).collect())
+        };
+        let base = held(&0);
+        let mut line = format!("| {} |", r.label);
+        for b in &bs[1..] {
+            match (held(b), &base) {
+                (Some(x), Some(y)) => {
+                    let (d, ci) = diff_ci(&x, y);
+                    let verdict = if d - ci > 0.0 {
+                        "**yes**"
+                    } else if d + ci < 0.0 {
+                        "**no**"
+                    } else {
+                        "*unclear*"
+                    };
+                    if ci.is_nan() {
+                        let _ = write!(line, " {d:+.3} *(one seed: no interval)* |");
+                    } else {
+                        let _ = write!(line, " {d:+.3} [{:+.3}, {:+.3}] {verdict} |", d - ci, d + ci);
+                    }
+                }
+                _ => line += " — |",
+            }
+        }
+        let _ = writeln!(md, "{line}");
+    }
+    md.push('\n');
 }
 
 /// Log-likelihood against B: held-out mean with its 95% band, the thesis protocol's best

@@ -192,7 +192,44 @@ pub fn run_sweep(
     }
     std::fs::create_dir_all(dir.join("runs")).with_context(|| format!("creating {}", dir.display()))?;
     let mut outcome = Outcome::default();
-    let mut groups: Vec<(String, Vec<(&SweepRun, RunFolder)>)> = Vec::new();
+    let groups = pending_groups(runs, dir, &mut outcome)?;
+    let pending: usize = groups.iter().map(|(_, g)| g.len()).sum();
+    let mut done = 0;
+    for (key, members) in groups {
+        let size = if group == 0 { members.len() } else { group };
+        let mut members = members.into_iter().peekable();
+        while members.peek().is_some() {
+            let part: Vec<(&SweepRun, RunFolder)> = members.by_ref().take(size).collect();
+            if progress {
+                let keys: Vec<&str> = part.iter().map(|(r, _)| r.key.as_str()).collect();
+                eprintln!(
+                    "[{}-{} of {pending}] {} together ({key}): {}",
+                    done + 1,
+                    done + part.len(),
+                    part.len(),
+                    keys.join(" ")
+                );
+            }
+            done += part.len();
+            train_part(gpu, part, progress, tuning, &mut outcome).inspect_err(|_| {
+                // Interrupted or a failed device: what finished is recorded, the rest
+                // continues from its checkpoints when the same command runs again.
+                let _ = write_results(dir);
+            })?;
+            write_results(dir)?;
+        }
+    }
+    write_results(dir)?;
+    Ok(outcome)
+}
+
+/// A group key and its runs still to train, each with its locked folder.
+type Pending<'r> = (String, Vec<(&'r SweepRun, RunFolder)>);
+
+/// The runs still to train, locked and grouped by `run::group_key` and starting step;
+/// finished, unreadable and busy runs are counted in `outcome` and said on stderr.
+fn pending_groups<'r>(runs: &'r [SweepRun], dir: &Path, outcome: &mut Outcome) -> Result<Vec<Pending<'r>>> {
+    let mut groups: Vec<Pending> = Vec::new();
     for r in runs {
         let run_dir = dir.join("runs").join(&r.key);
         let summary = run_dir.join("summary.json");
@@ -254,67 +291,48 @@ pub fn run_sweep(
             None => groups.push((key, vec![(r, folder)])),
         }
     }
-    let pending: usize = groups.iter().map(|(_, g)| g.len()).sum();
-    let mut done = 0;
-    for (key, members) in groups {
-        let size = if group == 0 { members.len() } else { group };
-        let mut members = members.into_iter().peekable();
-        while members.peek().is_some() {
-            let part: Vec<(&SweepRun, RunFolder)> = members.by_ref().take(size).collect();
-            if progress {
-                let keys: Vec<&str> = part.iter().map(|(r, _)| r.key.as_str()).collect();
-                eprintln!(
-                    "[{}-{} of {pending}] {} together ({key}): {}",
-                    done + 1,
-                    done + part.len(),
-                    part.len(),
-                    keys.join(" ")
-                );
+    Ok(groups)
+}
+
+/// Trains one part of a group together and counts each run's result in `outcome`. The error
+/// is what stops the sweep (an interrupt, a failed device).
+fn train_part(
+    gpu: &Gpu,
+    part: Vec<(&SweepRun, RunFolder)>,
+    progress: bool,
+    tuning: crate::tune::Tuning,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let mut ready = Vec::new();
+    let mut keys = Vec::new();
+    for (r, folder) in part {
+        match Member::prepare(gpu, &r.cfg, folder, Start::Auto, false) {
+            Ok(m) => {
+                ready.push(m);
+                keys.push(r.key.as_str());
             }
-            done += part.len();
-            let mut ready = Vec::new();
-            let mut keys = Vec::new();
-            for (r, folder) in part {
-                match Member::prepare(gpu, &r.cfg, folder, Start::Auto, false) {
-                    Ok(m) => {
-                        ready.push(m);
-                        keys.push(r.key.as_str());
-                    }
-                    Err(e) => {
-                        outcome.failed += 1;
-                        eprintln!("    {}: failed: {e:#}", r.key);
-                    }
-                }
+            Err(e) => {
+                outcome.failed += 1;
+                eprintln!("    {}: failed: {e:#}", r.key);
             }
-            let results = match run::train_members(gpu, ready, progress, tuning) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Interrupted or a failed device: what finished is recorded, the rest
-                    // continues from its checkpoints when the same command runs again.
-                    write_results(dir)?;
-                    return Err(e);
-                }
-            };
-            for (key, res) in keys.into_iter().zip(results) {
-                match res {
-                    Ok(s) => {
-                        outcome.ran += 1;
-                        if progress {
-                            eprintln!(
-                                "    {:<28} heldout {:.4} ± {:.4} (train {:.4}) train {:.0} s, eval {:.0} s",
-                                key, s.heldout_ll, s.heldout_ll_se, s.train_ll, s.train_seconds, s.eval_seconds
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        outcome.failed += 1;
-                        eprintln!("    {key}: failed: {e:#}");
-                    }
-                }
-            }
-            write_results(dir)?;
         }
     }
-    write_results(dir)?;
-    Ok(outcome)
+    for (key, res) in keys.into_iter().zip(run::train_members(gpu, ready, progress, tuning)?) {
+        match res {
+            Ok(s) => {
+                outcome.ran += 1;
+                if progress {
+                    eprintln!(
+                        "    {:<28} heldout {:.4} ± {:.4} (train {:.4}) train {:.0} s, eval {:.0} s",
+                        key, s.heldout_ll, s.heldout_ll_se, s.train_ll, s.train_seconds, s.eval_seconds
+                    );
+                }
+            }
+            Err(e) => {
+                outcome.failed += 1;
+                eprintln!("    {key}: failed: {e:#}");
+            }
+        }
+    }
+    Ok(())
 }
