@@ -38,7 +38,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+        return Err(e).with_context(|| format!("writing {} (through {})", path.display(), tmp.display()));
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
@@ -211,7 +211,11 @@ pub fn parse(bytes: &[u8], path: &Path, expect: Option<&FlowConfig>) -> Result<(
         let perm: Vec<u32> = t.data().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         flow.set_perm(i, &perm).with_context(|| format!("{}", path.display()))?;
     }
-    flow.actnorm_initialized = meta.get("actnorm_initialized").map(String::as_str) == Some("true");
+    flow.actnorm_initialized = match meta.get("actnorm_initialized").map(String::as_str) {
+        Some("true") => true,
+        Some("false") | None => false,
+        Some(other) => bail!("{}: actnorm_initialized is {other:?}; expected \"true\" or \"false\"", path.display()),
+    };
     let state = match meta.get("step") {
         None => None,
         Some(step) => {

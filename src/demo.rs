@@ -10,7 +10,15 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// The largest demo batch: its f64 reference runs on the CPU.
+pub const MAX_BATCH: usize = 1 << 16;
+
 pub fn run(gpu: &Gpu, n: usize, seed: u64) -> Result<()> {
+    if !(1..=MAX_BATCH).contains(&n) {
+        anyhow::bail!(
+            "--batch {n}: the demo takes 1..={MAX_BATCH} points (it checks each against the f64 reference on the CPU)"
+        );
+    }
     let config = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed };
     let mut flow = Flow::new(config.clone())?;
     // A fresh model's couplings are the identity; perturb them so the demo shows a real flow.

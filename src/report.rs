@@ -6,7 +6,7 @@
 
 use crate::run::Summary;
 use crate::sweep::summaries;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use image::{Rgb, RgbImage};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -86,8 +86,17 @@ fn fmt_cell(v: f64, ci: f64) -> String {
 
 /// Writes report.md, report.csv and the figures into `out`; returns the Markdown.
 pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "--out {}: exists and is not a folder; report writes report.md, report.csv and figures into a folder",
+            out.display()
+        );
+    }
     let mut all = Vec::new();
     for d in dirs {
+        if !d.is_dir() {
+            bail!("{}: no such sweep folder (every folder given must exist)", d.display());
+        }
         all.extend(summaries(d)?);
     }
     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -95,7 +104,7 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
     if all.is_empty() {
         bail!("no finished runs under {:?}", dirs);
     }
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("--out {}: creating the folder", out.display()))?;
     let rows = group(all);
     let mut md = String::from("# mflow sweep report\n\n");
     let mut csv = String::from("row,b,seeds,honest_heldout_mean,honest_heldout_ci95,thesis_best_train,truth\n");

@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 /// The most samples one call can draw from `flow` on this device (one pass).
 pub fn max_samples(gpu: &Gpu, flow: &Flow) -> usize {
     let fits = |n: usize| Footprint::of(&flow.config, n, Mode::Inference, 1).is_some_and(|f| f.fits(gpu));
-    crate::gpu_flow::largest_fitting(fits, 1 << 26)
+    crate::gpu_flow::largest_fitting(fits, crate::kernels::gemm::MAX_ROWS)
 }
 
 pub fn sample(gpu: &Gpu, flow: &Flow, n: usize, temperature: f32, seed: u64, kernels: &Kernels) -> Result<Table> {

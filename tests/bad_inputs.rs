@@ -400,3 +400,281 @@ fn flows_of_impossible_shape_are_refused_in_the_library_too() {
     let e = Flow::new(FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 1 << 40, seed: 0 }).unwrap_err();
     assert!(format!("{e:#}").contains("--hidden"));
 }
+
+// ---- Issue 16: the cases the features since issue 9 brought (own arrays, per-point output,
+// raw samples, the numpy module). Each test failed on main before that issue's fixes.
+
+/// A 2-D array of `n` moons-like points, as your own data.
+fn own_array(n: usize, seed: u64) -> mflow::data::Table {
+    let u = common::uniform(seed, 2 * n, 1.0);
+    let data = u.chunks(2).flat_map(|r| [3.0 + 2.0 * r[0], -1.0 + 0.5 * (r[0] + r[1])]).collect();
+    mflow::data::Table::new(2, data)
+}
+
+fn write_npy(path: &Path, t: &mflow::data::Table) {
+    std::fs::write(path, mflow::data::tabular::npy_bytes(t)).unwrap();
+}
+
+/// A tiny run's flags on `--data SPEC`.
+fn tiny_on(spec: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "train",
+        "--data",
+        spec,
+        "--aux",
+        "0",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--blocks",
+        "1",
+        "--samples",
+        "2",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(out.to_str().unwrap().into());
+    if !extra.contains(&"--epochs") {
+        v.extend(["--epochs".into(), "2".into()]);
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn ran(args: &[String]) -> Output {
+    let o = run_for(&refs(args), 300);
+    assert!(o.status.success(), "mflow {args:?}: {}", stderr(&o));
+    o
+}
+
+#[test]
+fn outputs_never_replace_an_input_whatever_its_kind() {
+    let d = tmp("inputs");
+    let data = d.join("D.npy");
+    write_npy(&data, &own_array(200, 1));
+    let before = std::fs::read(&data).unwrap();
+    let spec = format!("npy:{}", data.display());
+    ran(&tiny_on(&spec, &d.join("run"), &[]));
+    let model = d.join("run/model.safetensors");
+    let (m, x) = (model.to_str().unwrap(), data.to_str().unwrap());
+    // The data given, the data the model was trained on (read when --data is left out), and
+    // another spelling of either: all inputs, whatever their format.
+    refused(&["eval", "--model", m, "--data", &spec, "--per-point", x], &["--per-point", "D.npy", "reads"]);
+    refused(&["eval", "--model", m, "--per-point", x], &["--per-point", "trained on", "reads"]);
+    let other_spelling = d.join(".").join("D.npy");
+    refused(&["sample", "--model", m, "--out", other_spelling.to_str().unwrap()], &["--out", "reads"]);
+    let link = d.join("model-link.npy");
+    std::fs::hard_link(&model, &link).unwrap();
+    refused(&["sample", "--model", m, "--out", link.to_str().unwrap()], &["--out", "--model", "reads"]);
+    assert_eq!(std::fs::read(&data).unwrap(), before, "the data was replaced");
+    // Two outputs of one command are never one file, existing or not.
+    let pic = d.join("X.png");
+    refused(
+        &["sample", "--model", m, "--out", pic.to_str().unwrap(), "--density", d.join("./X.png").to_str().unwrap()],
+        &["--out", "--density", "one file"],
+    );
+    assert!(!pic.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The largest value an error advertises ("at most N ...").
+fn advertised(e: &str) -> usize {
+    let at = e.find("at most ").unwrap_or_else(|| panic!("no bound in {e}")) + "at most ".len();
+    e[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_advertised_bound_holds_at_its_own_value() {
+    let (run, files) = finished();
+    let model = run.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    let d = tmp("bounds");
+    // sample --n: refused past the bound, which then works when asked for exactly.
+    let out = d.join("s.npy");
+    let e = refused(&["sample", "--model", m, "--n", "1000000000", "--out", out.to_str().unwrap()], &["--n"]);
+    let most = advertised(&e);
+    assert!(most < 1_000_000_000);
+    let o = run_for(&["sample", "--model", m, "--n", &most.to_string(), "--out", out.to_str().unwrap()], 600);
+    assert!(o.status.success(), "--n {most}: {}", stderr(&o));
+    assert_eq!(std::fs::metadata(&out).unwrap().len() as usize, 128 + 8 * 2 * most);
+    std::fs::remove_file(&out).unwrap();
+    refused(&["sample", "--model", m, "--n", &(most + 1).to_string(), "--out", out.to_str().unwrap()], &["--n"]);
+    // demo --batch: its bound named, never a panic.
+    refused(&["demo", "--batch", "100000000"], &["--batch", "65536"]);
+    // A checkpoint's recorded run is input too: absurd sizes are refused before allocating.
+    let bytes = std::fs::read(&model).unwrap();
+    let huge = common::rewrite_safetensors_header(&bytes, |h| {
+        let mut v: serde_json::Value = serde_json::from_str(h).unwrap();
+        let meta = v["__metadata__"].as_object_mut().unwrap();
+        let mut run: serde_json::Value = serde_json::from_str(meta["run"].as_str().unwrap()).unwrap();
+        run["sizes"]["test"] = 10_000_000_000u64.into();
+        meta.insert("run".into(), run.to_string().into());
+        v.to_string()
+    });
+    let crafted = d.join("huge.safetensors");
+    std::fs::write(&crafted, huge).unwrap();
+    refused(
+        &["eval", "--model", crafted.to_str().unwrap(), "--samples", "2"],
+        &["huge.safetensors", "run configuration"],
+    );
+    // actnorm_initialized is true or false, nothing else.
+    let maybe = common::rewrite_safetensors_header(&bytes, |h| {
+        h.replace("\"actnorm_initialized\":\"true\"", "\"actnorm_initialized\":\"maybe\"")
+    });
+    assert_ne!(maybe, bytes);
+    std::fs::write(&crafted, maybe).unwrap();
+    refused(
+        &["eval", "--model", crafted.to_str().unwrap(), "--samples", "2"],
+        &["huge.safetensors", "actnorm_initialized", "maybe"],
+    );
+    assert_unchanged(files);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The mean log-likelihood `mflow eval --json` prints.
+fn eval_ll(args: &[&str]) -> f64 {
+    let o = run_for(args, 300);
+    assert!(o.status.success(), "mflow {args:?}: {}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    v["ll"].as_f64().unwrap()
+}
+
+#[test]
+fn a_standardised_model_never_sees_unstandardised_data() {
+    let d = tmp("standardised");
+    // Moons' own test points, written as your array: the same points both ways.
+    let sizes = mflow::data::SplitSizes { train: 2048, validation: 2048, test: 10_000 };
+    let moons =
+        mflow::data::DataSpec::parse("moons").unwrap().load(sizes, 0, mflow::data::images::Mode::Dequant).unwrap();
+    let train = d.join("train.npy");
+    write_npy(&train, &moons.train);
+    let test = d.join("moons_test.npy");
+    write_npy(&test, &moons.test);
+    let spec = format!("npy:{}", train.display());
+    ran(&tiny_on(&spec, &d.join("run"), &["--epochs", "3"]));
+    let m = d.join("run/model.safetensors");
+    let m = m.to_str().unwrap();
+    let a = eval_ll(&["eval", "--model", m, "--data", "moons", "--limit", "400", "--json"]);
+    let b = eval_ll(&["eval", "--model", m, "--data", &format!("npy:{}", test.display()), "--limit", "400", "--json"]);
+    assert!((a - b).abs() < 1e-3, "moons {a} vs the same points as npy {b}");
+    // Resuming under another standardisation, other fractions, or changed data is a
+    // different run: refused, naming what changed.
+    let resume = |extra: &[&str]| {
+        let mut v = tiny_on(&spec, &d.join("again"), &["--epochs", "4", "--resume", m, "--force"]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    refused(&refs(&resume(&["--no-standardize"])), &["standardised", "--allow-config-change"]);
+    refused(&refs(&resume(&["--split-fractions", "0.7,0.1,0.2"])), &["split fractions"]);
+    let mut changed = (*moons.train).clone();
+    changed.data[0] += 1.0;
+    write_npy(&train, &changed);
+    refused(&refs(&resume(&[])), &["data content"]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_summary_never_names_a_file_that_is_not_there() {
+    let d = tmp("summary-names");
+    let first = d.join("first");
+    ran(&tiny(&first, 2));
+    // Resumed at its last step into another folder: that folder gets the model too.
+    let second = d.join("second");
+    let mut args = tiny(&second, 2);
+    args.extend(["--resume".into(), first.join("model.safetensors").to_str().unwrap().into()]);
+    ran(&args);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("summary.json")).unwrap()).unwrap();
+    let named = PathBuf::from(summary["model"].as_str().unwrap());
+    assert!(named.starts_with(&second) && named.exists(), "summary names {}", named.display());
+    let (a, _) = checkpoint::load(&named, None).unwrap();
+    let (b, _) = checkpoint::load(&first.join("model.safetensors"), None).unwrap();
+    assert_eq!(a.params, b.params);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn your_own_files_read_as_a_person_writes_them() {
+    use mflow::data::tabular::{parse_csv, parse_npy, split_by_fractions};
+    let err = |r: anyhow::Result<mflow::data::Table>| format!("{:#}", r.unwrap_err());
+    // A byte-order mark is not a header: no row is lost.
+    assert_eq!(parse_csv(b"\xef\xbb\xbf1,2\n3,4\n", "f.csv", None).unwrap().rows(), 2);
+    assert_eq!(parse_csv(b"\xef\xbb\xbfx1,x2\n1,2\n3,4\n", "f.csv", None).unwrap().rows(), 2);
+    // Lone carriage returns end lines, and errors count lines as the file has them.
+    assert_eq!(parse_csv(b"1,2\r3,4\r5,6", "f.csv", None).unwrap().rows(), 3);
+    assert!(err(parse_csv(b"1,2\r3\r", "f.csv", None)).contains("line 2"));
+    assert!(err(parse_csv(b"1,2\r\n3,4\r\n5\r\n", "f.csv", None)).contains("line 3"));
+    // Empty and header-only files say so.
+    assert!(err(parse_csv(b"x1,x2\n", "f.csv", None)).contains("only a header row"));
+    assert!(err(parse_csv(b"", "f.csv", None)).contains("empty"));
+    // A float64 beyond float32's range is named as such, not as "inf".
+    let big = mflow::data::tabular::npy_columns(&[vec![1.0, 2.0], vec![1e300, 3.0]]);
+    assert!(err(parse_npy(&big, "b.npy")).contains("float32"));
+    assert!(err(parse_csv(b"1,2\n1e300,3\n", "f.csv", None)).contains("float32"));
+    // A truncated version-2 file is called truncated.
+    assert!(err(parse_npy(b"\x93NUMPY\x02\x00\x10", "t.npy")).contains("truncated"));
+    // Three rows at 0.34/0.33/0.33: the one-row training split is the problem, said so.
+    let three = mflow::data::Table::new(2, vec![1.0, 2.0, 3.0, 5.0, 4.0, 7.0]);
+    let e = format!("{:#}", split_by_fractions(&three, [0.34, 0.33, 0.33], 0, "t.npy").unwrap_err());
+    assert!(e.contains("training split") && !e.contains("constant"), "{e}");
+    // Your own arrays take MODEL.md's tabular width, not the images'.
+    let spec = mflow::data::DataSpec::parse("npy:x.npy").unwrap();
+    assert_eq!(mflow::run::RunConfig::defaults(spec, 2, 0).flow.hidden, 128);
+    // Flags that do not apply to your own arrays are refused, and so is a constant column.
+    let d = tmp("own-files");
+    let x = d.join("x.npy");
+    write_npy(&x, &own_array(100, 2));
+    let spec = format!("npy:{}", x.display());
+    refused(&refs(&tiny_on(&spec, &d.join("a"), &["--train-size", "50"])), &["--train-size", "--split-fractions"]);
+    let mut constant = own_array(100, 3);
+    for r in 0..100 {
+        constant.data[2 * r + 1] = 7.0;
+    }
+    write_npy(&x, &constant);
+    refused(&refs(&tiny_on(&spec, &d.join("b"), &["--no-standardize"])), &["x.npy", "constant"]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn messages_name_the_path_and_where_it_came_from() {
+    let (run, files) = finished();
+    let d = tmp("messages");
+    // report: a missing folder is an error, and so is --out onto a file.
+    let missing = d.join("no-such-sweep");
+    refused(&["report", run.parent().unwrap().to_str().unwrap(), missing.to_str().unwrap()], &["no-such-sweep"]);
+    let file = d.join("file.txt");
+    std::fs::write(&file, b"mine").unwrap();
+    refused(&["report", d.to_str().unwrap(), "--out", file.to_str().unwrap()], &["--out", "file.txt"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    // sample's own flag is named.
+    let m = run.join("model.safetensors");
+    let pic = d.join("p.png");
+    let dens = d.join("q.png");
+    refused(
+        &[
+            "sample",
+            "--model",
+            m.to_str().unwrap(),
+            "--out",
+            pic.to_str().unwrap(),
+            "--density",
+            dens.to_str().unwrap(),
+            "--density-samples",
+            "1000000000",
+        ],
+        &["--density-samples"],
+    );
+    // Data recorded in a checkpoint is said to be that, not something the user typed.
+    let x = d.join("gone.npy");
+    write_npy(&x, &own_array(100, 4));
+    ran(&tiny_on(&format!("npy:{}", x.display()), &d.join("r"), &[]));
+    std::fs::remove_file(&x).unwrap();
+    refused(&["eval", "--model", d.join("r/model.safetensors").to_str().unwrap()], &["gone.npy", "recorded"]);
+    assert_unchanged(files);
+    let _ = std::fs::remove_dir_all(&d);
+}

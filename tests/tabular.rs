@@ -295,3 +295,27 @@ fn the_truth_is_computed_over_the_points_evaluated() {
     assert!((s["true_ll"].as_f64().unwrap() - want).abs() < 1e-9, "{} vs {want}", s["true_ll"]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// tools/mflow_np.py meets the CLI's standard on hostile files (tests/fuzz_mflow_np.py:
+/// mutated and crafted checkpoints and arrays from a fixed seed, absurd sizes, outputs onto
+/// inputs): every case succeeds with finite figures or exits 1 with a message naming the
+/// file or flag, never with a traceback. Run for a B = 0 and a B = 2 model.
+#[test]
+fn the_numpy_module_refuses_hostile_files_cleanly() {
+    let d = tmp("numpy-fuzz");
+    let x = d.join("x.npy");
+    std::fs::write(&x, npy_bytes(&measurements(200, 8))).unwrap();
+    for aux in ["0", "2"] {
+        let out = d.join(format!("b{aux}"));
+        ok(&train_args(&format!("npy:{}", x.display()), out.to_str().unwrap(), aux));
+        let o = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_mflow_np.py"))
+            .args([out.join("model.safetensors").to_str().unwrap(), x.to_str().unwrap(), "--cases", "300"])
+            .output()
+            .expect("python3 is needed for the numpy module's test (tools/test.sh installs numpy)");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "B = {aux}:\n{text}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(text.contains(" passed, 0 failed"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

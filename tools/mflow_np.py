@@ -18,39 +18,105 @@ inputs are the flow's own x (or the data's units for standardised tabular models
 """
 import argparse
 import json
+import os
+import stat
 import struct
 import sys
+import warnings
 
 import numpy as np
 
 GAMMA = 1e-6
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+# Bounds checked before anything is allocated (the CLI's own: docs/checkpoint.md).
+MAX_HEADER = 100 << 20
+MAX_DIM = 1 << 16
+MAX_ROWS = 1 << 26
+MAX_CELLS = 1 << 28  # values of one work array (samples x rows, rows x Q)
+
+
+class Refused(ValueError):
+    """A file or argument mflow_np will not use; the message names it and the bound."""
+
+
+def _regular(path):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise Refused("%s: %s" % (path, e.strerror or e))
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused("%s: not a regular file" % path)
+    return st.st_size
 
 
 def read_safetensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
+    size = _regular(path)
+    if size < 8:
+        raise Refused("%s: %d bytes, too short for a safetensors file" % (path, size))
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        if n > min(MAX_HEADER, size - 8):
+            raise Refused("%s: header of %d bytes in a %d-byte file (damaged or not safetensors)" % (path, n, size))
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise Refused("%s: unreadable header (%s)" % (path, e))
+        body = f.read()
+    if not isinstance(header, dict):
+        raise Refused("%s: the header is not a JSON object" % path)
     meta = header.pop("__metadata__", {}) or {}
-    body = raw[8 + n:]
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise Refused("%s: __metadata__ must map names to strings" % path)
     dtypes = {"F32": np.float32, "U32": np.uint32, "F64": np.float64}
     tensors = {}
     for name, info in header.items():
-        a, b = info["data_offsets"]
-        tensors[name] = np.frombuffer(body[a:b], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        try:
+            dtype = np.dtype(dtypes[info["dtype"]])
+            shape = [int(x) for x in info["shape"]]
+            a, b = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise Refused("%s: tensor %r: needs dtype F32/U32/F64, shape and data_offsets" % (path, name))
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        if any(x < 0 for x in shape) or not 0 <= a <= b <= len(body) or b - a != count * dtype.itemsize:
+            raise Refused("%s: tensor %r: shape %s and offsets [%d, %d] do not fit the %d-byte body"
+                          % (path, name, shape, a, b, len(body)))
+        tensors[name] = np.frombuffer(body[a:b], dtype=dtype).reshape(shape)
     return tensors, meta
 
 
-class Model:
-    def __init__(self, tensors, meta):
-        if meta.get("format") != "mflow-flow-1":
-            raise ValueError("not an mflow checkpoint (format %r)" % meta.get("format"))
+def _config(path, meta):
+    try:
         c = json.loads(meta["config"])
-        self.d, self.b, self.blocks, self.depth = c["d"], c["b"], c["blocks"], c["depth"]
+        d, b, blocks, depth, hidden = (int(c[k]) for k in ("d", "b", "blocks", "depth", "hidden"))
+    except (KeyError, TypeError, ValueError):
+        raise Refused("%s: metadata 'config' must hold d, b, blocks, depth and hidden" % path)
+    if not (1 <= d and 0 <= b and 2 <= d + b <= MAX_DIM and 1 <= blocks <= 1024 and 0 <= depth <= 64
+            and 1 <= hidden <= MAX_DIM):
+        raise Refused("%s: config d=%d b=%d blocks=%d depth=%d hidden=%d is out of bounds (1 <= d, "
+                      "2 <= d + b <= %d, 1 <= blocks <= 1024, depth <= 64, 1 <= hidden <= %d)"
+                      % (path, d, b, blocks, depth, hidden, MAX_DIM, MAX_DIM))
+    return d, b, blocks, depth, hidden
+
+
+class Model:
+    def __init__(self, tensors, meta, path="the model"):
+        if meta.get("format") != "mflow-flow-1":
+            raise Refused("%s: not an mflow checkpoint (format %r)" % (path, meta.get("format")))
+        self.d, self.b, self.blocks, self.depth, self.hidden = _config(path, meta)
         self.q = self.d + self.b
         self.h = self.q // 2
         self.t = {k: v.astype(np.float64) if v.dtype != np.uint32 else v for k, v in tensors.items()}
-        self.standardize = json.loads(meta["standardize"]) if "standardize" in meta else None
+        self.standardize = None
+        if "standardize" in meta:
+            try:
+                st = json.loads(meta["standardize"])
+                mean, std = np.array(st["mean"], dtype=np.float64), np.array(st["std"], dtype=np.float64)
+            except (KeyError, TypeError, ValueError):
+                raise Refused("%s: unreadable standardisation" % path)
+            if mean.shape != (self.d,) or std.shape != (self.d,) or not (np.isfinite(mean).all()
+                                                                         and np.isfinite(std).all() and (std > 0).all()):
+                raise Refused("%s: the standardisation does not fit the model (D = %d)" % (path, self.d))
+            self.standardize = {"mean": mean, "std": std}
         # The layer list of MODEL.md: ActNorm, then L blocks of (coupling, reverse, coupling),
         # each but the last followed by (shuffle, actnorm).
         layers = [("actnorm", 0)]
@@ -63,6 +129,34 @@ class Model:
                 sh += 1
                 an += 1
         self.layers = layers
+        self._check_tensors(path)
+
+    def _check_tensors(self, path):
+        """Every tensor the layers use is there, shaped as docs/checkpoint.md says, finite."""
+        q, h = self.q, self.h
+        need = {}
+        for kind, i in self.layers:
+            if kind == "actnorm":
+                need["an%d.beta" % i] = (q,)
+                need["an%d.a" % i] = (q,)
+            elif kind == "coupling":
+                fan_in = h
+                for k in range(self.depth + 1):
+                    fan_out = 2 * (q - h) if k == self.depth else self.hidden
+                    need["cp%d.W%d" % (i, k)] = (fan_in, fan_out)
+                    need["cp%d.b%d" % (i, k)] = (fan_out,)
+                    fan_in = fan_out
+            elif kind == "shuffle":
+                need["perm%d" % i] = (q,)
+        for name, shape in need.items():
+            t = self.t.get(name)
+            if t is None or tuple(t.shape) != tuple(shape) or min(shape) < 1:
+                raise Refused("%s: tensor %s is %s, the model needs %s" % (path, name, None if t is None else tuple(t.shape), shape))
+            if name.startswith("perm"):
+                if t.dtype != np.uint32 or sorted(t.tolist()) != list(range(q)):
+                    raise Refused("%s: %s is not a permutation of 0..%d" % (path, name, q - 1))
+            elif not np.isfinite(t).all():
+                raise Refused("%s: tensor %s holds non-finite values (a diverged model?)" % (path, name))
 
     # -- layers, data -> latent -------------------------------------------------------
     def _conditioner(self, i, ya):
@@ -114,19 +208,29 @@ class Model:
         return (-0.5 * u ** 2 - HALF_LOG_2PI).sum(axis=1) + logdet
 
     # -- the data's units ---------------------------------------------------------------
-    def _to_model(self, x):
+    def _to_model(self, x, what="x"):
         x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.d:
-            raise ValueError("x must be (N, %d), got %s" % (self.d, x.shape))
+        if x.ndim != 2 or x.shape[1] != self.d or len(x) == 0:
+            raise Refused("%s: must be (N, %d) with N >= 1, got %s" % (what, self.d, x.shape))
+        if not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise Refused("%s: row %d, column %d is %s" % (what, bad[0], bad[1], x[bad[0], bad[1]]))
+        big = np.abs(x) > np.finfo(np.float32).max
+        if big.any():
+            bad = np.argwhere(big)[0]
+            raise Refused("%s: row %d, column %d is %g, beyond float32's range in which mflow computes"
+                          % (what, bad[0], bad[1], x[bad[0], bad[1]]))
         if self.standardize is None:
             return x, 0.0
         mean, std = np.array(self.standardize["mean"]), np.array(self.standardize["std"])
         return (x - mean) / std, -np.log(std).sum()
 
-    def log_likelihood(self, x, samples=100, seed=0):
+    def log_likelihood(self, x, samples=100, seed=0, what="x"):
         """log p(x) per row (nats, data units): exact for B = 0, else the S-sample importance
         estimate logsumexp_s [log p_T(x, eps_s) - log N(eps_s)] - log S."""
-        z, jac = self._to_model(x)
+        z, jac = self._to_model(x, what)
+        if not 1 <= samples or samples * len(z) > MAX_CELLS:
+            raise Refused("--samples %d: between 1 and %d for %d points" % (samples, MAX_CELLS // len(z), len(z)))
         if self.b == 0:
             return self.log_pt(z) + jac
         rng = np.random.default_rng(seed)
@@ -140,6 +244,10 @@ class Model:
 
     def sample(self, n, temperature=1.0, seed=0):
         """n samples of x in the data's units: u ~ N(0, T^2 I_Q), y = f^-1(u), first D."""
+        if not 1 <= n <= MAX_CELLS // self.q:
+            raise Refused("--n %d: between 1 and %d samples of this model" % (n, MAX_CELLS // self.q))
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise Refused("--temperature %s: must be a positive finite number" % temperature)
         rng = np.random.default_rng(seed)
         x = self.inverse(temperature * rng.standard_normal((n, self.q)))[:, :self.d]
         if self.standardize is not None:
@@ -148,29 +256,85 @@ class Model:
 
 
 def load(path):
-    return Model(*read_safetensors(path))
+    return Model(*read_safetensors(path), path=path)
+
+
+def _read_npy(path, size):
+    """An N x D float array, its header checked against the file's size before reading."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise Refused("%s: NPY version %d.%d (mflow reads 1, 2 and 3)" % (path, *version))
+        except Refused:
+            raise
+        except Exception as e:
+            raise Refused("%s: not a readable NPY file (%s)" % (path, e))
+        if dtype.kind != "f" or dtype.hasobject:
+            raise Refused("%s: dtype %s; mflow reads float32 or float64 arrays" % (path, dtype))
+        if len(shape) != 2:
+            raise Refused("%s: shape %s; mflow reads N x D arrays" % (path, shape))
+        count = int(np.prod(shape, dtype=object))
+        if shape[0] > MAX_ROWS or shape[1] > MAX_DIM or count * dtype.itemsize != size - f.tell():
+            raise Refused("%s: the header says %s %s (%d bytes) but the file holds %d bytes after it "
+                          "(at most %d rows of %d columns)" % (path, shape, dtype, count * dtype.itemsize,
+                                                               size - f.tell(), MAX_ROWS, MAX_DIM))
+        a = np.fromfile(f, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+    return a
 
 
 def _read_array(path):
-    if path.endswith(".npy"):
-        return np.load(path)
-    return np.loadtxt(path, delimiter=",", skiprows=0 if _numeric_first_line(path) else 1, ndmin=2)
-
-
-def _numeric_first_line(path):
-    with open(path) as f:
+    size = _regular(path)
+    if path.lower().endswith(".npy"):
+        return _read_npy(path, size)
+    if not path.lower().endswith(".csv"):
+        raise Refused("%s: the extension says the format: .npy or .csv" % path)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            first = f.readline()
         try:
-            [float(c) for c in f.readline().split(",")]
-            return True
+            [float(c) for c in first.split(",")]
+            skip = 0
         except ValueError:
-            return False
+            skip = 1
+        a = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Refused("%s: %s" % (path, e))
+    if a.size == 0:
+        raise Refused("%s: no data rows" % path)
+    return a
+
+
+def _check_out(out, inputs):
+    """An output is never a file the command reads (compared by identity) and says its format."""
+    if not out.lower().endswith((".npy", ".csv")):
+        raise Refused("--out %s: the extension says the format: .npy or .csv" % out)
+    for what, path in inputs:
+        try:
+            same = os.path.samefile(out, path)
+        except OSError:
+            same = False
+        if same:
+            raise Refused("--out %s: is %s (%s), which this command reads; choose another file" % (out, what, path))
 
 
 def _write(path, a):
-    if path.endswith(".npy"):
-        np.save(path, a)
-    else:
-        np.savetxt(path, a, delimiter=",")
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        if path.lower().endswith(".npy"):
+            with open(tmp, "wb") as f:
+                np.save(f, a)
+        else:
+            np.savetxt(tmp, a, delimiter=",")
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise Refused("--out %s: %s" % (path, e.strerror or e))
 
 
 def main(argv):
@@ -189,16 +353,42 @@ def main(argv):
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    try:
+        # Overflow in hostile inputs is caught as a non-finite result and refused, naming the
+        # file; numpy's warnings would only repeat it without the name.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run(a)
+    except Refused as e:
+        print("error: %s" % e, file=sys.stderr)
+        sys.exit(1)
+    except MemoryError:
+        print("error: out of memory (lower --samples, --n or the data's size)", file=sys.stderr)
+        sys.exit(1)
+
+
+def run(a):
+    inputs = [("--model", a.model)] + ([("--data", a.data)] if a.cmd == "eval" else [])
+    if a.out:
+        _check_out(a.out, inputs)
     m = load(a.model)
     if a.cmd == "eval":
-        ll = m.log_likelihood(_read_array(a.data), a.samples, a.seed)
-        se = ll.std(ddof=1) / np.sqrt(len(ll)) if len(ll) > 1 else float("nan")
+        ll = m.log_likelihood(_read_array(a.data), a.samples, a.seed, what=a.data)
+        if not np.isfinite(ll).all():
+            bad = np.flatnonzero(~np.isfinite(ll))
+            raise Refused("%s: log p(x) is not finite for %d of %d points (first: row %d); the model may have "
+                          "diverged" % (a.model, len(bad), len(ll), bad[0]))
+        scale = max(1.0, float(np.abs(ll).max()))  # std of huge values without overflow
+        se = (ll / scale).std(ddof=1) * scale / np.sqrt(len(ll)) if len(ll) > 1 else None
         print(json.dumps({"points": len(ll), "samples": a.samples if m.b else 1, "exact": m.b == 0,
-                          "seed": a.seed, "ll": float(ll.mean()), "ll_se": float(se), "units": "nats"}))
+                          "seed": a.seed, "ll": float(ll.mean()), "ll_se": se, "units": "nats"}))
         if a.out:
             _write(a.out, ll)
     else:
-        _write(a.out, m.sample(a.n, a.temperature, a.seed))
+        x = m.sample(a.n, a.temperature, a.seed)
+        if not np.isfinite(x).all():
+            raise Refused("%s: the samples are not finite; the model may have diverged" % a.model)
+        _write(a.out, x)
 
 
 if __name__ == "__main__":

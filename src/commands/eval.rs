@@ -2,7 +2,7 @@
 
 use super::{at_least_one, Context};
 use crate::data::images::Mode;
-use crate::data::Split;
+use crate::data::{DataSpec, Split};
 use crate::interrupt;
 use crate::output::Kind;
 use crate::tune::{self, Need};
@@ -50,13 +50,15 @@ pub fn eval(ctx: &Context, args: EvalArgs) -> Result<()> {
         "test" => Split::Test,
         other => anyhow::bail!("--split {other:?}: expected train, validation or test"),
     };
-    if let Some(p) = &per_point {
-        crate::output::check("--per-point", p, &[Kind::Npy, Kind::Csv], &[&model])?;
-        if samples.len() > 1 {
-            anyhow::bail!("--per-point writes one S: give --samples a single value");
-        }
+    if per_point.is_some() && samples.len() > 1 {
+        anyhow::bail!("--per-point writes one S: give --samples a single value");
     }
     let trained = crate::run::load_model(&model)?;
+    let given = data.as_deref().map(DataSpec::parse).transpose()?;
+    if let Some(p) = &per_point {
+        let inputs = crate::run::evaluate::model_inputs(&model, &trained, given.as_ref());
+        crate::output::check("--per-point", p, &[Kind::Npy, Kind::Csv], &inputs)?;
+    }
     let data = crate::run::model_data(&trained, data.as_deref(), preprocess)?;
     let gpu = ctx.open_gpu()?;
     interrupt::install()?;

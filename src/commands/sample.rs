@@ -2,7 +2,8 @@
 //! density beside), or raw values in the data's units.
 
 use super::{at_least_one, positive_f32, Context};
-use crate::output::Kind;
+use crate::data::DataSpec;
+use crate::output::{Kind, Output};
 use crate::tune::{self, Need};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -40,11 +41,14 @@ pub struct SampleArgs {
 /// Draws `args.n` samples and writes them where `args.out` says.
 pub fn sample(ctx: &Context, args: SampleArgs) -> Result<()> {
     let SampleArgs { model, n, temperature, out, data, no_real, density, density_samples, seed } = args;
-    let kind = crate::output::check("--out", &out, &[Kind::Png, Kind::Npy, Kind::Csv], &[&model])?;
-    if let Some(d) = &density {
-        crate::output::check("--density", d, &[Kind::Png], &[&model, &out])?;
-    }
     let trained = crate::run::load_model(&model)?;
+    let given = data.as_deref().map(DataSpec::parse).transpose()?;
+    let mut outputs = vec![Output { flag: "--out", path: &out, kinds: &[Kind::Png, Kind::Npy, Kind::Csv] }];
+    if let Some(d) = &density {
+        outputs.push(Output { flag: "--density", path: d, kinds: &[Kind::Png] });
+    }
+    let inputs = crate::run::evaluate::model_inputs(&model, &trained, given.as_ref());
+    let kind = crate::output::check_all(&outputs, &inputs)?[0];
     let flow = &trained.flow;
     let data = crate::run::model_data(&trained, data.as_deref(), None)?;
     if density.is_some() && flow.config.d != 2 {
@@ -58,6 +62,14 @@ pub fn sample(ctx: &Context, args: SampleArgs) -> Result<()> {
         );
     }
     let gpu = ctx.open_gpu()?;
+    if density.is_some() {
+        let most = crate::eval::max_samples(&gpu, &flow.config);
+        if density_samples > most {
+            anyhow::bail!(
+                "--density-samples {density_samples}: at most {most} importance samples per point fit one pass of this model on this adapter"
+            );
+        }
+    }
     let kernels = tune::kernels(&gpu, ctx.tuning, &[Need::Inference(flow.config.clone())])?;
     let samples = crate::sample::sample(&gpu, flow, n, temperature, seed, &kernels)?;
     let title = match &trained.run {

@@ -139,6 +139,17 @@ impl TrainArgs {
                 t.fractions = [a, b, c];
             }
             t.standardize = !self.no_standardize;
+            for (flag, set) in [
+                ("--train-size", self.schedule.train_size.is_some()),
+                ("--validation-size", self.validation_size.is_some()),
+                ("--test-size", self.schedule.test_size.is_some()),
+            ] {
+                if set {
+                    anyhow::bail!(
+                        "{flag} applies to synthetic data; --data {text} is split by --split-fractions (or name the split files)"
+                    );
+                }
+            }
         } else if self.split_fractions.is_some() || self.no_standardize {
             anyhow::bail!("--split-fractions and --no-standardize apply to npy: and csv: data only");
         }

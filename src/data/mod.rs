@@ -176,6 +176,10 @@ pub struct TabularSpec {
     pub fractions: [f64; 3],
     /// Standardise columns with the training split's mean and std (`--no-standardize`).
     pub standardize: bool,
+    /// A hash of the files' contents when a run was trained on them (`content_hash`): a run
+    /// resumed on changed data continues a different run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
 }
 
 /// The default `--split-fractions`.
@@ -256,6 +260,7 @@ impl DataSpec {
                     header: None,
                     fractions: SPLIT_FRACTIONS,
                     standardize: true,
+                    content: None,
                 };
                 for item in rest.split(',').filter(|s| !s.is_empty()) {
                     match item.split_once('=') {
@@ -296,6 +301,33 @@ impl DataSpec {
                 "--data {spec:?}: unknown dataset {kind:?} (gauss, moons, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, digits, npy:PATH, csv:PATH)"
             ),
         })
+    }
+
+    /// The array files this data is read from (your own npy/csv data), so that a command
+    /// can tell its outputs from its inputs.
+    pub fn files(&self) -> Vec<&std::path::Path> {
+        match self {
+            DataSpec::Tabular(t) => {
+                [&t.path, &t.train, &t.validation, &t.test].into_iter().flatten().map(|p| p.as_path()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// FNV-1a over the bytes of every file the data is read from (your own arrays), in the
+    /// spec's order; `None` for data mflow generates or ships.
+    pub fn content_hash(&self) -> anyhow::Result<Option<String>> {
+        let files = self.files();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut h = 0xcbf29ce484222325u64;
+        for f in files {
+            for b in crate::checkpoint::read_regular(f)?.iter().chain(&[0xff]) {
+                h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+            }
+        }
+        Ok(Some(format!("{h:016x}")))
     }
 
     /// The spec's own bounds (a bad one is refused before anything is generated or read).
@@ -451,7 +483,11 @@ pub fn tabular_dataset(
     let standardize = match (fitted, t.standardize) {
         (Some(s), _) => Some(s.clone()),
         (None, true) => Some(tabular::Standardize::fit(&train, &spec.describe())?),
-        (None, false) => None,
+        (None, false) => {
+            // A constant column is refused either way: ActNorm would divide by its zero spread.
+            tabular::Standardize::fit(&train, &spec.describe())?;
+            None
+        }
     };
     if let Some(s) = &standardize {
         if s.mean.len() != dim {

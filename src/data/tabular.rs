@@ -116,12 +116,18 @@ fn check_finite(t: &Table, what: &str, first_row: usize) -> Result<()> {
 /// NPY: magic, version 1–3, a header dict with descr '<f4' or '<f8', fortran_order False
 /// and a shape of (N, D); the data follows.
 pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+    if !bytes.starts_with(b"\x93NUMPY") {
         bail!("{what}: not an NPY file (bad magic)");
+    }
+    if bytes.len() < 10 {
+        bail!("{what}: truncated NPY file ({} bytes, shorter than its header)", bytes.len());
     }
     let (len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize, 12),
+        2 | 3 => {
+            bail!("{what}: truncated NPY file ({} bytes, shorter than a version {} header)", bytes.len(), bytes[6])
+        }
         v => bail!("{what}: NPY version {v} is not supported (1, 2 or 3)"),
     };
     let header =
@@ -167,7 +173,18 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
     let values: Vec<f32> = if size == 4 {
         data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
     } else {
-        data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
+        let wide: Vec<f64> = data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+        // A finite float64 beyond float32's range would read as inf: say so, naming the cell.
+        if let Some(k) = wide.iter().position(|v| v.is_finite() && (*v as f32).is_infinite()) {
+            bail!(
+                "{what}: row {}, column {} is {:e}, beyond float32's range (±{:e}) in which mflow computes",
+                k / d,
+                k % d + 1,
+                wide[k],
+                f32::MAX
+            );
+        }
+        wide.into_iter().map(|v| v as f32).collect()
     };
     let t = Table::new(d, values);
     check_finite(&t, what, 0)?;
@@ -178,7 +195,18 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
 /// (unless `header` says). Rows are reported by their line in the file.
 pub fn parse_csv(bytes: &[u8], what: &str, header: Option<bool>) -> Result<Table> {
     let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what}: not UTF-8 text"))?;
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).peekable();
+    // A byte-order mark (spreadsheets write one) is not part of the first cell.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Lines end in \n, \r\n, or a lone \r (classic Mac OS, some exports).
+    let mut lines = text
+        .split(['\n', '\r'])
+        .scan(0usize, |line, l| {
+            *line += 1;
+            Some((*line - 1, l))
+        })
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    let crlf = text.contains("\r\n");
     let first_is_header = match (header, lines.peek()) {
         (Some(h), _) => h,
         (None, Some((_, l))) => l.split(',').any(|c| c.trim().parse::<f64>().is_err()),
@@ -189,6 +217,8 @@ pub fn parse_csv(bytes: &[u8], what: &str, header: Option<bool>) -> Result<Table
     }
     let (mut data, mut dim) = (Vec::new(), None);
     for (i, line) in lines {
+        // \r\n splits into a line and an empty one: count lines as the file has them.
+        let i = if crlf { i / 2 } else { i };
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let d = *dim.get_or_insert(cells.len());
         if cells.len() != d {
@@ -201,8 +231,22 @@ pub fn parse_csv(bytes: &[u8], what: &str, header: Option<bool>) -> Result<Table
             if !v.is_finite() {
                 bail!("{what}: line {}, column {} is {c} (values must be finite)", i + 1, j + 1);
             }
+            if (v as f32).is_infinite() {
+                bail!(
+                    "{what}: line {}, column {} is {c}, beyond float32's range (±{:e}) in which mflow computes",
+                    i + 1,
+                    j + 1,
+                    f32::MAX
+                );
+            }
             data.push(v as f32);
         }
+    }
+    if dim.is_none() {
+        bail!(
+            "{what}: no data rows ({}); mflow needs rows of numbers separated by commas",
+            if first_is_header { "only a header row" } else { "the file is empty" }
+        );
     }
     Ok(Table::new(dim.unwrap_or(0), data))
 }
@@ -276,6 +320,13 @@ pub fn split_by_fractions(t: &Table, fractions: [f64; 3], seed: u64, what: &str)
         if k == 0 {
             bail!("{what}: {n} rows give the {name} split none (fraction {f}); use more rows or another --split-fractions");
         }
+    }
+    // One training row has no spread to standardise by or to learn from.
+    if n_train < 2 {
+        bail!(
+            "{what}: {n} rows give the training split {n_train} (fraction {}); it needs at least 2: use more rows or another --split-fractions",
+            fractions[0]
+        );
     }
     let take = |range: std::ops::Range<usize>| {
         let mut out = Table::new(t.dim, Vec::with_capacity(range.len() * t.dim));

@@ -133,6 +133,10 @@ pub struct Class {
     pub size: Size,
 }
 
+/// The most rows (m) one GEMM takes: 65535 workgroups of the smallest row tile (32). Batches,
+/// evaluation passes and sample counts are bounded by it before anything is built.
+pub const MAX_ROWS: usize = 65535 * 32;
+
 /// Every class, each with the shape (m, k, n) the tuner times it on.
 pub const CLASSES: [(Class, (usize, usize, usize)); 9] = [
     (Class { op: Op::Nn, size: Size::Tiny }, (64, 128, 128)),

@@ -56,6 +56,8 @@ impl RunConfig {
             DataSpec::Gauss { .. } => (256, 1e-3, None, 1024, 128),
             DataSpec::Moons { .. } => (64, 1e-3, None, 1024, 128),
             DataSpec::Cifar10 { .. } => (32, 5e-4, Some(0.6), 16, 1024),
+            // Your own arrays: the images' schedule, with the tabular width (MODEL.md's 128).
+            DataSpec::Tabular(_) => (32, 5e-4, Some(0.6), 10, 128),
             _ => (32, 5e-4, Some(0.6), 10, 1024),
         };
         let d = match &data {
@@ -226,6 +228,13 @@ impl RunConfig {
             }
         };
         cmp("data", self.data.describe(), other.data.describe());
+        if let (DataSpec::Tabular(a), DataSpec::Tabular(b)) = (&self.data, &other.data) {
+            cmp("split fractions", format!("{:?}", a.fractions), format!("{:?}", b.fractions));
+            cmp("standardised", a.standardize.to_string(), b.standardize.to_string());
+            if let (Some(x), Some(y)) = (&a.content, &b.content) {
+                cmp("data content (hash of the files)", x.clone(), y.clone());
+            }
+        }
         cmp("preprocess", format!("{:?}", self.preprocess), format!("{:?}", other.preprocess));
         cmp("data seed", self.data_seed.to_string(), other.data_seed.to_string());
         cmp("train size", self.sizes.train.to_string(), other.sizes.train.to_string());

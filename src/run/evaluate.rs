@@ -10,6 +10,7 @@ use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
 use crate::gpu_flow::Kernels;
 use crate::model::Flow;
+use crate::output::Input;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use std::path::Path;
@@ -88,12 +89,16 @@ pub struct Model {
 pub fn load_model(path: &Path) -> Result<Model> {
     let (flow, state) = checkpoint::load(path, None)?;
     let extra = |key: &str| state.as_ref().and_then(|s| s.extra.get(key));
-    let run = match extra("run") {
+    let run: Option<RunConfig> = match extra("run") {
         Some(json) => Some(
             serde_json::from_str(json).with_context(|| format!("{}: unreadable run configuration", path.display()))?,
         ),
         None => None,
     };
+    // The recorded run is input like any flag: its sizes are checked before anything is read.
+    if let Some(r) = &run {
+        r.validate().with_context(|| format!("{}: the run configuration recorded in it", path.display()))?;
+    }
     let standardize: Option<Standardize> = match extra("standardize") {
         Some(json) => Some(
             serde_json::from_str(json).with_context(|| format!("{}: unreadable standardisation", path.display()))?,
@@ -109,6 +114,20 @@ pub fn load_model(path: &Path) -> Result<Model> {
         }
     }
     Ok(Model { flow, run, standardize })
+}
+
+/// What a command reading `model` (at `path`) reads besides: the data given (`--data`),
+/// else the data the model was trained on, which the command then reads.
+pub fn model_inputs<'a>(path: &'a Path, model: &'a Model, given: Option<&'a DataSpec>) -> Vec<Input<'a>> {
+    let mut inputs: Vec<Input> = vec![("--model".to_string(), path)];
+    match (given, &model.run) {
+        (Some(spec), _) => inputs.extend(spec.files().into_iter().map(|p| ("--data".to_string(), p))),
+        (None, Some(run)) => inputs.extend(
+            run.data.files().into_iter().map(|p| ("the data the model was trained on (recorded in it)".to_string(), p)),
+        ),
+        (None, None) => {}
+    }
+    inputs
 }
 
 /// The dataset a model is evaluated or sampled against: `spec` when given, else the one it
@@ -151,16 +170,41 @@ pub fn model_data(model: &Model, spec: Option<&str>, mode: Option<Mode>) -> Resu
                         standardize: model.standardize.clone(),
                     }
                 }
-                _ => crate::data::tabular_dataset(&cfg.data, t, cfg.data_seed, model.standardize.as_ref())?,
+                _ => crate::data::tabular_dataset(&cfg.data, t, cfg.data_seed, model.standardize.as_ref())
+                    .with_context(|| recorded(spec))?,
             }
         }
-        _ => cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?,
+        _ => {
+            let mut data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess).with_context(|| recorded(spec))?;
+            // A model trained on standardised data sees any data through its standardisation.
+            if let Some(s) = &model.standardize {
+                if data.image.is_some() || s.mean.len() != data.train.dim.max(data.test.dim) {
+                    bail!("{} does not fit a model trained on standardised {}-column data", data.spec, s.mean.len());
+                }
+                let mut train = (*data.train).clone();
+                for t in [&mut train, &mut data.validation, &mut data.test] {
+                    s.apply(t);
+                }
+                data.train = train.into();
+                data.standardize = Some(s.clone());
+                data.truth = None; // the truth is a density in the data's units, not the model's
+            }
+            data
+        }
     };
     let dim = data.train.dim.max(data.test.dim);
     if dim != flow.config.d {
         bail!("{} has {dim} dimensions per point but the model has D = {}", data.spec, flow.config.d);
     }
     Ok(data)
+}
+
+/// Where the data came from, for errors: given with --data, or recorded in the checkpoint.
+fn recorded(spec: Option<&str>) -> String {
+    match spec {
+        Some(s) => format!("--data {s}"),
+        None => "the data the model was trained on, as recorded in it (pass --data to use other data)".into(),
+    }
 }
 
 fn check_columns(t: &Table, s: &Standardize, path: &Path) -> Result<()> {

@@ -82,10 +82,13 @@ impl RunFolder {
                 return Err(e).with_context(|| format!("locking {}", path.display()));
             }
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
-        file.flush()?;
+        (|| {
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            file.flush()
+        })()
+        .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self { dir: dir.to_path_buf(), _lock: file, created })
     }
 

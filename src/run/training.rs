@@ -9,7 +9,7 @@ use super::finish::{finish, Summary, Trained};
 use super::folder::{MetricsLog, RunFolder};
 use super::schedule::{batch_stream, Schedule};
 use crate::checkpoint::{self, TrainState};
-use crate::data::Dataset;
+use crate::data::{DataSpec, Dataset};
 use crate::gpu::Gpu;
 use crate::gpu_flow::{Footprint, Kernels, Mode as FlowMode};
 use crate::interrupt::{self, Interrupted};
@@ -78,6 +78,11 @@ impl Member {
         let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
         let mut cfg = cfg.clone();
         cfg.flow.d = data.train.dim;
+        // What identifies your own arrays is recorded, and compared on resume.
+        let content = cfg.data.content_hash()?;
+        if let DataSpec::Tabular(t) = &mut cfg.data {
+            t.content = content;
+        }
         cfg.check_device(gpu, 1)?;
         let total = total_steps(&cfg, data.train.rows())?;
         let existing = folder.existing();
@@ -401,6 +406,11 @@ impl<'a> Group<'a> {
         let dmax = self.members.iter().map(|m| m.flow.config.d).max().unwrap_or(0);
         let mut x = vec![0f32; self.members.len() * batch * dmax];
         let mut checkpoint_secs = 0.0;
+        if first == total {
+            // Resumed at its last step: nothing to train, but the folder gets the model its
+            // summary names (it may be another folder than the checkpoint's).
+            self.checkpoint()?;
+        }
         for step in first + 1..=total {
             if let Some(signal) = interrupt::requested() {
                 let epoch = (step.saturating_sub(2) / spe) as usize;
