@@ -154,7 +154,7 @@ pub fn bench_train(
     for ((mode, trainer), t) in modes.iter().zip(&trainers).zip(times) {
         let step = median(t);
         // A step's conditioner GEMMs: the forward, then dX and dW of each (3x the forward).
-        let gflops = 3.0 * conditioner_flops(&config) * batch as f64 / step / 1e9;
+        let gflops = 3.0 * config.conditioner_flops() * batch as f64 / step / 1e9;
         let path = if *mode == Mode::Training { "fused" } else { "GEMMs" };
         let mark = if *mode == tuned { "*" } else { " " };
         let mut line = format!(
@@ -187,19 +187,6 @@ pub fn bench_train(
         record(rec);
     }
     Ok(())
-}
-
-/// FLOPs of one flow evaluation's conditioner GEMMs (per row): 2·fan_in·fan_out per linear.
-pub fn conditioner_flops(config: &crate::model::FlowConfig) -> f64 {
-    let (q, h, hid) = (config.q(), config.h(), config.hidden);
-    let mut fan_in = h;
-    let mut per = 0.0;
-    for k in 0..=config.depth {
-        let fan_out = if k == config.depth { 2 * (q - h) } else { hid };
-        per += 2.0 * (fan_in * fan_out) as f64;
-        fan_in = fan_out;
-    }
-    per * 2.0 * config.blocks as f64
 }
 
 /// The S-sample estimator's throughput: flow evaluations/s (points × S), their effective
@@ -258,7 +245,7 @@ pub fn bench_eval(
     for (i, name) in names.iter().enumerate() {
         let secs = median(times[i].clone());
         let evals = (points * fused.s) as f64 / secs;
-        let eff = evals * conditioner_flops(&config) / 1e9;
+        let eff = evals * config.conditioner_flops() / 1e9;
         println!(
             "  {name:<52} {secs:>6.2} s  {evals:>9.0} flow evaluations/s  {eff:>6.2} GFLOP/s effective  ({:.0}% of the GEMM rate)",
             100.0 * eff / gemm

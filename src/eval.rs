@@ -55,6 +55,10 @@ struct Pending {
     rx: std::sync::mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
 }
 
+/// The conditioner work of one evaluation chunk, at most: about a second on lavapipe, still
+/// milliseconds of a GPU's time.
+pub const MAX_CHUNK_FLOPS: f64 = (1u64 << 34) as f64;
+
 /// Rows per evaluation pass: as many as the largest buffer allows, capped to keep memory modest.
 pub fn max_rows(gpu: &Gpu, config: &FlowConfig) -> usize {
     let (q, h) = (config.q(), config.h());
@@ -97,7 +101,10 @@ impl Evaluator {
         if s > most {
             bail!("--samples {s}: at most {most} importance samples per point fit one evaluation pass of this model on this adapter");
         }
-        let most = (max_rows(gpu, &flow.config) / s).clamp(1, 4096);
+        // A chunk is also bounded in work, so that a signal is answered between chunks within
+        // seconds even on a CPU adapter (an H = 1024 chunk of 65536 rows took minutes).
+        let by_work = (MAX_CHUNK_FLOPS / (flow.config.conditioner_flops() * s as f64)) as usize;
+        let most = (max_rows(gpu, &flow.config) / s).min(by_work).clamp(1, 4096);
         // Equal chunks: 2000 points in chunks of at most 655 run as 4 chunks of 500, not three
         // full ones and a 35-point one that still computes every row.
         let wanted = max_points.max(1);

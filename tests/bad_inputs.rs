@@ -678,3 +678,38 @@ fn messages_name_the_path_and_where_it_came_from() {
     assert_unchanged(files);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_signal_during_a_slow_final_evaluation_stops_between_chunks() {
+    let d = tmp("eval-signal");
+    // H = 1024: one evaluation chunk of the old size (65536 rows) took tens of seconds here.
+    let out = d.join("run");
+    let mut args = tiny(&out, 1);
+    let at = args.iter().position(|a| a == "--hidden").unwrap();
+    args[at + 1] = "1024".into();
+    let at = args.iter().position(|a| a == "--samples").unwrap();
+    args[at + 1] = "16".into();
+    let at = args.iter().position(|a| a == "--test-size").unwrap();
+    args[at + 1] = "10000".into();
+    let mut child = command(&refs(&args)).spawn().unwrap();
+    // The last step's checkpoint is written just before the final evaluation starts.
+    wait_for(&out.join("model.safetensors"), &mut child, 300);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the evaluation ended before the signal");
+    signal(&child, "-TERM");
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(sent.elapsed() < Duration::from_secs(20), "still evaluating 20 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = sent.elapsed();
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(143), "{e}");
+    assert!(e.contains("during evaluation") && e.contains("--resume"), "{e}");
+    assert!(took < Duration::from_secs(8), "SIGTERM answered after {took:?}");
+    // The trained model is kept, and no summary claims a finished run.
+    assert!(checkpoint::load(&out.join("model.safetensors"), None).is_ok());
+    assert!(!out.join("summary.json").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -193,7 +193,8 @@ impl GpuFlow {
         assert!(flows.iter().all(|f| same_shape(flow, f)), "flows of one GpuFlow must share their shape");
         let models = flows.len();
         let (q, ps) = (flow.config.q(), flow.params.len());
-        let s = Shape { gemms: gemms.into(), n, q, models, ps };
+        let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+        let s = Shape { gemms: gemms.into(), n, q, models, ps, binding };
         let training = mode.training();
         let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
         let params = storage_init(gpu, "params", &all_params);

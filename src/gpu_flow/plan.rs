@@ -26,6 +26,8 @@ pub(super) struct Shape {
     pub models: usize,
     /// Parameters per model.
     pub ps: usize,
+    /// The largest buffer one binding takes, in bytes.
+    pub binding: u64,
 }
 
 impl Shape {
@@ -230,9 +232,14 @@ impl<'a> Build<'a> {
 
 /// Whether a coupling runs as fused.wgsl's dispatches (else GEMMs + coupling.wgsl): the
 /// mode fuses, its layers fit the shader, and in training its saved activations fit u32
-/// indices.
+/// indices and one binding.
 pub(super) fn fuses(s: &Shape, fuse: bool, training: bool, linears: &[Linear]) -> bool {
-    fuse && FusedCoupling::fits(s.q, linears, s.ps) && (!training || Saved::new(s.n, s.q, linears).fits(s.models))
+    let saved = || Saved::new(s.n, s.q, linears);
+    // The saved activations are one buffer per coupling: where they exceed a binding (a huge
+    // batch), the coupling trains on GEMMs, whose buffers Footprint::of bounds.
+    let bytes = |sv: &Saved| (sv.per_model as u64).saturating_mul(s.models as u64).saturating_mul(4);
+    fuse && FusedCoupling::fits(s.q, linears, s.ps)
+        && (!training || saved().fits(s.models) && bytes(&saved()) <= s.binding)
 }
 
 /// One buffer per linear's output, one copy per model.

@@ -22,6 +22,20 @@ pub struct FlowConfig {
 }
 
 impl FlowConfig {
+    /// FLOPs of one flow evaluation's conditioner GEMMs, per row: 2·fan_in·fan_out per linear
+    /// of every coupling (what a forward costs, the rest being elementwise).
+    pub fn conditioner_flops(&self) -> f64 {
+        let (q, h, hid) = (self.q(), self.h(), self.hidden);
+        let mut fan_in = h;
+        let mut per = 0.0;
+        for k in 0..=self.depth {
+            let fan_out = if k == self.depth { 2 * (q - h) } else { hid };
+            per += 2.0 * (fan_in * fan_out) as f64;
+            fan_in = fan_out;
+        }
+        per * 2.0 * self.blocks as f64
+    }
+
     /// Flow width Q = D + B.
     pub fn q(&self) -> usize {
         self.d + self.b
