@@ -713,3 +713,33 @@ fn a_signal_during_a_slow_final_evaluation_stops_between_chunks() {
     assert!(!out.join("summary.json").exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_full_disk_names_the_file_it_could_not_write() {
+    // An 8 KiB file system, already full: the first write of a fresh run fails.
+    let d = tmp("full-disk");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8k", "tmpfs"]).arg(&d).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        // Only root mounts; CI runs as root, where this must work.
+        assert_ne!(uid(), 0, "as root, mounting a tmpfs for this test must work");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let _ = std::fs::write(d.join("filler"), vec![0u8; 8192]);
+    let out = d.join("run");
+    let o = run_for(&refs(&tiny(&out, 2)), 300);
+    let e = stderr(&o);
+    let _ = Command::new("umount").arg(&d).status();
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(e.contains(&out.display().to_string()) && e.contains("No space left"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The user id this test runs as (Linux: /proc/self/status).
+fn uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(u32::MAX)
+}
