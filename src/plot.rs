@@ -340,3 +340,85 @@ pub fn image_grid(
     let img = RgbImage::from_raw(cw, ch, buf).context("figure buffer")?;
     save_png(&img, path)
 }
+
+/// Training curves: the training objective (−loss: log p_T of x and ε per minibatch, nats)
+/// and the validation log-likelihood (nats, with its S) against steps, one axis, with the
+/// selected model's step marked by a dashed line.
+pub fn curves(
+    loss: &[(u64, f64)],
+    validation: &[(u64, f64)],
+    s: &str,
+    selected: (&str, u64),
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let finite = |v: &&(u64, f64)| v.1.is_finite();
+    let all: Vec<(u64, f64)> = loss.iter().chain(validation).filter(finite).copied().collect();
+    let x_hi = all.iter().map(|p| p.0).max().unwrap_or(1).max(selected.1).max(1) as f64;
+    // The y range from the later half of the training curve and every validation, so the
+    // first steps' large losses do not flatten the rest.
+    let tail = loss.iter().filter(finite).skip(loss.len() / 4).chain(validation.iter().filter(finite));
+    let (lo, hi) = tail.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (-1.0, 1.0) };
+    let span = (hi - lo).max(1e-3);
+    let (lo, hi) = (lo - 0.15 * span, hi + 0.1 * span);
+    render(720, 440, path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (SANS, 16))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_hi, lo..hi)
+            .map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_desc("training step")
+            .y_desc("log-likelihood [nats]")
+            .label_style((SANS, 12))
+            .draw()
+            .map_err(pe)?;
+        let clip = |v: f64| v.clamp(lo, hi);
+        chart
+            .draw_series(LineSeries::new(
+                loss.iter().filter(finite).map(|&(s, v)| (s as f64, clip(v))),
+                DATA_GREY.stroke_width(1),
+            ))
+            .map_err(pe)?
+            .label("training: −loss (log p_T of x and ε, per minibatch)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], DATA_GREY.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(
+                validation.iter().filter(finite).map(|&(s, v)| (s as f64, clip(v))),
+                SAMPLE_BLUE.stroke_width(2),
+            ))
+            .map_err(pe)?
+            .label(format!("validation: log p(x), {s}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], SAMPLE_BLUE.stroke_width(2)));
+        chart
+            .draw_series(
+                validation
+                    .iter()
+                    .filter(finite)
+                    .map(|&(s, v)| Circle::new((s as f64, clip(v)), 3, SAMPLE_BLUE.filled())),
+            )
+            .map_err(pe)?;
+        let x = selected.1 as f64;
+        let dashes = (0..20).step_by(2).map(|k| {
+            let (a, b) = (lo + (hi - lo) * k as f64 / 20.0, lo + (hi - lo) * (k + 1) as f64 / 20.0);
+            PathElement::new([(x, a), (x, b)], BEST_ORANGE.stroke_width(2))
+        });
+        chart
+            .draw_series(dashes)
+            .map_err(pe)?
+            .label(format!("selected: the {} model, step {}", selected.0, selected.1))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 7, y)], BEST_ORANGE.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((SANS, 12))
+            .draw()
+            .map_err(pe)
+    })
+}

@@ -317,6 +317,11 @@ impl Trainer {
         v
     }
 
+    /// The learning rate of the steps that follow (a schedule sets it step by step).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     pub fn initialized(&self) -> bool {
         self.initialized
     }

@@ -743,3 +743,19 @@ fn uid() -> u32 {
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(u32::MAX)
 }
+
+#[test]
+fn a_batch_whose_fused_activations_exceed_a_binding_trains_on_gemms() {
+    use mflow::gpu_flow::{GpuFlow, Kernels, Mode};
+    // A device of its own: a validation error must not reach the other tests' shared one.
+    let gpu = mflow::gpu::Gpu::new(&mflow::gpu::AdapterChoice::default()).unwrap();
+    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
+    let flow = Flow::new(FlowConfig { d: 2, b: 2, blocks: 1, depth: 2, hidden: 128, seed: 0 }).unwrap();
+    // One coupling's saved rows (Q, two hidden layers, the output, each padded to 4) exceed
+    // one binding, while the GEMM path's widest buffer (H columns) fits.
+    let n = binding / ((4 + 128 + 128 + 4) * 4) + 1;
+    assert!(n * 128 * 4 <= binding);
+    let g = GpuFlow::build(&gpu, &flow, n, Mode::Training, Kernels::defaults(&gpu).gemm);
+    gpu.check().expect("the tuned fused path must not exceed a binding (train --batch at its bound)");
+    assert!(g.forward_dispatches(false).iter().all(|d| d.kernel != "fused_coupling_forward"));
+}

@@ -4,6 +4,7 @@ use super::{at_least_one, non_negative, positive, Context, ScheduleArgs};
 use crate::data::images::Mode;
 use crate::data::DataSpec;
 use crate::interrupt::{self, Interrupted};
+use crate::run::config::{LrKind, Select};
 use crate::run::{Overrides, RunConfig};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -81,6 +82,29 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    /// Epochs between validations on the validation split; 0 turns them off [default: a
+    /// twentieth of the run].
+    #[arg(long)]
+    pub validate_every: Option<usize>,
+    /// Importance samples S of each validation (B > 0; a fixed ε seed) [default: 10].
+    #[arg(long, value_parser = at_least_one)]
+    pub validation_samples: Option<usize>,
+    /// The model the final evaluation uses: the best validation, or the last step.
+    #[arg(long, value_enum)]
+    pub select: Option<Select>,
+    /// Stop after this many validations without improvement [default: never, MODEL.md's
+    /// fixed schedule].
+    #[arg(long, value_parser = at_least_one)]
+    pub patience: Option<usize>,
+    /// Learning rate over the run, after --warmup: constant, or a cosine decay to --lr-min.
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrKind>,
+    /// Steps of linear warm-up from 0 to --lr [default: 0].
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// The cosine decay's final learning rate [default: 0].
+    #[arg(long, value_parser = non_negative)]
+    pub lr_min: Option<f64>,
 }
 
 /// The default job (`mflow train` alone): half-moons with B = 2 on a schedule that ends
@@ -185,6 +209,13 @@ impl TrainArgs {
             validation_size: self.validation_size,
             preprocess: self.preprocess,
             data_seed: self.data_seed,
+            validate_every: self.validate_every,
+            validation_samples: self.validation_samples,
+            select: self.select,
+            patience: self.patience,
+            lr_schedule: self.lr_schedule,
+            warmup: self.warmup,
+            lr_min: self.lr_min,
             ..self.schedule.overrides()
         }
         .apply(&mut c);
@@ -221,7 +252,7 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<()> {
     match crate::run::train(&gpu, &cfg, &args.out, args.resume.as_deref(), &opts) {
         Ok(s) => {
             print!("{}", s.report());
-            let figures: Vec<String> = ["samples.png", "density.png"]
+            let figures: Vec<String> = ["samples.png", "density.png", "curves.png"]
                 .iter()
                 .map(|f| args.out.join(f))
                 .filter(|p| p.exists())

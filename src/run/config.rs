@@ -33,6 +33,94 @@ pub struct RunConfig {
     /// 2-D data: also draw the model's density beside the truth (`density.png`).
     #[serde(default)]
     pub density_map: bool,
+    /// Model selection on the validation split (a run recorded before it: none).
+    #[serde(default)]
+    pub selection: Selection,
+    /// The learning rate over the run (a run recorded before it: constant).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+}
+
+/// Which model a run's final evaluation uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    /// The parameters with the best validation log-likelihood.
+    #[default]
+    Best,
+    /// The parameters at the last step.
+    Last,
+}
+
+/// Model selection on the validation split: MODEL.md's "model selection uses a validation
+/// split; the test split is evaluated once".
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Selection {
+    /// Epochs between validations (0: none).
+    pub validate_every: usize,
+    /// Importance samples S of a validation (B > 0), with a fixed ε seed so that the figures
+    /// are comparable; B = 0 is exact.
+    pub validation_samples: usize,
+    /// At most this many validation points (the split's first).
+    pub validation_points: usize,
+    pub select: Select,
+    /// Stop after this many validations without improvement (none: MODEL.md's fixed schedule).
+    pub patience: Option<usize>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            validate_every: 0,
+            validation_samples: 10,
+            validation_points: 1000,
+            select: Select::Best,
+            patience: None,
+        }
+    }
+}
+
+/// Epochs between validations unless asked: twenty per run.
+pub fn default_validate_every(epochs: usize) -> usize {
+    (epochs / 20).max(1)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrKind {
+    /// MODEL.md's: the same rate throughout (after any warm-up).
+    #[default]
+    Constant,
+    /// Cosine decay from the rate to `lr_min` over the steps after the warm-up.
+    Cosine,
+}
+
+/// The learning rate at each step: a linear warm-up over `warmup` steps, then constant or a
+/// cosine decay to `lr_min` at the last step.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LrSchedule {
+    pub kind: LrKind,
+    pub warmup: u64,
+    pub lr_min: f64,
+}
+
+impl LrSchedule {
+    /// The rate of step `step` (1-based) of `total`, for a base rate `lr`.
+    pub fn lr_at(&self, lr: f64, step: u64, total: u64) -> f64 {
+        if step <= self.warmup {
+            return lr * step as f64 / self.warmup as f64;
+        }
+        match self.kind {
+            LrKind::Constant => lr,
+            LrKind::Cosine => {
+                let span = total.saturating_sub(self.warmup).max(1) as f64;
+                let progress = ((step - self.warmup) as f64 / span).min(1.0);
+                self.lr_min + (lr - self.lr_min) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
 }
 
 /// Bounds on flags that no adapter limit decides.
@@ -78,6 +166,8 @@ impl RunConfig {
             checkpoint_every: default_checkpoint_every(epochs),
             eval_points: None,
             density_map: false,
+            selection: Selection { validate_every: default_validate_every(epochs), ..Default::default() },
+            lr_schedule: LrSchedule::default(),
         }
     }
 
@@ -123,6 +213,23 @@ impl RunConfig {
         }
         if self.checkpoint_every == 0 {
             bail!("--checkpoint-every 0: must be at least 1 epoch");
+        }
+        let sel = &self.selection;
+        if !(1..=MAX_SAMPLES).contains(&sel.validation_samples) {
+            bail!("--validation-samples {}: must be in 1..={MAX_SAMPLES}", sel.validation_samples);
+        }
+        if !(1..=MAX_ROWS).contains(&sel.validation_points) {
+            bail!("--validation-points {}: must be in 1..={MAX_ROWS}", sel.validation_points);
+        }
+        if sel.patience == Some(0) {
+            bail!("--patience 0: must be at least 1 validation (leave it out for no early stopping)");
+        }
+        if sel.patience.is_some() && sel.validate_every == 0 {
+            bail!("--patience needs validations: --validate-every 0 turns them off");
+        }
+        let s = &self.lr_schedule;
+        if !(s.lr_min.is_finite() && s.lr_min >= 0.0 && s.lr_min <= self.optim.lr) {
+            bail!("--lr-min {}: must be in 0..=--lr ({})", s.lr_min, self.optim.lr);
         }
         if self.eval_points == Some(0) {
             bail!("--eval-points 0: must be at least 1 (leave it out to evaluate every point)");
@@ -242,7 +349,19 @@ impl RunConfig {
         cmp("lr", self.optim.lr.to_string(), other.optim.lr.to_string());
         cmp("clip", format!("{:?}", self.optim.clip), format!("{:?}", other.optim.clip));
         cmp("noise seed", self.optim.noise_seed.to_string(), other.optim.noise_seed.to_string());
+        cmp("lr schedule", format!("{:?}", self.lr_schedule), format!("{:?}", other.lr_schedule));
+        cmp("epochs (the schedule's length)", self.lr_len(), other.lr_len());
+        cmp("patience", format!("{:?}", self.selection.patience), format!("{:?}", other.selection.patience));
         out
+    }
+
+    /// What the learning rate's course depends on besides its settings: the run's length,
+    /// for a cosine decay.
+    fn lr_len(&self) -> String {
+        match self.lr_schedule.kind {
+            LrKind::Constant => String::new(),
+            LrKind::Cosine => self.epochs.to_string(),
+        }
     }
 
     /// Every setting that differs (a sweep's finished run counts only under its own).
@@ -264,6 +383,7 @@ impl RunConfig {
         cmp("validation size", self.sizes.validation.to_string(), other.sizes.validation.to_string());
         cmp("test size", self.sizes.test.to_string(), other.sizes.test.to_string());
         cmp("eval points", format!("{:?}", self.eval_points), format!("{:?}", other.eval_points));
+        cmp("selection", format!("{:?}", self.selection), format!("{:?}", other.selection));
         out
     }
 }
@@ -289,6 +409,14 @@ pub struct Overrides {
     pub eval_points: Option<usize>,
     pub preprocess: Option<Mode>,
     pub data_seed: Option<u64>,
+    /// Epochs between validations (0: none).
+    pub validate_every: Option<usize>,
+    pub validation_samples: Option<usize>,
+    pub select: Option<Select>,
+    pub patience: Option<usize>,
+    pub lr_schedule: Option<LrKind>,
+    pub warmup: Option<u64>,
+    pub lr_min: Option<f64>,
 }
 
 impl Overrides {
@@ -311,5 +439,14 @@ impl Overrides {
         c.eval_points = self.eval_points.or(c.eval_points);
         c.preprocess = self.preprocess.unwrap_or(c.preprocess);
         c.data_seed = self.data_seed.unwrap_or(c.data_seed);
+        let sel = &mut c.selection;
+        sel.validate_every = self.validate_every.unwrap_or(default_validate_every(c.epochs));
+        sel.validation_samples = self.validation_samples.unwrap_or(sel.validation_samples);
+        sel.select = self.select.unwrap_or(sel.select);
+        sel.patience = self.patience.or(sel.patience);
+        let s = &mut c.lr_schedule;
+        s.kind = self.lr_schedule.unwrap_or(s.kind);
+        s.warmup = self.warmup.unwrap_or(s.warmup);
+        s.lr_min = self.lr_min.unwrap_or(s.lr_min);
     }
 }

@@ -53,6 +53,26 @@ pub struct Summary {
     pub trained_with: usize,
     pub eval_seconds: f64,
     pub model: PathBuf,
+    /// The model the figures above are of: "best" (validation) or "last" (a run recorded
+    /// before selection, or one without validations: the last).
+    #[serde(default = "last")]
+    pub selected: String,
+    /// Its step, and its validation log-likelihood (S = `validation_samples`) where validated.
+    #[serde(default)]
+    pub selected_step: u64,
+    #[serde(default)]
+    pub validation_ll: Option<f64>,
+    #[serde(default)]
+    pub validation_ll_se: Option<f64>,
+    #[serde(default)]
+    pub validation_samples: Option<usize>,
+    /// Seconds spent on validations during training (not in `train_seconds`).
+    #[serde(default)]
+    pub validation_seconds: f64,
+}
+
+fn last() -> String {
+    "last".into()
 }
 
 fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -98,6 +118,23 @@ impl Summary {
                 t - self.heldout_ll
             );
         }
+        match (self.validation_ll, self.validation_ll_se) {
+            (Some(v), Some(se)) => {
+                let s = if f.b == 0 {
+                    "exact".to_string()
+                } else {
+                    format!("S = {}", self.validation_samples.unwrap_or(0))
+                };
+                let _ = writeln!(
+                    r,
+                    "model: the {} (step {} of {}; validation log-likelihood {v:.4} ± {se:.4}, {s}; validations took {:.1} s)",
+                    self.selected, self.selected_step, self.steps, self.validation_seconds
+                );
+            }
+            _ => {
+                let _ = writeln!(r, "model: the {} (step {}; not validated)", self.selected, self.selected_step);
+            }
+        }
         if f.b == 0 {
             let _ = writeln!(r, "(B = 0: the estimate is exact, S is not used)");
         }
@@ -114,6 +151,11 @@ pub(crate) struct Trained {
     pub train_samples_per_s: f64,
     /// Models trained in the same dispatches (1: alone).
     pub trained_with: usize,
+    /// Which model `flow` is, its step and validation figure (ll, se, S) where validated.
+    pub selected: &'static str,
+    pub selected_step: u64,
+    pub validation: Option<(f64, f64, usize)>,
+    pub validation_seconds: f64,
 }
 
 /// The end of a run: marginal LL on both splits, samples, `summary.json`.
@@ -184,9 +226,37 @@ pub(crate) fn finish(
         trained_with: trained.trained_with,
         eval_seconds,
         model: folder.model(),
+        selected: trained.selected.into(),
+        selected_step: trained.selected_step,
+        validation_ll: trained.validation.map(|v| v.0),
+        validation_ll_se: trained.validation.map(|v| v.1),
+        validation_samples: trained.validation.map(|v| v.2),
+        validation_seconds: trained.validation_seconds,
     };
     crate::checkpoint::write_atomic(&folder.summary(), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
+}
+
+/// `curves.png`: the training loss and the validation log-likelihood against steps, from
+/// the run's metrics.jsonl, with the selected step marked.
+pub(crate) fn curves(folder: &RunFolder, cfg: &RunConfig, trained: &Trained) -> Result<()> {
+    let text = std::fs::read_to_string(folder.metrics()).unwrap_or_default();
+    let (mut loss, mut val) = (Vec::new(), Vec::new());
+    for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        let step = v["step"].as_u64();
+        match (step, v["loss"].as_f64(), v["event"].as_str(), v["ll"].as_f64()) {
+            (Some(s), Some(l), None, _) => loss.push((s, -l)),
+            (Some(s), _, Some("validation"), Some(ll)) => val.push((s, ll)),
+            _ => {}
+        }
+    }
+    if loss.is_empty() && val.is_empty() {
+        return Ok(()); // nothing logged (resumed at its last step)
+    }
+    let s = if cfg.flow.b == 0 { "exact".to_string() } else { format!("S = {}", cfg.selection.validation_samples) };
+    let title = format!("{}  D={} B={}: training and validation", cfg.data.describe(), cfg.flow.d, cfg.flow.b);
+    let selected = (trained.selected, trained.selected_step);
+    crate::plot::curves(&loss, &val, &s, selected, &title, &folder.dir.join("curves.png"))
 }
 
 /// What a figure's title says of a model: data, D and B, schedule, and S.

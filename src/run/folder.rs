@@ -12,7 +12,15 @@ use std::path::{Path, PathBuf};
 
 const LOCK: &str = ".mflow.lock";
 /// The files a run writes (its model, metrics, picture and summary).
-pub const RUN_FILES: [&str; 5] = ["model.safetensors", "metrics.jsonl", "samples.png", "density.png", "summary.json"];
+pub const RUN_FILES: [&str; 7] = [
+    "model.safetensors",
+    "metrics.jsonl",
+    "samples.png",
+    "density.png",
+    "summary.json",
+    "best.safetensors",
+    "curves.png",
+];
 
 pub struct RunFolder {
     pub dir: PathBuf,
@@ -104,9 +112,14 @@ impl RunFolder {
     pub fn samples(&self) -> PathBuf {
         self.dir.join("samples.png")
     }
+    /// The parameters with the best validation log-likelihood so far.
+    pub fn best(&self) -> PathBuf {
+        self.dir.join("best.safetensors")
+    }
 
-    /// Whether the folder holds a run worth keeping: a model or a summary. Metrics and a
-    /// picture alone are what a run that ended before its first checkpoint leaves.
+    /// Whether the folder holds a run worth keeping: a model or a summary. Metrics, a
+    /// picture and a best model without a checkpoint to resume from are what a run that
+    /// ended before its first checkpoint leaves.
     pub fn holds_run(&self) -> bool {
         self.model().exists() || self.summary().exists()
     }
@@ -128,7 +141,7 @@ impl RunFolder {
     /// Removes what describes a finished evaluation (summary, samples) before the model
     /// beside them changes, so they never describe another model.
     pub fn clear_results(&self) -> Result<()> {
-        for p in [self.summary(), self.samples(), self.dir.join("density.png")] {
+        for p in [self.summary(), self.samples(), self.dir.join("density.png"), self.dir.join("curves.png")] {
             if p.exists() {
                 std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
             }

@@ -4,12 +4,14 @@
 //! with only good checkpoints kept, SIGINT/SIGTERM answered with a checkpoint, exact resume,
 //! and one `metrics.jsonl` per run.
 
-use super::config::RunConfig;
+use super::config::{RunConfig, Select};
+use super::evaluate::{split_log_likelihood, EVAL_SEED};
 use super::finish::{finish, Summary, Trained};
 use super::folder::{MetricsLog, RunFolder};
 use super::schedule::{batch_stream, Schedule};
 use crate::checkpoint::{self, TrainState};
-use crate::data::{DataSpec, Dataset};
+use crate::data::{DataSpec, Dataset, Split};
+use crate::eval::{Estimate, Evaluator};
 use crate::gpu::Gpu;
 use crate::gpu_flow::{Footprint, Kernels, Mode as FlowMode};
 use crate::interrupt::{self, Interrupted};
@@ -143,6 +145,27 @@ impl Member {
         if resuming_own {
             folder.clear_results()?;
         }
+        // The best model so far travels with a checkpoint resumed into another folder; where
+        // it is not beside the checkpoint, selection starts afresh from here.
+        let mut state = state;
+        if let (Some((from, _)), Some(st)) = (&from, state.as_mut()) {
+            let theirs = from.with_file_name("best.safetensors");
+            if !resuming_own && st.extra.contains_key("best_step") {
+                match crate::checkpoint::read_regular(&theirs) {
+                    Ok(bytes) => crate::checkpoint::write_atomic(&folder.best(), &bytes)?,
+                    Err(_) => {
+                        eprintln!(
+                            "note: {} is not beside {}: the best model is chosen among the validations from here on",
+                            theirs.display(),
+                            from.display()
+                        );
+                        for k in ["best_step", "best_ll", "best_se", "since_best"] {
+                            st.extra.remove(k);
+                        }
+                    }
+                }
+            }
+        }
         Ok(Self { cfg, folder, data, flow, state, changes })
     }
 
@@ -201,6 +224,51 @@ struct Watch {
     /// The step of the last checkpoint written (or resumed from).
     last_good: Option<u64>,
     diverged: Option<String>,
+    /// The best validation so far, and how many validations since it improved.
+    best: Option<Best>,
+    since_best: usize,
+    /// The step at which patience ran out (early stopping).
+    stopped: Option<u64>,
+    /// The latest validation (what `--select last` reports).
+    latest: Option<Best>,
+}
+
+/// A validation figure: its step and the log-likelihood's mean and standard error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Best {
+    step: u64,
+    ll: f64,
+    se: f64,
+}
+
+impl Watch {
+    /// Still training: neither diverged nor stopped early.
+    fn live(&self) -> bool {
+        self.diverged.is_none() && self.stopped.is_none()
+    }
+
+    /// The selection state a checkpoint carries, so that a resumed run selects as one
+    /// trained straight through.
+    fn selection_extra(&self, extra: &mut std::collections::HashMap<String, String>) {
+        if let Some(b) = self.best {
+            extra.insert("best_step".into(), b.step.to_string());
+            extra.insert("best_ll".into(), format!("{:e}", b.ll));
+            extra.insert("best_se".into(), format!("{:e}", b.se));
+        }
+        extra.insert("since_best".into(), self.since_best.to_string());
+        if let Some(s) = self.stopped {
+            extra.insert("stopped_at".into(), s.to_string());
+        }
+    }
+
+    fn restore_selection(&mut self, extra: &std::collections::HashMap<String, String>) {
+        let get = |k: &str| extra.get(k).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(step), Some(ll), Some(se)) = (get("best_step"), get("best_ll"), get("best_se")) {
+            self.best = Some(Best { step: step as u64, ll, se });
+        }
+        self.since_best = get("since_best").map_or(0, |v| v as usize);
+        self.stopped = get("stopped_at").map(|v| v as u64);
+    }
 }
 
 impl Watch {
@@ -302,6 +370,11 @@ struct Group<'a> {
     total: u64,
     bar: indicatif::ProgressBar,
     start: Instant,
+    /// The validation split's evaluators (one per data dimension D in the group) and how
+    /// many of its points count, when validating.
+    validators: Vec<(usize, Evaluator)>,
+    validation_points: usize,
+    validation_seconds: f64,
 }
 
 impl<'a> Group<'a> {
@@ -329,13 +402,120 @@ impl<'a> Group<'a> {
                 }
                 let initial = m.state.as_ref().and_then(|s| s.extra.get("initial_loss")).and_then(|v| v.parse().ok());
                 let last_good = (first > 0).then_some(first);
-                Ok(Watch { log, initial, last_loss: f64::NAN, last_good, diverged: None })
+                let mut w = Watch {
+                    log,
+                    initial,
+                    last_loss: f64::NAN,
+                    last_good,
+                    diverged: None,
+                    best: None,
+                    since_best: 0,
+                    stopped: None,
+                    latest: None,
+                };
+                if let Some(s) = &m.state {
+                    w.restore_selection(&s.extra);
+                }
+                Ok(w)
             })
             .collect::<Result<Vec<_>>>()?;
         let bar = progress_bar(progress, total);
         bar.set_position(first);
         let flows = members.iter().map(|m| m.flow.clone()).collect();
-        Ok(Self { gpu, members, trainer, watch, flows, cfg, rows, batch, first, total, bar, start: Instant::now() })
+        let sel = &cfg.selection;
+        let val_rows = members.iter().map(|m| m.data.validation.rows()).min().unwrap_or(0);
+        let points = val_rows.min(sel.validation_points);
+        let mut validators: Vec<(usize, Evaluator)> = Vec::new();
+        if sel.validate_every > 0 && points > 0 {
+            for m in members {
+                let d = m.flow.config.d;
+                if validators.iter().all(|(vd, _)| *vd != d) {
+                    validators.push((d, Evaluator::for_points(gpu, &m.flow, sel.validation_samples, points, kernels)?));
+                }
+            }
+        }
+        let start = Instant::now();
+        Ok(Self {
+            gpu,
+            members,
+            trainer,
+            watch,
+            flows,
+            cfg,
+            rows,
+            batch,
+            first,
+            total,
+            bar,
+            start,
+            validators,
+            validation_points: points,
+            validation_seconds: 0.0,
+        })
+    }
+
+    /// Validates every run still training at `step`: the validation split's log-likelihood
+    /// (exact for B = 0, else S = --validation-samples with the fixed evaluation seed), logged;
+    /// a better one is written to best.safetensors; patience counts the others. Returns
+    /// whether a run stopped early here.
+    fn validate(&mut self, step: u64) -> Result<bool> {
+        if self.validators.is_empty() {
+            return Ok(false);
+        }
+        let (t, points) = (Instant::now(), self.validation_points);
+        let mut stopped = false;
+        for (z, m) in self.members.iter().enumerate() {
+            if !self.watch[z].live() {
+                continue;
+            }
+            let (params, mm, vv) = self.trainer.download_model(self.gpu, z)?;
+            // Present: one evaluator per D of the group (`new`).
+            let ev = &self.validators.iter().find(|(d, _)| *d == m.flow.config.d).expect("an evaluator per D").1;
+            ev.upload_params(self.gpu, &params);
+            let ll = match split_log_likelihood(self.gpu, ev, &m.data, Split::Validation, Some(points), EVAL_SEED) {
+                Ok(ll) => ll,
+                Err(e) if e.downcast_ref::<Interrupted>().is_some() => return Err(e),
+                Err(e) if e.downcast_ref::<crate::gpu::DeviceError>().is_some() => return Err(e),
+                Err(e) => {
+                    self.watch[z].diverge(step, format!("the validation failed at step {step}: {e:#}"))?;
+                    continue;
+                }
+            };
+            let e = Estimate::of(&ll);
+            let w = &mut self.watch[z];
+            w.latest = Some(Best { step, ll: e.mean, se: e.se });
+            w.log.write(
+                &json!({ "event": "validation", "step": step, "ll": e.mean, "se": e.se, "S": ev.s, "points": e.n }),
+            )?;
+            if w.best.is_none_or(|b| e.mean > b.ll) {
+                w.best = Some(Best { step, ll: e.mean, se: e.se });
+                w.since_best = 0;
+                let mut flow = self.flows[z].clone();
+                flow.params = params;
+                flow.actnorm_initialized = self.trainer.initialized();
+                let mut extra = run_extra(m)?;
+                extra.insert("validation_ll".into(), format!("{:e}", e.mean));
+                checkpoint::save(&m.folder.best(), &flow, Some(&TrainState { m: mm, v: vv, step, extra }))?;
+            } else {
+                w.since_best += 1;
+                if self.cfg.selection.patience.is_some_and(|p| w.since_best >= p) {
+                    w.stopped = Some(step);
+                    stopped = true;
+                    let b = w.best.expect("a run without a best validation has not waited");
+                    w.log
+                        .write(&json!({ "event": "early_stop", "step": step, "best_step": b.step, "best_ll": b.ll }))?;
+                    let (dir, waited) = (m.folder.dir.display(), w.since_best);
+                    self.bar.suspend(|| {
+                        eprintln!(
+                            "{dir}: stopped early at step {step}: no better validation log-likelihood in {waited} validations (best {:.4} at step {})",
+                            b.ll, b.step
+                        )
+                    });
+                }
+            }
+        }
+        self.validation_seconds += t.elapsed().as_secs_f64();
+        Ok(stopped)
     }
 
     /// Logs what the trainer read back, checks it for divergence and updates the bar.
@@ -364,7 +544,8 @@ impl<'a> Group<'a> {
         let (gpu, step) = (self.gpu, self.trainer.step);
         let mut written = Vec::new();
         for (z, m) in self.members.iter().enumerate() {
-            if self.watch[z].diverged.is_some() {
+            // A run stopped early keeps the checkpoint of the step it stopped at.
+            if self.watch[z].diverged.is_some() || self.watch[z].stopped.is_some_and(|s| s < step) {
                 continue;
             }
             let (params, mm, vv) = self.trainer.download_model(gpu, z)?;
@@ -374,13 +555,11 @@ impl<'a> Group<'a> {
             }
             self.flows[z].params = params;
             self.flows[z].actnorm_initialized = self.trainer.initialized();
-            let mut extra = std::collections::HashMap::from([("run".to_string(), serde_json::to_string(&m.cfg)?)]);
+            let mut extra = run_extra(m)?;
             if let Some(l0) = self.watch[z].initial {
                 extra.insert("initial_loss".into(), l0.to_string());
             }
-            if let Some(st) = &m.data.standardize {
-                extra.insert("standardize".into(), serde_json::to_string(st)?);
-            }
+            self.watch[z].selection_extra(&mut extra);
             let path = m.folder.model();
             checkpoint::save(&path, &self.flows[z], Some(&TrainState { m: mm, v: vv, step, extra }))?;
             self.watch[z].last_good = Some(step);
@@ -432,13 +611,23 @@ impl<'a> Group<'a> {
                 }
             }
             let epoch = ((step - 1) / spe) as usize;
-            let save =
+            let mut save =
                 step == total || (step.is_multiple_of(spe) && (epoch + 1).is_multiple_of(self.cfg.checkpoint_every));
+            let every = self.cfg.selection.validate_every;
+            let validate =
+                every > 0 && (step == total || (step.is_multiple_of(spe) && (epoch + 1).is_multiple_of(every)));
+            self.trainer.set_lr(self.cfg.lr_schedule.lr_at(self.cfg.optim.lr, step, total));
             // The first step is logged alone: its loss is the divergence reference.
-            let log = save || step == first + 1 || step.is_multiple_of(self.cfg.log_every as u64);
+            let log = save || validate || step == first + 1 || step.is_multiple_of(self.cfg.log_every as u64);
             let logged = self.trainer.step(gpu, &x, log);
             self.handle(logged, epoch)?;
             gpu.check()?;
+            if validate {
+                let logged = self.trainer.drain(gpu)?;
+                self.handle(logged, epoch)?;
+                // A run that stops here keeps this step's checkpoint.
+                save |= self.validate(step)?;
+            }
             if save {
                 let t = Instant::now();
                 let logged = self.trainer.drain(gpu)?;
@@ -446,12 +635,12 @@ impl<'a> Group<'a> {
                 self.checkpoint()?;
                 checkpoint_secs += t.elapsed().as_secs_f64();
             }
-            if self.watch.iter().all(|w| w.diverged.is_some()) {
+            if self.watch.iter().all(|w| !w.live()) {
                 break;
             }
         }
         self.bar.finish_and_clear();
-        Ok(self.start.elapsed().as_secs_f64() - checkpoint_secs)
+        Ok(self.start.elapsed().as_secs_f64() - checkpoint_secs - self.validation_seconds)
     }
 
     /// Evaluates every run that did not diverge and writes its summary.
@@ -462,17 +651,31 @@ impl<'a> Group<'a> {
             let result = match &self.watch[z].diverged {
                 Some(reason) => Err(diverged(reason, self.watch[z].last_good, &m.folder.model(), &m.cfg)),
                 None => {
+                    let w = &self.watch[z];
                     let mut flow = self.flows[z].clone();
                     if self.first == self.total {
                         flow.actnorm_initialized = true; // resumed at the end: evaluate the loaded model
                     }
+                    let last = w.stopped.unwrap_or(step);
+                    let best = w.best.filter(|_| m.cfg.selection.select == Select::Best);
+                    if let Some(b) = best {
+                        flow = checkpoint::load(&m.folder.best(), Some(&flow.config))?.0;
+                        debug_assert!(b.step <= last);
+                    }
                     let trained = Trained {
-                        steps: step,
-                        final_train_loss: self.watch[z].last_loss,
+                        steps: last,
+                        final_train_loss: w.last_loss,
                         train_seconds,
                         train_samples_per_s: (step - self.first) as f64 * self.batch as f64 / train_seconds.max(1e-9),
                         trained_with: models,
+                        selected: if best.is_some() { "best" } else { "last" },
+                        selected_step: best.map_or(last, |b| b.step),
+                        validation: best
+                            .or(w.latest.filter(|v| v.step == last))
+                            .map(|b| (b.ll, b.se, m.cfg.selection.validation_samples)),
+                        validation_seconds: self.validation_seconds,
                     };
+                    crate::run::finish::curves(&m.folder, &m.cfg, &trained)?;
                     finish(self.gpu, &m.cfg, &m.data, &flow, &m.folder, trained, progress, kernels)
                 }
             };
@@ -490,6 +693,16 @@ impl<'a> Group<'a> {
         }
         Ok(out)
     }
+}
+
+/// What every checkpoint of a run records besides its tensors: the run's configuration and
+/// the standardisation of its data.
+fn run_extra(m: &Member) -> Result<std::collections::HashMap<String, String>> {
+    let mut extra = std::collections::HashMap::from([("run".to_string(), serde_json::to_string(&m.cfg)?)]);
+    if let Some(st) = &m.data.standardize {
+        extra.insert("standardize".into(), serde_json::to_string(st)?);
+    }
+    Ok(extra)
 }
 
 fn diverged(reason: &str, last_good: Option<u64>, model: &Path, cfg: &RunConfig) -> anyhow::Error {
