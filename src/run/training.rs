@@ -426,6 +426,14 @@ impl<'a> Group<'a> {
         let val_rows = members.iter().map(|m| m.data.validation.rows()).min().unwrap_or(0);
         let points = val_rows.min(sel.validation_points);
         let mut validators: Vec<(usize, Evaluator)> = Vec::new();
+        if sel.validate_every > 0 && points == 0 && first < total {
+            bar.suspend(|| {
+                eprintln!(
+                    "note: {} has no validation split: no validations, the last model is evaluated",
+                    members[0].data.spec
+                )
+            });
+        }
         if sel.validate_every > 0 && points > 0 {
             for m in members {
                 let d = m.flow.config.d;
