@@ -109,7 +109,7 @@ pub fn summaries(dir: &Path) -> Result<Vec<(String, Summary)>> {
     Ok(out)
 }
 
-pub const CSV_HEADER: &str = "key,data,d,b,seed,epochs,samples,train_ll,train_ll_se,train_log_mean_likelihood,heldout_ll,heldout_ll_se,heldout_split,heldout_bits_per_dim,true_ll,train_seconds,eval_seconds,train_samples_per_s,trained_with,adapter,units";
+pub const CSV_HEADER: &str = "key,data,d,b,seed,epochs,samples,train_ll,train_ll_se,train_log_mean_likelihood,heldout_ll,heldout_ll_se,heldout_split,heldout_bits_per_dim,true_ll,train_seconds,eval_seconds,train_samples_per_s,trained_with,adapter,units,selected,selected_step,validation_ll";
 
 /// A CSV field, quoted (RFC 4180) when it holds a comma, quote or line break.
 fn csv_field(v: &str) -> String {
@@ -123,7 +123,7 @@ fn csv_field(v: &str) -> String {
 pub fn csv_row(key: &str, s: &Summary) -> String {
     let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.0},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.0},{},{},{},{},{},{}",
         csv_field(key),
         csv_field(&s.data),
         s.config.flow.d,
@@ -144,7 +144,10 @@ pub fn csv_row(key: &str, s: &Summary) -> String {
         s.train_samples_per_s,
         s.trained_with,
         csv_field(&s.adapter),
-        csv_field(&s.units)
+        csv_field(&s.units),
+        s.selected,
+        s.selected_step,
+        opt(s.validation_ll)
     )
 }
 

@@ -75,6 +75,11 @@ fn runs_trained_together_match_runs_trained_alone() {
     let header = fields(csv.lines().next().unwrap());
     assert!(csv.lines().all(|l| fields(l) == header), "{csv}");
     assert!(csv.contains("\"gauss:d=2,psi=3\""), "{csv}");
+    // Sweeps record which model each run's figures are of, and its step.
+    assert!(csv.lines().next().unwrap().ends_with(",selected,selected_step,validation_ll"), "{csv}");
+    for (_, s) in sweep::summaries(&together).unwrap() {
+        assert!(csv.contains(&format!(",{},{},", s.selected, s.selected_step)), "{csv}");
+    }
     let (a, b) = (sweep::summaries(&together).unwrap(), sweep::summaries(&alone).unwrap());
     for ((ka, sa), (kb, sb)) in a.iter().zip(&b) {
         assert_eq!(ka, kb);
