@@ -422,3 +422,64 @@ pub fn curves(
             .map_err(pe)
     })
 }
+
+/// One run's validation curve for `curve_panels`: its name, (step, log-likelihood) points,
+/// and the step of the model it selected.
+pub struct Curve {
+    pub name: String,
+    pub points: Vec<(u64, f64)>,
+    pub selected: u64,
+}
+
+/// Validation log-likelihood against steps, one panel per configuration (`panels`: a title
+/// and its runs' curves), the selected step of each run marked with a filled dot.
+pub fn curve_panels(panels: &[(String, Vec<Curve>)], title: &str, path: &Path) -> Result<()> {
+    let colours = [SAMPLE_BLUE, BEST_ORANGE, RGBColor(40, 150, 60), RGBColor(150, 40, 150), DATA_GREY];
+    let n = panels.len().max(1);
+    render(360 * n as u32, 400, path, |root| {
+        let (top, body) = root.split_vertically(34);
+        top.titled(title, (SANS, 16)).map_err(pe)?;
+        for (area, (name, curves)) in body.split_evenly((1, n)).iter().zip(panels) {
+            let pts = curves.iter().flat_map(|c| c.points.iter()).filter(|p| p.1.is_finite());
+            let (x_hi, lo, hi) =
+                pts.fold((1u64, f64::INFINITY, f64::NEG_INFINITY), |(x, a, b), p| (x.max(p.0), a.min(p.1), b.max(p.1)));
+            let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (-1.0, 1.0) };
+            let span = (hi - lo).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(name, (SANS, 13))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..x_hi as f64, (lo - 0.1 * span)..(hi + 0.1 * span))
+                .map_err(pe)?;
+            chart
+                .configure_mesh()
+                .x_desc("training step")
+                .y_desc("validation log-likelihood [nats]")
+                .x_labels(4)
+                .label_style((SANS, 11))
+                .draw()
+                .map_err(pe)?;
+            for (i, c) in curves.iter().enumerate() {
+                let colour = colours[i % colours.len()];
+                let line = c.points.iter().filter(|p| p.1.is_finite()).map(|&(s, v)| (s as f64, v));
+                chart
+                    .draw_series(LineSeries::new(line, colour.stroke_width(2)))
+                    .map_err(pe)?
+                    .label(c.name.clone())
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+                let sel = c.points.iter().find(|p| p.0 == c.selected && p.1.is_finite());
+                chart.draw_series(sel.map(|&(s, v)| Circle::new((s as f64, v), 5, colour.filled()))).map_err(pe)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font((SANS, 11))
+                .draw()
+                .map_err(pe)?;
+        }
+        Ok(())
+    })
+}

@@ -137,6 +137,9 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
             gain_table(&mut md, &chosen, &bs);
         }
         for r in &chosen {
+            if curves_of(r, dirs, &out.join(format!("curves_{}.png", r.label)))? {
+                let _ = writeln!(md, "![validation curves of {0}](curves_{0}.png)\n", r.label);
+            }
             let fig = out.join(format!("ll_vs_b_{}.png", r.label));
             ll_vs_b(r, &fig)?;
             let strip = out.join(format!("samples_by_b_{}.png", r.label));
@@ -260,6 +263,40 @@ fn ll_vs_b(r: &Row, path: &Path) -> Result<()> {
 }
 
 /// The first seed's samples.png for each B, side by side; false when none exist.
+/// The validation curves of a row's runs, one panel per B, each seed a line with its
+/// selected step marked (from each run's metrics.jsonl); false when no run was validated.
+fn curves_of(r: &Row, dirs: &[&Path], path: &Path) -> Result<bool> {
+    let mut panels = Vec::new();
+    for (b, runs) in &r.by_b {
+        let mut curves = Vec::new();
+        for (key, s) in runs {
+            let Some(log) = dirs.iter().map(|d| d.join("runs").join(key).join("metrics.jsonl")).find(|p| p.exists())
+            else {
+                continue;
+            };
+            let points: Vec<(u64, f64)> = std::fs::read_to_string(&log)
+                .with_context(|| format!("reading {}", log.display()))?
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["event"] == "validation")
+                .filter_map(|v| Some((v["step"].as_u64()?, v["ll"].as_f64()?)))
+                .collect();
+            if !points.is_empty() {
+                let name = format!("seed {} ({} model: step {})", s.config.flow.seed, s.selected, s.selected_step);
+                curves.push(crate::plot::Curve { name, points, selected: s.selected_step });
+            }
+        }
+        if !curves.is_empty() {
+            panels.push((format!("B = {b}"), curves));
+        }
+    }
+    if panels.is_empty() {
+        return Ok(false);
+    }
+    crate::plot::curve_panels(&panels, &format!("{}: validation log-likelihood during training", r.label), path)?;
+    Ok(true)
+}
+
 fn samples_strip(r: &Row, dirs: &[&Path], path: &Path) -> Result<bool> {
     let mut tiles = Vec::new();
     for runs in r.by_b.values() {

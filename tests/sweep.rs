@@ -40,6 +40,8 @@ fn tiny_grid_runs_resumes_and_reports() {
     assert!(md.contains("Table 3") && md.contains("| moons |"), "{md}");
     assert!(md.contains("(n=2)"), "two seeds per cell: {md}");
     assert!(dir.join("ll_vs_b_moons.png").exists() && dir.join("samples_by_b_moons.png").exists());
+    // The runs validated during training: their curves, one panel per configuration.
+    assert!(md.contains("curves_moons.png") && dir.join("curves_moons.png").exists(), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
