@@ -14,7 +14,8 @@ fn main() {
     let mut flow = Flow::new(FlowConfig { d, b, blocks: 4, depth: 2, hidden: h, seed: 0 }).unwrap();
     flow.actnorm_initialized = true;
     let kernels = mflow::gpu_flow::Kernels::defaults(&gpu);
-    let mut t = Trainer::new(&gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 }, &kernels);
+    let mut t =
+        Trainer::new(&gpu, &flow, &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1, ema: None }, &kernels);
     t.step(&gpu, &vec![0.5; batch * d], false);
     t.drain(&gpu).unwrap();
     let prog = t.program();

@@ -8,7 +8,10 @@
 //   adam       — thread per parameter. If the norm is not finite the update is skipped (the
 //                host sees the loss and stops). With clip > 0 and norm > clip, g ← g·clip/norm.
 //                Bindings: 1 step (StepState); 2 norm (1); 3 grads (P); 4 params (P);
-//                5 m (P); 6 v (P).
+//                5 m (P); 6 v (P); 7 ema (P; a stand-in when o.ema is 0).
+//                With o.ema = decay > 0 the same pass keeps the parameters' exponential
+//                moving average: ema ← decay·ema + (1 − decay)·params after the update, and
+//                ema ← params at t = 1 (after the ActNorms' data initialisation).
 //   adam4      — adam, four parameters per thread (count ≡ 0 mod 4); see below.
 // Binding 0 is the uniform Optim everywhere. Grid z is the model: each has its own
 // gradient norm (clipping is per model, as if trained alone), step state st[z], and
@@ -17,7 +20,7 @@
 
 struct Optim {
     count: u32, parts: u32, clip: f32, beta1: f32,
-    beta2: f32, eps: f32, _p0: u32, _p1: u32,
+    beta2: f32, eps: f32, ema: f32, _p1: u32,
 }
 
 // Written by the host once per step (lr and the bias corrections 1 − β^t, computed in f64).
@@ -79,6 +82,7 @@ fn grad_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 @group(0) @binding(4) var<storage, read_write> params: array<f32>;
 @group(0) @binding(5) var<storage, read_write> m: array<f32>;
 @group(0) @binding(6) var<storage, read_write> v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> ema: array<f32>;
 
 @compute @workgroup_size(64)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -100,7 +104,11 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let vi = o.beta2 * v[i] + (1.0 - o.beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    params[i] -= st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
+    let p = params[i] - st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
+    params[i] = p;
+    if (o.ema > 0.0) {
+        ema[i] = select(o.ema * ema[i] + (1.0 - o.ema) * p, p, st[z].t == 1u);
+    }
 }
 
 // adam4 — adam for a count that is a multiple of 4 (mflow's flat parameters always are):
@@ -111,6 +119,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(4) var<storage, read_write> params4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> m4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> v4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> ema4: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -132,5 +141,9 @@ fn adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let vi = o.beta2 * v4[i] + (1.0 - o.beta2) * g * g;
     m4[i] = mi;
     v4[i] = vi;
-    params4[i] -= st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
+    let p = params4[i] - st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
+    params4[i] = p;
+    if (o.ema > 0.0) {
+        ema4[i] = select(o.ema * ema4[i] + (1.0 - o.ema) * p, p, st[z].t == 1u);
+    }
 }

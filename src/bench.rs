@@ -125,7 +125,7 @@ pub fn bench_train(
     use crate::train::{OptimConfig, Trainer};
     let mut flow = crate::model::Flow::new(config.clone())?;
     flow.actnorm_initialized = true;
-    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1 };
+    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1, ema: None };
     let modes: &[Mode] = if crate::kernels::fused::FusedCoupling::fits_config(&config) {
         &[Mode::Training, Mode::TrainingUnfused]
     } else {
@@ -307,7 +307,7 @@ pub fn bench_sweep(
             gpu,
             &refs,
             &seeds,
-            &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 },
+            &OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0, ema: None },
             &kernels,
         );
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);

@@ -16,6 +16,8 @@ pub struct TrainState {
     /// Adam's first and second moments, the layout of the parameters.
     pub m: Vec<f32>,
     pub v: Vec<f32>,
+    /// The parameters' moving average, where the run keeps one (`--ema`).
+    pub ema: Option<Vec<f32>>,
     /// Steps taken (Adam's t; also the noise counter).
     pub step: u64,
     /// Free-form metadata (the training configuration, data spec), kept as strings.
@@ -110,6 +112,9 @@ pub fn save(path: &Path, flow: &Flow, state: Option<&TrainState>) -> Result<()> 
         }
         views.push(("adam.m".to_string(), TensorView::new(Dtype::F32, vec![p], f32_bytes(&s.m))?));
         views.push(("adam.v".to_string(), TensorView::new(Dtype::F32, vec![p], f32_bytes(&s.v))?));
+        if let Some(e) = &s.ema {
+            views.push(("ema".to_string(), TensorView::new(Dtype::F32, vec![p], f32_bytes(e))?));
+        }
         meta.insert("step".to_string(), s.step.to_string());
         for (k, v) in &s.extra {
             meta.insert(k.clone(), v.clone());
@@ -228,6 +233,7 @@ pub fn parse(bytes: &[u8], path: &Path, expect: Option<&FlowConfig>) -> Result<(
             let state = TrainState {
                 m: read_f32(&st, "adam.m", &[p], path)?,
                 v: read_f32(&st, "adam.v", &[p], path)?,
+                ema: if st.names().contains(&"ema") { Some(read_f32(&st, "ema", &[p], path)?) } else { None },
                 step: step.parse().with_context(|| format!("{}: bad step {step:?}", path.display()))?,
                 extra,
             };

@@ -25,6 +25,9 @@ pub struct OptimConfig {
     pub clip: Option<f64>,
     /// Seed of the training noise (ε) stream.
     pub noise_seed: u64,
+    /// Keep an exponential moving average of the parameters with this decay (`--ema`).
+    #[serde(default)]
+    pub ema: Option<f64>,
 }
 
 /// What a logging interval reports, per model.
@@ -70,6 +73,8 @@ pub struct Trainer {
     step_state: wgpu::Buffer,
     pub m: wgpu::Buffer,
     pub v: wgpu::Buffer,
+    /// The parameters' moving average (`--ema`), the layout of `params`.
+    pub ema: Option<wgpu::Buffer>,
     metrics: wgpu::Buffer,
     accumulate: Dispatch,
     optimizer: Optimizer,
@@ -123,6 +128,7 @@ impl Trainer {
             })
             .collect();
         let (m, v) = (storage(gpu, "adam.m", models * p), storage(gpu, "adam.v", models * p));
+        let ema = opt.ema.map(|_| storage(gpu, "ema", models * p));
         let partials = storage(gpu, "norm.partials", models * norm_parts(p));
         let norm = storage(gpu, "norm", models);
         let metrics = storage(gpu, "metrics", 4 * models);
@@ -139,6 +145,7 @@ impl Trainer {
             &gflow.params,
             &m,
             &v,
+            ema.as_ref().map(|b| (b, opt.ema.unwrap_or(0.0))),
         );
         let slots = (0..4)
             .map(|i| Slot {
@@ -164,6 +171,7 @@ impl Trainer {
             step_state,
             m,
             v,
+            ema,
             metrics,
             accumulate,
             optimizer,
@@ -175,10 +183,14 @@ impl Trainer {
         self.gflow.models
     }
 
-    /// Restores Adam's moments and step count (resuming; every model's moments in `m`, `v`).
-    pub fn restore(&mut self, gpu: &Gpu, m: &[f32], v: &[f32], step: u64) {
+    /// Restores Adam's moments, the parameters' average where one is kept, and the step
+    /// count (resuming; every model's values one after another).
+    pub fn restore(&mut self, gpu: &Gpu, m: &[f32], v: &[f32], ema: Option<&[f32]>, step: u64) {
         gpu.queue.write_buffer(&self.m, 0, bytemuck::cast_slice(m));
         gpu.queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
+        if let (Some(buf), Some(avg)) = (&self.ema, ema) {
+            gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(avg));
+        }
         self.step = step;
     }
 
@@ -305,6 +317,12 @@ impl Trainer {
             try_read_back(gpu, &self.m, z * p, p)?,
             try_read_back(gpu, &self.v, z * p, p)?,
         ))
+    }
+
+    /// Model z's parameter average (`--ema`), if one is kept.
+    pub fn download_ema(&self, gpu: &Gpu, z: usize) -> anyhow::Result<Option<Vec<f32>>> {
+        let p = self.gflow.num_params;
+        self.ema.as_ref().map(|b| try_read_back(gpu, b, z * p, p)).transpose()
     }
 
     /// One step's dispatches in order (for profiling): noise, forward, loss, backward, Adam.

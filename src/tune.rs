@@ -332,7 +332,7 @@ pub fn measure_training(gpu: &Gpu, config: &FlowConfig, batch: usize, kernels: &
     interrupt::check("kernel tuning")?;
     let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
     flow.randomize(1, 0.5);
-    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0 };
+    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 0, ema: None };
     let x = vec![0.25f32; batch * config.d];
     let mut trainers =
         [Mode::Training, Mode::TrainingUnfused].map(|m| Trainer::with_mode(gpu, &[&flow], &[0], &opt, m, kernels));

@@ -21,6 +21,7 @@ fn round_trip_is_bit_exact() {
     let state = TrainState {
         m: uniform(2, p, 1e-3),
         v: uniform(3, p, 1e-6).iter().map(|x| x.abs()).collect(), // second moments are ≥ 0
+        ema: Some(uniform(4, p, 1.0)),
         step: 12345,
         extra: [("note".to_string(), "x".to_string())].into(),
     };

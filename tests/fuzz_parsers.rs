@@ -78,7 +78,8 @@ fn checkpoint_reader_never_panics() {
     flow.randomize(1, 0.5);
     let path = dir.join("good.safetensors");
     let p = flow.params.len();
-    let state = checkpoint::TrainState { m: vec![0.0; p], v: vec![0.0; p], step: 3, extra: Default::default() };
+    let state =
+        checkpoint::TrainState { m: vec![0.0; p], v: vec![0.0; p], ema: None, step: 3, extra: Default::default() };
     checkpoint::save(&path, &flow, Some(&state)).unwrap();
     let good = std::fs::read(&path).unwrap();
     let name = Path::new("fuzz.safetensors");

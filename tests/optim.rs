@@ -7,6 +7,12 @@ use mflow::kernels::optim::{norm_parts, Optimizer, StepState};
 use mflow::reference::optim as r;
 
 fn run(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64) {
+    run_with(count, clip, steps, grad_scale, None);
+}
+
+/// Adam (and, with `decay`, the parameters' moving average it keeps in the same pass) for
+/// `steps` steps against the f64 twin.
+fn run_with(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64, decay: Option<f64>) {
     let gpu = gpu();
     let p0 = uniform(1, count, 1.0);
     let (pb, mb, vb) = (storage_init(gpu, "p", &p0), storage(gpu, "m", count), storage(gpu, "v", count));
@@ -16,8 +22,10 @@ fn run(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64) {
         storage(gpu, "norm", 1),
         storage(gpu, "step", 8),
     );
-    let opt = Optimizer::new(gpu, count, 1, clip, &step, &partials, &norm, &gb, &pb, &mb, &vb);
+    let eb = storage(gpu, "ema", count);
+    let opt = Optimizer::new(gpu, count, 1, clip, &step, &partials, &norm, &gb, &pb, &mb, &vb, decay.map(|d| (&eb, d)));
     let (mut p, mut m, mut v) = (to_f64(&p0), vec![0.0; count], vec![0.0; count]);
+    let mut avg = vec![0.0; count];
     for t in 1..=steps {
         let g = uniform(100 + t as u64, count, grad_scale);
         gpu.queue.write_buffer(&gb, 0, bytemuck::cast_slice(&g));
@@ -28,6 +36,14 @@ fn run(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64) {
         let got_norm = read_back::<f32>(gpu, &norm, 0, 1)[0] as f64;
         assert!((got_norm - want_norm).abs() < 1e-5 * want_norm, "norm {got_norm} vs {want_norm}");
         r::adam(&mut p, &g64, &mut m, &mut v, t, 1e-2, clip);
+        if let Some(d) = decay {
+            r::ema(&mut avg, &p, &g64, d, t);
+        }
+    }
+    if decay.is_some() {
+        assert_close(&format!("the average after {steps} steps"), &read_back(gpu, &eb, 0, count), &avg, 1e-5, 1e-4);
+    } else {
+        assert!(read_back::<f32>(gpu, &eb, 0, count).iter().all(|&x| x == 0.0), "no average without --ema");
     }
     assert_close(
         &format!("params after {steps} Adam steps, clip {clip:?}"),
@@ -47,6 +63,16 @@ fn adam_matches_reference() {
     for count in [1, 3, 4, 255, 256, 257, 70_001, 70_004, 1_100_003] {
         run(count, None, 3, 1.0);
     }
+}
+
+#[test]
+fn the_parameter_average_matches_its_twin() {
+    // t = 1 starts the average at the parameters; later steps blend. Both kernels (adam4 for
+    // counts ≡ 0 mod 4, adam otherwise), odd sizes, and with clipping engaged.
+    for count in [1, 3, 4, 257, 70_004] {
+        run_with(count, None, 4, 1.0, Some(0.9));
+    }
+    run_with(1000, Some(0.6), 3, 1.0, Some(0.99));
 }
 
 #[test]

@@ -118,6 +118,28 @@ fn a_run_stopped_and_resumed_selects_what_one_run_straight_through_selects() {
 }
 
 #[test]
+fn the_parameter_average_is_validated_kept_and_resumed_exactly() {
+    let mut c8 = small(8, 1e-2);
+    c8.optim.ema = Some(0.9);
+    let mut c4 = small(4, 1e-2);
+    c4.optim.ema = Some(0.9);
+    let (whole, split) = (tmp("ema-whole"), tmp("ema-split"));
+    let opts = run::Options::default();
+    let a = run::train(gpu(), &c8, &whole, None, &opts).unwrap();
+    run::train(gpu(), &c4, &split, None, &opts).unwrap();
+    let b = run::train(gpu(), &c8, &split, Some(&split.join("model.safetensors")), &opts).unwrap();
+    assert_eq!(validations(&whole), validations(&split), "the average is in the checkpoint");
+    assert_eq!((a.selected_step, a.heldout_ll), (b.selected_step, b.heldout_ll));
+    // The checkpoint keeps the average beside the parameters; best.safetensors holds it.
+    let (last, state) = checkpoint::load(&whole.join("model.safetensors"), None).unwrap();
+    let avg = state.unwrap().ema.expect("the checkpoint keeps the average");
+    assert_ne!(avg, last.params, "the average is not the last parameters");
+    let (best, _) = checkpoint::load(&whole.join("best.safetensors"), None).unwrap();
+    let (_, best_state) = checkpoint::load(&whole.join("best.safetensors"), None).unwrap();
+    assert_eq!(Some(best.params), best_state.unwrap().ema, "the best model is an average");
+}
+
+#[test]
 fn warm_up_and_cosine_rates_match_their_formula() {
     let lr = 1e-3;
     let constant = LrSchedule::default();

@@ -18,7 +18,8 @@ fn first_step_matches_reference() {
     flow.randomize(5, 0.6);
     flow.actnorm_initialized = false; // the step must initialise them from its minibatch
     let x = uniform(2, n * 2, 2.0);
-    let mut trainer = Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr, clip: None, noise_seed: seed }, kernels());
+    let mut trainer =
+        Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr, clip: None, noise_seed: seed, ema: None }, kernels());
     let logged = trainer.step(gpu, &x, true);
     let logged = if logged.is_empty() { trainer.drain(gpu).unwrap() } else { logged };
     let gpu_params = trainer.gflow.download_params(gpu);
@@ -53,8 +54,12 @@ fn short_run_lowers_the_loss() {
     let gpu = gpu();
     let n = 64;
     let flow = Flow::new(FlowConfig { d: 2, b: 0, blocks: 2, depth: 1, hidden: 16, seed: 3 }).unwrap();
-    let mut trainer =
-        Trainer::new(gpu, &flow, &OptimConfig { batch: n, lr: 5e-3, clip: Some(10.0), noise_seed: 1 }, kernels());
+    let mut trainer = Trainer::new(
+        gpu,
+        &flow,
+        &OptimConfig { batch: n, lr: 5e-3, clip: Some(10.0), noise_seed: 1, ema: None },
+        kernels(),
+    );
     // A correlated Gaussian scaled far from the standard one: the flow must learn it.
     let base = uniform(8, 4096 * 2, 1.0);
     let data: Vec<f32> = base.chunks(2).flat_map(|r| [3.0 * r[0] + 1.0, 0.5 * (r[0] + r[1]) - 2.0]).collect();
@@ -77,7 +82,7 @@ fn non_finite_loss_is_reported() {
     // Initialised already: a NaN minibatch must not reach the parameters through Adam.
     flow.actnorm_initialized = true;
     let mut trainer =
-        Trainer::new(gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 }, kernels());
+        Trainer::new(gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1, ema: None }, kernels());
     let x = [0.0, 1.0, 2.0, f32::NAN, 1.0, 1.0, 0.5, 0.5];
     let mut logged = trainer.step(gpu, &x, true);
     logged.extend(trainer.drain(gpu).unwrap());
@@ -99,7 +104,7 @@ fn together_and_alone_in(flows: &[Flow], n: usize, steps: usize, clip: Option<f6
     let gpu = gpu();
     let dmax = flows.iter().map(|f| f.config.d).max().unwrap();
     let seeds: Vec<u64> = (0..flows.len() as u64).map(|z| 40 + z).collect();
-    let opt = OptimConfig { batch: n, lr: 3e-2, clip, noise_seed: 0 };
+    let opt = OptimConfig { batch: n, lr: 3e-2, clip, noise_seed: 0, ema: None };
     // Each model's own data, then padded to dmax-wide rows for the batched step.
     let data: Vec<Vec<Vec<f32>>> = flows
         .iter()
@@ -179,7 +184,8 @@ fn a_lost_device_is_an_error_not_a_panic() {
     let gpu = mflow::gpu::Gpu::new(&mflow::gpu::AdapterChoice::default()).unwrap();
     let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3 }).unwrap();
     let k = mflow::gpu_flow::Kernels::defaults(&gpu);
-    let mut trainer = Trainer::new(&gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1 }, &k);
+    let mut trainer =
+        Trainer::new(&gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1, ema: None }, &k);
     trainer.step(&gpu, &[0.5; 8], true);
     trainer.drain(&gpu).unwrap();
     gpu.device.destroy();

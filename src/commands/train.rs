@@ -105,6 +105,10 @@ pub struct TrainArgs {
     /// The cosine decay's final learning rate [default: 0].
     #[arg(long, value_parser = non_negative)]
     pub lr_min: Option<f64>,
+    /// Keep an exponential moving average of the parameters with this decay (e.g. 0.999),
+    /// updated with Adam's step on the GPU; validation and the final evaluation use it.
+    #[arg(long, value_parser = positive)]
+    pub ema: Option<f64>,
 }
 
 /// The default job (`mflow train` alone): half-moons with B = 2 on a schedule that ends
@@ -216,6 +220,7 @@ impl TrainArgs {
             lr_schedule: self.lr_schedule,
             warmup: self.warmup,
             lr_min: self.lr_min,
+            ema: self.ema,
             ..self.schedule.overrides()
         }
         .apply(&mut c);

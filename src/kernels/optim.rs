@@ -11,7 +11,9 @@ pub struct OptimUniform {
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
-    pub _pad: [u32; 2],
+    /// The parameters' moving-average decay (0: none kept).
+    pub ema: f32,
+    pub _pad: u32,
 }
 
 /// The per-step values every step-dependent kernel reads from one small storage buffer,
@@ -80,6 +82,7 @@ impl Optimizer {
         params: &wgpu::Buffer,
         m: &wgpu::Buffer,
         v: &wgpu::Buffer,
+        ema: Option<(&wgpu::Buffer, f64)>,
     ) -> Self {
         let parts = norm_parts(count);
         let u = OptimUniform {
@@ -89,7 +92,18 @@ impl Optimizer {
             beta1: BETA1 as f32,
             beta2: BETA2 as f32,
             eps: EPS as f32,
-            _pad: [0; 2],
+            ema: ema.map_or(0.0, |(_, d)| d as f32),
+            _pad: 0,
+        };
+        // Without an average the binding still needs a buffer of its own (one buffer bound
+        // twice read-write is a usage conflict): a 4-float stand-in the shader never touches.
+        let stand_in;
+        let avg = match ema {
+            Some((b, _)) => b,
+            None => {
+                stand_in = crate::gpu::storage(gpu, "ema.none", 4);
+                &stand_in
+            }
         };
         let k = gpu.pipelines();
         let un = uniform(gpu, "optim", &u);
@@ -98,9 +112,9 @@ impl Optimizer {
             norm: k.grad_norm.bind(gpu, &un, &[partials, norm], [1, 1, 1]).models(models),
             // Four parameters per thread where the count allows (mflow's always does).
             adam: if count.is_multiple_of(4) {
-                k.adam4.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count / 4, 64)).models(models)
+                k.adam4.bind(gpu, &un, &[step, norm, grads, params, m, v, avg], grid(count / 4, 64)).models(models)
             } else {
-                k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v], grid(count, 64)).models(models)
+                k.adam.bind(gpu, &un, &[step, norm, grads, params, m, v, avg], grid(count, 64)).models(models)
             },
         }
     }

@@ -2,6 +2,18 @@
 
 use crate::kernels::optim::{BETA1, BETA2, EPS};
 
+/// The parameters' exponential moving average after a step t (1-based) of Adam: the
+/// parameters themselves at t = 1, else decay·avg + (1 − decay)·params. A step that Adam
+/// skips (a non-finite gradient norm) leaves it too.
+pub fn ema(avg: &mut [f64], params: &[f64], grads: &[f64], decay: f64, t: u32) {
+    if !grad_norm(grads).is_finite() {
+        return;
+    }
+    for (a, &p) in avg.iter_mut().zip(params) {
+        *a = if t == 1 { p } else { decay * *a + (1.0 - decay) * p };
+    }
+}
+
 pub fn grad_norm(grads: &[f64]) -> f64 {
     grads.iter().map(|g| g * g).sum::<f64>().sqrt()
 }

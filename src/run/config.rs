@@ -159,7 +159,7 @@ impl RunConfig {
             data_seed: 0,
             sizes: SplitSizes { train: 2048, validation: 2048, test: 10_000 },
             flow: FlowConfig { d, b, blocks: 4, depth: 2, hidden, seed },
-            optim: OptimConfig { batch, lr, clip, noise_seed: seed },
+            optim: OptimConfig { batch, lr, clip, noise_seed: seed, ema: None },
             epochs,
             samples: 200,
             log_every: if image { 50 } else { 64 },
@@ -213,6 +213,11 @@ impl RunConfig {
         }
         if self.checkpoint_every == 0 {
             bail!("--checkpoint-every 0: must be at least 1 epoch");
+        }
+        if let Some(d) = o.ema {
+            if !(d > 0.0 && d < 1.0) {
+                bail!("--ema {d}: the average's decay must be in (0, 1), e.g. 0.999");
+            }
         }
         let sel = &self.selection;
         if !(1..=MAX_SAMPLES).contains(&sel.validation_samples) {
@@ -349,6 +354,7 @@ impl RunConfig {
         cmp("lr", self.optim.lr.to_string(), other.optim.lr.to_string());
         cmp("clip", format!("{:?}", self.optim.clip), format!("{:?}", other.optim.clip));
         cmp("noise seed", self.optim.noise_seed.to_string(), other.optim.noise_seed.to_string());
+        cmp("ema", format!("{:?}", self.optim.ema), format!("{:?}", other.optim.ema));
         cmp("lr schedule", format!("{:?}", self.lr_schedule), format!("{:?}", other.lr_schedule));
         cmp("epochs (the schedule's length)", self.lr_len(), other.lr_len());
         cmp("patience", format!("{:?}", self.selection.patience), format!("{:?}", other.selection.patience));
@@ -417,6 +423,7 @@ pub struct Overrides {
     pub lr_schedule: Option<LrKind>,
     pub warmup: Option<u64>,
     pub lr_min: Option<f64>,
+    pub ema: Option<f64>,
 }
 
 impl Overrides {
@@ -448,5 +455,6 @@ impl Overrides {
         s.kind = self.lr_schedule.unwrap_or(s.kind);
         s.warmup = self.warmup.unwrap_or(s.warmup);
         s.lr_min = self.lr_min.unwrap_or(s.lr_min);
+        c.optim.ema = self.ema.or(c.optim.ema);
     }
 }

@@ -374,6 +374,8 @@ struct Group<'a> {
     /// many of its points count, when validating.
     validators: Vec<(usize, Evaluator)>,
     validation_points: usize,
+    /// Each run's parameter average at its last checkpoint (`--ema`).
+    last_ema: Vec<Option<Vec<f32>>>,
     validation_seconds: f64,
 }
 
@@ -391,7 +393,13 @@ impl<'a> Group<'a> {
             let states: Vec<&TrainState> = members.iter().filter_map(|m| m.state.as_ref()).collect();
             let m: Vec<f32> = states.iter().flat_map(|s| s.m.iter().copied()).collect();
             let v: Vec<f32> = states.iter().flat_map(|s| s.v.iter().copied()).collect();
-            trainer.restore(gpu, &m, &v, first);
+            // A checkpoint written without an average starts one at its parameters.
+            let ema: Vec<f32> = states
+                .iter()
+                .zip(members)
+                .flat_map(|(s, m)| s.ema.clone().unwrap_or_else(|| m.flow.params.clone()))
+                .collect();
+            trainer.restore(gpu, &m, &v, Some(&ema), first);
         }
         let watch = members
             .iter()
@@ -458,6 +466,7 @@ impl<'a> Group<'a> {
             start,
             validators,
             validation_points: points,
+            last_ema: vec![None; members.len()],
             validation_seconds: 0.0,
         })
     }
@@ -477,6 +486,9 @@ impl<'a> Group<'a> {
                 continue;
             }
             let (params, mm, vv) = self.trainer.download_model(self.gpu, z)?;
+            let avg = self.trainer.download_ema(self.gpu, z)?;
+            // Validated and kept: the average where one is kept (`--ema`), else the parameters.
+            let params = avg.clone().unwrap_or(params);
             // Present: one evaluator per D of the group (`new`).
             let ev = &self.validators.iter().find(|(d, _)| *d == m.flow.config.d).expect("an evaluator per D").1;
             ev.upload_params(self.gpu, &params);
@@ -503,7 +515,8 @@ impl<'a> Group<'a> {
                 flow.actnorm_initialized = self.trainer.initialized();
                 let mut extra = run_extra(m)?;
                 extra.insert("validation_ll".into(), format!("{:e}", e.mean));
-                checkpoint::save(&m.folder.best(), &flow, Some(&TrainState { m: mm, v: vv, step, extra }))?;
+                let state = TrainState { m: mm, v: vv, ema: avg, step, extra };
+                checkpoint::save(&m.folder.best(), &flow, Some(&state))?;
             } else {
                 w.since_best += 1;
                 if self.cfg.selection.patience.is_some_and(|p| w.since_best >= p) {
@@ -569,7 +582,9 @@ impl<'a> Group<'a> {
             }
             self.watch[z].selection_extra(&mut extra);
             let path = m.folder.model();
-            checkpoint::save(&path, &self.flows[z], Some(&TrainState { m: mm, v: vv, step, extra }))?;
+            let ema = self.trainer.download_ema(gpu, z)?;
+            self.last_ema[z].clone_from(&ema);
+            checkpoint::save(&path, &self.flows[z], Some(&TrainState { m: mm, v: vv, ema, step, extra }))?;
             self.watch[z].last_good = Some(step);
             written.push((step, path));
         }
@@ -666,6 +681,10 @@ impl<'a> Group<'a> {
                     }
                     let last = w.stopped.unwrap_or(step);
                     let best = w.best.filter(|_| m.cfg.selection.select == Select::Best);
+                    // Under --ema the last model is the average at the last checkpoint.
+                    if let Some(avg) = &self.last_ema[z] {
+                        flow.params.clone_from(avg);
+                    }
                     if let Some(b) = best {
                         flow = checkpoint::load(&m.folder.best(), Some(&flow.config))?.0;
                         debug_assert!(b.step <= last);
