@@ -30,6 +30,22 @@ fn pe<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the figure: {e:?}")
 }
 
+/// The series legend every chart draws: at `at`, on a translucent white box with a border.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+    size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((SANS, size))
+        .draw()
+        .map_err(pe)
+}
+
 /// Draws with `f` on a white `w`×`h` canvas, then writes the PNG atomically.
 fn render(w: u32, h: u32, path: &Path, f: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<()>) -> Result<()> {
     register_font();
@@ -101,14 +117,7 @@ pub fn scatter(data: &Table, samples: &Table, title: &str, path: &Path) -> Resul
             .map_err(pe)?
             .label(format!("model samples ({})", n.1))
             .legend(|p| Circle::new(p, 4, SAMPLE_BLUE.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((SANS, 13))
-            .draw()
-            .map_err(pe)
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 13)
     })
 }
 
@@ -264,14 +273,7 @@ pub fn ll_vs_b(points: &[LlPoint], truth: Option<f64>, title: &str, path: &Path)
                 .label("truth (expected log-likelihood)")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 7, y)], DATA_GREY.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((SANS, 12))
-            .draw()
-            .map_err(pe)
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 12)
     })
 }
 
@@ -412,14 +414,7 @@ pub fn curves(
             .map_err(pe)?
             .label(format!("selected: the {} model, step {}", selected.0, selected.1))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 7, y)], BEST_ORANGE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((SANS, 12))
-            .draw()
-            .map_err(pe)
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 12)
     })
 }
 
@@ -471,14 +466,7 @@ pub fn curve_panels(panels: &[(String, Vec<Curve>)], title: &str, path: &Path) -
                 let sel = c.points.iter().find(|p| p.0 == c.selected && p.1.is_finite());
                 chart.draw_series(sel.map(|&(s, v)| Circle::new((s as f64, v), 5, colour.filled()))).map_err(pe)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font((SANS, 11))
-                .draw()
-                .map_err(pe)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight, 11)?;
         }
         Ok(())
     })
