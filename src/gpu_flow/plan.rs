@@ -218,14 +218,15 @@ impl<'a> Build<'a> {
         (storage_init(self.gpu, "perm", &idx), storage_init(self.gpu, "perm_inv", &inv_perm))
     }
 
-    /// Where a coupling stores: through the permutation after it when that folds in (which
-    /// then hands its buffers on), else into its own output.
-    fn coupling_out(&self, at: &At<'a>, folds: &mut Folds) -> &'a wgpu::Buffer {
+    /// Where a coupling stores, and the inverse permutation it stores through: the
+    /// permutation after it when that folds in (its buffers then handed on in `folds`), else
+    /// its own output and none.
+    fn coupling_out<'f>(&self, at: &At<'a>, folds: &'f mut Folds) -> (&'a wgpu::Buffer, Option<&'f wgpu::Buffer>) {
         if at.next_is_perm() {
-            folds.perm = Some(self.perm_buffers(at.k + 1));
-            &self.acts[at.k + 2]
+            let (_, inv) = folds.perm.insert(self.perm_buffers(at.k + 1));
+            (&self.acts[at.k + 2], Some(inv))
         } else {
-            at.u
+            (at.u, None)
         }
     }
 }
@@ -288,8 +289,7 @@ pub(super) fn fused_coupling<'a>(
     let fc = FusedCoupling { n: s.n, q: s.q, linears, ps: s.ps, actnorm, rows8: s.gemms.fused_rows8 };
     // With the ActNorm folded in, the forward reads that layer's input.
     let x_fwd = if actnorm.is_some() { &b.acts[at.k - 1] } else { at.x };
-    let out = b.coupling_out(at, folds);
-    let perm_inv = folds.perm.as_ref().filter(|_| at.next_is_perm()).map(|(_, i)| i);
+    let (out, perm_inv) = b.coupling_out(at, folds);
     let mut p = LayerPlan::default();
     if b.training {
         let layout = fc.saved();
@@ -321,8 +321,7 @@ pub(super) fn gemm_coupling<'a>(
     let own = if b.training { workspace(gpu, s, &label, linears) } else { Vec::new() };
     let outs = if b.training { &own } else { b.shared };
     let rm = outs.last().expect("a coupling has an output layer");
-    let out = b.coupling_out(at, folds);
-    let perm_inv = folds.perm.as_ref().filter(|_| at.next_is_perm()).map(|(_, i)| i);
+    let (out, perm_inv) = b.coupling_out(at, folds);
     let mut p = LayerPlan::default();
     p.forward.extend(conditioner(gpu, *s, b.params, linears, at.x, outs, &label));
     p.forward.push(cp.forward(gpu, at.x, rm, out, b.logdet, perm_inv).models(models));
