@@ -319,6 +319,12 @@ impl Trainer {
         ))
     }
 
+    /// Model z's parameters alone (a validation reads no moments).
+    pub fn download_params(&self, gpu: &Gpu, z: usize) -> anyhow::Result<Vec<f32>> {
+        let p = self.gflow.num_params;
+        try_read_back(gpu, &self.gflow.params, z * p, p)
+    }
+
     /// Model z's parameter average (`--ema`), if one is kept.
     pub fn download_ema(&self, gpu: &Gpu, z: usize) -> anyhow::Result<Option<Vec<f32>>> {
         let p = self.gflow.num_params;

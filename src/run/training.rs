@@ -485,10 +485,12 @@ impl<'a> Group<'a> {
             if !self.watch[z].live() {
                 continue;
             }
-            let (params, mm, vv) = self.trainer.download_model(self.gpu, z)?;
-            let avg = self.trainer.download_ema(self.gpu, z)?;
             // Validated and kept: the average where one is kept (`--ema`), else the parameters.
-            let params = avg.clone().unwrap_or(params);
+            let avg = self.trainer.download_ema(self.gpu, z)?;
+            let params = match &avg {
+                Some(a) => a.clone(),
+                None => self.trainer.download_params(self.gpu, z)?,
+            };
             // Present: one evaluator per D of the group (`new`).
             let ev = &self.validators.iter().find(|(d, _)| *d == m.flow.config.d).expect("an evaluator per D").1;
             ev.upload_params(self.gpu, &params);
@@ -510,6 +512,8 @@ impl<'a> Group<'a> {
             if w.best.is_none_or(|b| e.mean > b.ll) {
                 w.best = Some(Best { step, ll: e.mean, se: e.se });
                 w.since_best = 0;
+                // Adam's moments only for a new best (its checkpoint can be resumed).
+                let (_, mm, vv) = self.trainer.download_model(self.gpu, z)?;
                 let mut flow = self.flows[z].clone();
                 flow.params = params;
                 flow.actnorm_initialized = self.trainer.initialized();
@@ -522,6 +526,7 @@ impl<'a> Group<'a> {
                 if self.cfg.selection.patience.is_some_and(|p| w.since_best >= p) {
                     w.stopped = Some(step);
                     stopped = true;
+                    // since_best > 0 only after a first validation set the best.
                     let b = w.best.expect("a run without a best validation has not waited");
                     w.log
                         .write(&json!({ "event": "early_stop", "step": step, "best_step": b.step, "best_ll": b.ll }))?;
