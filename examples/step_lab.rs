@@ -11,7 +11,7 @@ fn main() {
     let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().unwrap()).collect();
     let (d, b, h, batch) = if a.len() == 4 { (a[0], a[1], a[2], a[3]) } else { (2, 0, 128, 256) };
     let gpu = Gpu::new(&AdapterChoice::default()).unwrap();
-    let mut flow = Flow::new(FlowConfig { d, b, blocks: 4, depth: 2, hidden: h, seed: 0 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 4, depth: 2, hidden: h, seed: 0, conv: None }).unwrap();
     flow.actnorm_initialized = true;
     let kernels = mflow::gpu_flow::Kernels::defaults(&gpu);
     let mut t =

@@ -19,7 +19,7 @@ pub fn run(gpu: &Gpu, n: usize, seed: u64) -> Result<()> {
             "--batch {n}: the demo takes 1..={MAX_BATCH} points (it checks each against the f64 reference on the CPU)"
         );
     }
-    let config = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed };
+    let config = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed, conv: None };
     let mut flow = Flow::new(config.clone())?;
     // A fresh model's couplings are the identity; perturb them so the demo shows a real flow.
     flow.randomize(seed + 1, 0.5);

@@ -283,7 +283,7 @@ pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
 /// with 4 and with 8 rows per invocation in the vec4 linears, raced. Both layouts are tested
 /// against the f64 reference (tests/fused.rs).
 fn measure_fused_rows(gpu: &Gpu) -> Result<BTreeMap<String, f64>> {
-    let cfg = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    let cfg = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0, conv: None };
     let mut flow = Flow::new(cfg)?;
     flow.randomize(1, 0.5);
     let flows = [false, true].map(|rows8| {

@@ -13,7 +13,7 @@ fn check(d: usize, b: usize, hidden: usize, n: usize, variant: Variant) {
 
 fn check_mode(d: usize, b: usize, hidden: usize, n: usize, variant: Variant, mode: Mode) {
     let gpu = gpu();
-    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden, seed: 5 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden, seed: 5, conv: None }).unwrap();
     flow.randomize(40 + d as u64 + b as u64, 0.7);
     let q = flow.config.q();
     let y = uniform(11, n * q, 1.5);

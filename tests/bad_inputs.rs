@@ -397,7 +397,8 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
 
 #[test]
 fn flows_of_impossible_shape_are_refused_in_the_library_too() {
-    let e = Flow::new(FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 1 << 40, seed: 0 }).unwrap_err();
+    let e =
+        Flow::new(FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 1 << 40, seed: 0, conv: None }).unwrap_err();
     assert!(format!("{e:#}").contains("--hidden"));
 }
 
@@ -750,7 +751,7 @@ fn a_batch_whose_fused_activations_exceed_a_binding_trains_on_gemms() {
     // A device of its own: a validation error must not reach the other tests' shared one.
     let gpu = mflow::gpu::Gpu::new(&mflow::gpu::AdapterChoice::default()).unwrap();
     let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
-    let flow = Flow::new(FlowConfig { d: 2, b: 2, blocks: 1, depth: 2, hidden: 128, seed: 0 }).unwrap();
+    let flow = Flow::new(FlowConfig { d: 2, b: 2, blocks: 1, depth: 2, hidden: 128, seed: 0, conv: None }).unwrap();
     // One coupling's saved rows (Q, two hidden layers, the output, each padded to 4) exceed
     // one binding, while the GEMM path's widest buffer (H columns) fits.
     let n = binding / ((4 + 128 + 128 + 4) * 4) + 1;

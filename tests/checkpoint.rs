@@ -15,7 +15,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 #[test]
 fn round_trip_is_bit_exact() {
     let dir = tmp("rt");
-    let mut flow = Flow::new(FlowConfig { d: 3, b: 2, blocks: 3, depth: 2, hidden: 5, seed: 9 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d: 3, b: 2, blocks: 3, depth: 2, hidden: 5, seed: 9, conv: None }).unwrap();
     flow.randomize(1, 1.0);
     let p = flow.params.len();
     let state = TrainState {
@@ -42,7 +42,7 @@ fn round_trip_is_bit_exact() {
 #[test]
 fn other_models_and_corrupt_files_are_clear_errors() {
     let dir = tmp("bad");
-    let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 2, depth: 1, hidden: 4, seed: 0 }).unwrap();
+    let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 2, depth: 1, hidden: 4, seed: 0, conv: None }).unwrap();
     let path = dir.join("m.safetensors");
     checkpoint::save(&path, &flow, None).unwrap();
     let other = FlowConfig { hidden: 8, ..flow.config.clone() };

@@ -23,7 +23,7 @@ fn points(d: usize, n: usize, seed: u64) -> Table {
 
 #[test]
 fn b0_estimate_is_the_exact_density() {
-    let mut flow = Flow::new(FlowConfig { d: 3, b: 0, blocks: 2, depth: 2, hidden: 8, seed: 1 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d: 3, b: 0, blocks: 2, depth: 2, hidden: 8, seed: 1, conv: None }).unwrap();
     flow.randomize(2, 0.7);
     let x = points(3, 37, 3);
     let want = rf::log_prob(&flow, &flow.params_f64(), &to_f64(&x.data), 37);
@@ -35,7 +35,7 @@ fn b0_estimate_is_the_exact_density() {
 /// identity: couplings are the identity (zero output layers), ActNorms are random on the
 /// positions holding x and the identity on those holding ε.
 fn factorised_flow(d: usize, b: usize) -> Flow {
-    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 1, hidden: 4, seed: 7 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 1, hidden: 4, seed: 7, conv: None }).unwrap();
     flow.randomize(8, 0.8);
     let q = d + b;
     let mut holds: Vec<usize> = (0..q).collect(); // holds[pos] = original dimension at pos
@@ -62,6 +62,7 @@ fn factorised_flow(d: usize, b: usize) -> Flow {
                 let idx = layer.gather_indices(q).unwrap();
                 holds = idx.iter().map(|&i| holds[i as usize]).collect();
             }
+            _ => unreachable!("a dense flow"),
         }
     }
     flow
@@ -87,7 +88,7 @@ fn factorised_flow_is_exact_for_every_s() {
 
 #[test]
 fn estimate_rises_with_s_in_expectation() {
-    let mut flow = Flow::new(FlowConfig { d: 2, b: 2, blocks: 2, depth: 1, hidden: 8, seed: 5 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d: 2, b: 2, blocks: 2, depth: 1, hidden: 8, seed: 5, conv: None }).unwrap();
     flow.randomize(6, 1.0);
     let x = points(2, 400, 9);
     let mean = |s| eval(&flow, &x, s).iter().sum::<f64>() / 400.0;
@@ -98,7 +99,7 @@ fn estimate_rises_with_s_in_expectation() {
 #[test]
 fn gpu_estimate_matches_reference_with_the_same_eps() {
     let (d, b, s, n) = (2, 2, 6, 9);
-    let mut flow = Flow::new(FlowConfig { d, b, blocks: 2, depth: 2, hidden: 8, seed: 3 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 2, depth: 2, hidden: 8, seed: 3, conv: None }).unwrap();
     flow.randomize(4, 0.8);
     let x = points(d, n, 10);
     // One chunk: step t = 1, ε of row p·S + k at indices (p·S + k)·B + j.

@@ -25,7 +25,8 @@ fn flat(v: &Value) -> Vec<f64> {
 fn load(name: &'static str, text: &str) -> Case {
     let json: Value = serde_json::from_str(text).unwrap();
     let u = |k: &str| json[k].as_u64().unwrap() as usize;
-    let config = FlowConfig { d: u("D"), b: u("B"), blocks: u("L"), depth: u("depth"), hidden: u("H"), seed: 0 };
+    let config =
+        FlowConfig { d: u("D"), b: u("B"), blocks: u("L"), depth: u("depth"), hidden: u("H"), seed: 0, conv: None };
     let mut flow = Flow::new(config).unwrap();
     let arch: Vec<(String, Option<usize>)> = json["arch"]
         .as_array()

@@ -8,7 +8,7 @@ use mflow::model::{Flow, FlowConfig};
 use mflow::reference::flow as rf;
 
 fn random_flow(d: usize, b: usize, blocks: usize, hidden: usize, seed: u64) -> Flow {
-    let mut f = Flow::new(FlowConfig { d, b, blocks, depth: 2, hidden, seed }).unwrap();
+    let mut f = Flow::new(FlowConfig { d, b, blocks, depth: 2, hidden, seed, conv: None }).unwrap();
     f.randomize(seed + 100, 0.8);
     f
 }
@@ -73,7 +73,7 @@ fn flow_matches_reference_tiled_gemm() {
 fn data_dependent_actnorm_init_matches_reference() {
     let gpu = gpu();
     let (d, b, n) = (3, 2, 50);
-    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 16, seed: 4 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 16, seed: 4, conv: None }).unwrap();
     // Non-zero output layers so every ActNorm after the first sees a transformed input.
     flow.randomize(9, 0.5);
     flow.actnorm_initialized = false;

@@ -33,7 +33,8 @@ fn fused_coupling_matches_reference() {
     ] {
         let flows: Vec<Flow> = (0..models)
             .map(|z| {
-                let mut f = Flow::new(FlowConfig { d, b, blocks: 1, depth, hidden, seed: 10 + z as u64 }).unwrap();
+                let mut f =
+                    Flow::new(FlowConfig { d, b, blocks: 1, depth, hidden, seed: 10 + z as u64, conv: None }).unwrap();
                 f.randomize(20 + z as u64, 0.8);
                 f
             })
@@ -96,7 +97,7 @@ fn fitting_from_the_shape_agrees_with_every_layer() {
     for (d, b, depth, hidden) in
         [(2, 0, 2, 128), (2, 2, 0, 8), (3, 1, 3, 256), (2, 2, 2, 257), (784, 4, 2, 64), (500, 11, 1, 16)]
     {
-        let cfg = FlowConfig { d, b, blocks: 2, depth, hidden, seed: 0 };
+        let cfg = FlowConfig { d, b, blocks: 2, depth, hidden, seed: 0, conv: None };
         let flow = Flow::new(cfg.clone()).unwrap();
         let per_layer = flow.layers.iter().all(|l| match l {
             Layer::Coupling { linears, .. } => FusedCoupling::fits(cfg.q(), linears, flow.params.len()),
@@ -108,9 +109,9 @@ fn fitting_from_the_shape_agrees_with_every_layer() {
 
 #[test]
 fn wide_or_deep_couplings_fall_back() {
-    let wide = Flow::new(FlowConfig { d: 2, b: 2, blocks: 1, depth: 2, hidden: 257, seed: 0 }).unwrap();
+    let wide = Flow::new(FlowConfig { d: 2, b: 2, blocks: 1, depth: 2, hidden: 257, seed: 0, conv: None }).unwrap();
     assert!(!FusedCoupling::fits(4, &first_coupling(&wide), wide.params.len()));
-    let images = Flow::new(FlowConfig { d: 784, b: 4, blocks: 1, depth: 2, hidden: 64, seed: 0 }).unwrap();
+    let images = Flow::new(FlowConfig { d: 784, b: 4, blocks: 1, depth: 2, hidden: 64, seed: 0, conv: None }).unwrap();
     assert!(!FusedCoupling::fits(788, &first_coupling(&images), images.params.len()));
 }
 
@@ -119,7 +120,7 @@ fn evaluations_through_fused_couplings_equal_the_gemm_path() {
     use mflow::gpu_flow::Mode;
     let gpu = gpu();
     for (d, b, s) in [(2, 2, 3), (3, 0, 1), (5, 1, 4)] {
-        let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 24, seed: 4 }).unwrap();
+        let mut flow = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 24, seed: 4, conv: None }).unwrap();
         flow.randomize(9, 0.6);
         let data = mflow::data::Table::new(d, uniform(11, 37 * d, 1.5));
         let ll = |mode| {
@@ -159,7 +160,8 @@ fn fused_training_passes_match_reference() {
     ] {
         let flows: Vec<Flow> = (0..models)
             .map(|z| {
-                let mut f = Flow::new(FlowConfig { d, b, blocks: 1, depth, hidden, seed: 30 + z as u64 }).unwrap();
+                let mut f =
+                    Flow::new(FlowConfig { d, b, blocks: 1, depth, hidden, seed: 30 + z as u64, conv: None }).unwrap();
                 f.randomize(40 + z as u64, 0.8);
                 f
             })

@@ -14,7 +14,7 @@ use mflow::train::{OptimConfig, Trainer};
 fn first_step_matches_reference() {
     let gpu = gpu();
     let (n, seed, lr) = (6, 99, 1e-3);
-    let mut flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 2, depth: 2, hidden: 8, seed: 1 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 2, depth: 2, hidden: 8, seed: 1, conv: None }).unwrap();
     flow.randomize(5, 0.6);
     flow.actnorm_initialized = false; // the step must initialise them from its minibatch
     let x = uniform(2, n * 2, 2.0);
@@ -53,7 +53,7 @@ fn first_step_matches_reference() {
 fn short_run_lowers_the_loss() {
     let gpu = gpu();
     let n = 64;
-    let flow = Flow::new(FlowConfig { d: 2, b: 0, blocks: 2, depth: 1, hidden: 16, seed: 3 }).unwrap();
+    let flow = Flow::new(FlowConfig { d: 2, b: 0, blocks: 2, depth: 1, hidden: 16, seed: 3, conv: None }).unwrap();
     let mut trainer = Trainer::new(
         gpu,
         &flow,
@@ -78,7 +78,7 @@ fn short_run_lowers_the_loss() {
 #[test]
 fn non_finite_loss_is_reported() {
     let gpu = gpu();
-    let mut flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3 }).unwrap();
+    let mut flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3, conv: None }).unwrap();
     // Initialised already: a NaN minibatch must not reach the parameters through Adam.
     flow.actnorm_initialized = true;
     let mut trainer =
@@ -165,7 +165,7 @@ fn together_and_alone_in(flows: &[Flow], n: usize, steps: usize, clip: Option<f6
 #[test]
 fn models_trained_together_equal_models_trained_alone() {
     // One Q = 4 shape: different D (2 and 3), seeds (init, shuffles, noise) and data.
-    let cfg = |d, b, seed| FlowConfig { d, b, blocks: 2, depth: 2, hidden: 8, seed };
+    let cfg = |d, b, seed| FlowConfig { d, b, blocks: 2, depth: 2, hidden: 8, seed, conv: None };
     let flows: Vec<Flow> =
         [cfg(2, 2, 1), cfg(3, 1, 2), cfg(2, 2, 3)].into_iter().map(|c| Flow::new(c).unwrap()).collect();
     // n = 16 takes the vec4 GEMMs, n = 6 the general ones; a small clip makes each model's
@@ -182,7 +182,7 @@ fn models_trained_together_equal_models_trained_alone() {
 fn a_lost_device_is_an_error_not_a_panic() {
     // A device of its own: destroying it must not disturb the other tests' shared one.
     let gpu = mflow::gpu::Gpu::new(&mflow::gpu::AdapterChoice::default()).unwrap();
-    let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3 }).unwrap();
+    let flow = Flow::new(FlowConfig { d: 2, b: 1, blocks: 1, depth: 1, hidden: 4, seed: 3, conv: None }).unwrap();
     let k = mflow::gpu_flow::Kernels::defaults(&gpu);
     let mut trainer =
         Trainer::new(&gpu, &flow, &OptimConfig { batch: 4, lr: 1e-3, clip: None, noise_seed: 1, ema: None }, &k);

@@ -31,7 +31,7 @@ fn choices_are_measured_cached_reused_and_replaced_when_unknown() {
     unsafe { std::env::set_var("XDG_CACHE_HOME", &dir) };
     let gpu = gpu();
     let key = tune::adapter_key(gpu);
-    let cfg = FlowConfig { d: 2, b: 1, blocks: 2, depth: 2, hidden: 16, seed: 0 };
+    let cfg = FlowConfig { d: 2, b: 1, blocks: 2, depth: 2, hidden: 16, seed: 0, conv: None };
     let wide = FlowConfig { hidden: 300, ..cfg.clone() };
     let needs = [
         Need::Inference(cfg.clone()),

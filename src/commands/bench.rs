@@ -114,7 +114,7 @@ pub fn bench(ctx: &Context, what: BenchWhat) -> Result<()> {
             crate::bench::bench_gemm(&gpu, &variants, quick)?;
         }
         BenchWhat::Sweep { models, dim, aux, hidden, batch, steps } => {
-            let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0 };
+            let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0, conv: None };
             config.validate()?;
             crate::bench::bench_sweep(&Gpu::new(&ctx.adapter)?, tuning, config, batch, &models, steps)?;
         }
@@ -125,7 +125,7 @@ pub fn bench(ctx: &Context, what: BenchWhat) -> Result<()> {
             crate::bench::bench_stream(&Gpu::new(&ctx.adapter)?, tuning, &cfg, steps)?;
         }
         BenchWhat::Eval { dim, aux, hidden, samples, points, trials } => {
-            let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0 };
+            let config = FlowConfig { d: dim, b: aux, blocks: 4, depth: 2, hidden, seed: 0, conv: None };
             config.validate()?;
             let gpu = ctx.open_gpu()?;
             println!("adapter: {}", gpu.describe());
@@ -147,7 +147,7 @@ pub fn bench(ctx: &Context, what: BenchWhat) -> Result<()> {
             println!("adapter: {}", gpu.describe());
             crate::bench::bench_gemm(&gpu, &crate::kernels::gemm::VARIANTS, true)?;
             bench_train_all(&gpu, tuning, steps, false)?;
-            let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+            let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0, conv: None };
             crate::bench::bench_eval(&gpu, tuning, moons.clone(), 100, 2000, 3)?;
             if ctx.no_tune_by.is_none() {
                 bench_tune(&gpu)?;
@@ -169,14 +169,14 @@ pub fn bench(ctx: &Context, what: BenchWhat) -> Result<()> {
 /// `mflow bench train`'s configurations: gauss Q = 2 and moons (Q = 4) at MODEL.md's
 /// batches, and (unless `small`) MNIST-shaped models.
 fn bench_train_all(gpu: &Gpu, tuning: Tuning, steps: usize, small: bool) -> Result<()> {
-    let gauss = FlowConfig { d: 2, b: 0, blocks: 4, depth: 2, hidden: 128, seed: 0 };
-    let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    let gauss = FlowConfig { d: 2, b: 0, blocks: 4, depth: 2, hidden: 128, seed: 0, conv: None };
+    let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0, conv: None };
     crate::bench::bench_train(gpu, tuning, "gauss", gauss, 256, steps)?;
     for batch in [64, 256] {
         crate::bench::bench_train(gpu, tuning, "moons", moons.clone(), batch, steps)?;
     }
     if !small {
-        let mnist = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0 };
+        let mnist = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0, conv: None };
         for batch in [32, 256] {
             crate::bench::bench_train(gpu, tuning, "mnist", mnist.clone(), batch, (steps / 5).max(2))?;
         }
@@ -187,7 +187,7 @@ fn bench_train_all(gpu: &Gpu, tuning: Tuning, steps: usize, small: bool) -> Resu
 /// What `mflow bench tune` measures: the GEMM families, then fused couplings or GEMMs for
 /// the default job and MODEL.md's synthetic shapes (training at their batches, evaluation).
 pub fn tune_needs() -> Vec<Need> {
-    let flow = |q: usize| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0 };
+    let flow = |q: usize| FlowConfig { d: 2, b: q - 2, blocks: 4, depth: 2, hidden: 128, seed: 0, conv: None };
     let mut needs: Vec<Need> =
         [(4, 256), (4, 64), (2, 256)].into_iter().map(|(q, batch)| Need::Training { config: flow(q), batch }).collect();
     needs.extend([4, 2].into_iter().map(|q| Need::Inference(flow(q))));

@@ -254,6 +254,8 @@ impl GpuFlow {
                 }
                 Layer::Coupling { index, linears } => plan::gemm_coupling(&b, &at, *index, linears, &mut folds),
                 Layer::Reverse | Layer::Shuffle { .. } => plan::permutation(&b, &at, &mut folds),
+                // checkpoint::parse and the CLI refuse conv flows before anything is built.
+                _ => unreachable!("conv layers have no GPU plan in this build"),
             };
             forward_init.extend(p.init);
             forward_init.extend(p.forward.iter().cloned());

@@ -5,6 +5,9 @@ use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+pub mod conv;
+pub use conv::{ChannelPermute, Conv2d, ConvArch, ConvNet, Norm, Region};
+
 /// `(D, B, L, depth, H, seed)`: everything that fixes a flow's shape and its initialisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowConfig {
@@ -19,13 +22,19 @@ pub struct FlowConfig {
     /// Hidden width H.
     pub hidden: usize,
     pub seed: u64,
+    /// A convolutional multiscale flow (CONV.md) over C×H×W images; then `blocks`, `depth`
+    /// and `hidden` describe its dense head, and `d` = C·H·W. Absent for a dense flow (and
+    /// from its JSON, so dense checkpoints and run folders read as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvArch>,
 }
 
 impl FlowConfig {
-    /// FLOPs of one flow evaluation's conditioner GEMMs, per row: 2·fan_in·fan_out per linear
-    /// of every coupling (what a forward costs, the rest being elementwise).
+    /// FLOPs of one flow evaluation's conditioner GEMMs (and a conv flow's convolutions), per
+    /// row: 2·fan_in·fan_out per linear of every coupling, 2·c_in·k²·c_out per pixel of every
+    /// convolution (what a forward costs, the rest being elementwise).
     pub fn conditioner_flops(&self) -> f64 {
-        let (q, h, hid) = (self.q(), self.h(), self.hidden);
+        let (q, h, hid) = (self.head().1, self.h(), self.hidden);
         let mut fan_in = h;
         let mut per = 0.0;
         for k in 0..=self.depth {
@@ -33,38 +42,64 @@ impl FlowConfig {
             per += 2.0 * (fan_in * fan_out) as f64;
             fan_in = fan_out;
         }
-        per * 2.0 * self.blocks as f64
+        per * 2.0 * self.blocks as f64 + self.conv.as_ref().map_or(0.0, ConvArch::conv_flops)
     }
 
-    /// Flow width Q = D + B.
+    /// Flow width Q = D + B, plus a conv flow's ε channels (K_ε·H·W): a sample's row.
     pub fn q(&self) -> usize {
-        self.d + self.b
+        self.d + self.aux()
+    }
+    /// Every auxiliary value of a row, drawn N(0, 1) after x: ε channels, then flat ε.
+    pub fn aux(&self) -> usize {
+        self.b + self.conv.as_ref().map_or(0, |c| c.aux_channels * c.height * c.width)
+    }
+    /// The columns the dense layers act on, `(offset, width)`: the whole row for a dense flow,
+    /// the head's `concat(flatten(h_K), ε)` (the row's tail) for a conv flow.
+    pub fn head(&self) -> (usize, usize) {
+        match &self.conv {
+            None => (0, self.q()),
+            Some(c) => {
+                let width = c.last_scale().len() + self.b;
+                (self.q() - width, width)
+            }
+        }
     }
     /// h = ⌊Q/2⌋, the coupling's conditioning half.
+    /// h = ⌊Q/2⌋ of the dense layers' width (the head's, in a conv flow).
     pub fn h(&self) -> usize {
-        self.q() / 2
+        self.head().1 / 2
     }
     /// Checks the shape against `LIMITS` (before anything is allocated: a crafted checkpoint
     /// or flag must not be able to ask for 2^62 parameters).
     pub fn validate(&self) -> Result<()> {
         let l = &LIMITS;
+        // A conv flow's image first: the row width and the head are computed from it.
+        if let Some(c) = &self.conv {
+            c.validate(self.d)?;
+        }
+        let (blocks_flag, hidden_flag) =
+            if self.conv.is_some() { ("--head-blocks", "--head-hidden") } else { ("--blocks", "--hidden") };
         if self.d > l.max_d {
             bail!("data dimensions D = {} exceed mflow's bound of {}", self.d, l.max_d);
         }
         if self.b > l.max_b {
             bail!("auxiliary dimensions B = {} exceed mflow's bound of {} (--aux)", self.b, l.max_b);
         }
-        if self.q() < 2 {
-            bail!("flow width Q = D + B = {} must be at least 2 (a coupling needs two halves)", self.q());
+        if self.head().1 < 2 {
+            bail!(
+                "flow width Q = {} = {} must be at least 2 (a coupling needs two halves)",
+                if self.conv.is_some() { "the last scale's values + B, the dense head's width," } else { "D + B" },
+                self.head().1
+            );
         }
         if !(1..=l.max_blocks).contains(&self.blocks) {
-            bail!("blocks L = {} must be in 1..={} (--blocks)", self.blocks, l.max_blocks);
+            bail!("blocks L = {} must be in 1..={} ({blocks_flag})", self.blocks, l.max_blocks);
         }
         if self.depth > l.max_depth {
             bail!("conditioner depth {} exceeds mflow's bound of {} (--depth)", self.depth, l.max_depth);
         }
         if !(1..=l.max_hidden).contains(&self.hidden) {
-            bail!("hidden width H = {} must be in 1..={} (--hidden)", self.hidden, l.max_hidden);
+            bail!("hidden width H = {} must be in 1..={} ({hidden_flag})", self.hidden, l.max_hidden);
         }
         match self.padded_params() {
             Some(p) if p <= l.max_params => Ok(()),
@@ -79,7 +114,11 @@ impl FlowConfig {
     /// The length of `Flow::params` for this shape (every tensor padded to a multiple of 4),
     /// computed without building the flow; `None` on overflow.
     pub fn padded_params(&self) -> Option<u64> {
-        let (q, h) = (self.q() as u64, self.h() as u64);
+        let conv = match &self.conv {
+            Some(c) => c.padded_params()?,
+            None => 0,
+        };
+        let (q, h) = (self.head().1 as u64, self.h() as u64);
         let pad = |n: u64| n.checked_next_multiple_of(4);
         let actnorm = pad(q)?.checked_mul(2)?;
         let mut coupling = 0u64;
@@ -90,7 +129,7 @@ impl FlowConfig {
             fan_in = fan_out;
         }
         let blocks = self.blocks as u64;
-        actnorm.checked_mul(blocks)?.checked_add(coupling.checked_mul(2 * blocks)?)
+        actnorm.checked_mul(blocks)?.checked_add(coupling.checked_mul(2 * blocks)?)?.checked_add(conv)
     }
 }
 
@@ -119,7 +158,9 @@ pub struct Linear {
     pub fan_out: usize,
 }
 
-/// One layer in the data → latent direction.
+/// One layer in the data → latent direction. The dense kinds (`ActNorm`, `Coupling`,
+/// `Reverse`, `Shuffle`) act on `FlowConfig::head`'s columns (the whole row of a dense flow);
+/// the conv kinds on their `Region` (see `conv`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layer {
     ActNorm {
@@ -136,6 +177,47 @@ pub enum Layer {
     Shuffle {
         index: usize,
         perm: Vec<u32>,
+    },
+    /// Per-channel ActNorm (CONV.md): one (β_c, a_c) per channel, shared over (i, j).
+    ChannelNorm {
+        index: usize,
+        norm: Norm,
+        at: Region,
+    },
+    /// Checkerboard coupling: the mask is 1 where (i + j) mod 2 = parity; the conditioner
+    /// reads the masked input and outputs (r, m), C channels each.
+    Checkerboard {
+        index: usize,
+        parity: usize,
+        at: Region,
+        net: ConvNet,
+    },
+    /// Channel coupling (half 0): the first ⌊C/2⌋ channels condition, the rest transform.
+    ChannelCoupling {
+        index: usize,
+        at: Region,
+        net: ConvNet,
+    },
+    /// Channel c ↦ C − 1 − c.
+    ChannelReverse {
+        at: Region,
+    },
+    /// Glow's invertible 1×1 convolution `u = W y` per pixel; `lu` packs L, U and log_s
+    /// (see `conv::initialise`); `perm` and `sign` are fixed.
+    Inv1x1 {
+        index: usize,
+        at: Region,
+        lu: usize,
+        perm: Vec<u32>,
+        sign: Vec<i8>,
+    },
+    /// `(C, H, W) → (4C, H/2, W/2)` in Glow's order (`Region::squeeze_source`).
+    Squeeze {
+        at: Region,
+    },
+    /// The first half of `at`'s channels leave the flow; the data stay where they are.
+    FactorOut {
+        at: Region,
     },
 }
 
@@ -203,55 +285,67 @@ impl Builder {
     }
 }
 
+/// MODEL.md's R-block flow over the head's columns (`FlowConfig::head`), its tensors named
+/// with `prefix`; draws the shuffles from `rng` in layer order.
+fn dense_layers(config: &FlowConfig, prefix: &str, b: &mut Builder, layers: &mut Vec<Layer>, rng: &mut impl Rng) {
+    let q = config.head().1;
+    let h = config.h();
+    let (mut n_an, mut n_cp, mut n_sh) = (0, 0, 0);
+    let mut actnorm = |b: &mut Builder, layers: &mut Vec<Layer>| {
+        let beta = b.add(format!("{prefix}an{n_an}.beta"), vec![q]);
+        let a = b.add(format!("{prefix}an{n_an}.a"), vec![q]);
+        layers.push(Layer::ActNorm { index: n_an, beta, a });
+        n_an += 1;
+    };
+    let mut coupling = |b: &mut Builder, layers: &mut Vec<Layer>| {
+        let mut linears = Vec::new();
+        let mut fan_in = h;
+        for k in 0..=config.depth {
+            let fan_out = if k == config.depth { 2 * (q - h) } else { config.hidden };
+            let w = b.add(format!("{prefix}cp{n_cp}.W{k}"), vec![fan_in, fan_out]);
+            let bias = b.add(format!("{prefix}cp{n_cp}.b{k}"), vec![fan_out]);
+            linears.push(Linear { w, b: bias, fan_in, fan_out });
+            fan_in = fan_out;
+        }
+        layers.push(Layer::Coupling { index: n_cp, linears });
+        n_cp += 1;
+    };
+    actnorm(b, layers);
+    for block in 0..config.blocks {
+        coupling(b, layers);
+        layers.push(Layer::Reverse);
+        coupling(b, layers);
+        if block + 1 < config.blocks {
+            let mut perm: Vec<u32> = (0..q as u32).collect();
+            // Fisher–Yates, drawn in layer order so the seed fixes every permutation.
+            for i in (1..q).rev() {
+                let j = rng.random_range(0..=i);
+                perm.swap(i, j);
+            }
+            layers.push(Layer::Shuffle { index: n_sh, perm });
+            n_sh += 1;
+            actnorm(b, layers);
+        }
+    }
+}
+
 impl Flow {
     /// Builds the flow and initialises it as MODEL.md says: He-uniform hidden weights, zero
     /// biases and output layers (each coupling starts as the identity), identity ActNorms
     /// awaiting data-dependent initialisation, shuffles drawn from the seed.
     pub fn new(config: FlowConfig) -> Result<Self> {
         config.validate()?;
-        let q = config.q();
-        let h = config.h();
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let mut b = Builder { tensors: Vec::new(), len: 0 };
         let mut layers = Vec::new();
-        let (mut n_an, mut n_cp, mut n_sh) = (0, 0, 0);
-        let mut actnorm = |b: &mut Builder, layers: &mut Vec<Layer>| {
-            let beta = b.add(format!("an{n_an}.beta"), vec![q]);
-            let a = b.add(format!("an{n_an}.a"), vec![q]);
-            layers.push(Layer::ActNorm { index: n_an, beta, a });
-            n_an += 1;
-        };
-        let mut coupling = |b: &mut Builder, layers: &mut Vec<Layer>| {
-            let mut linears = Vec::new();
-            let mut fan_in = h;
-            for k in 0..=config.depth {
-                let fan_out = if k == config.depth { 2 * (q - h) } else { config.hidden };
-                let w = b.add(format!("cp{n_cp}.W{k}"), vec![fan_in, fan_out]);
-                let bias = b.add(format!("cp{n_cp}.b{k}"), vec![fan_out]);
-                linears.push(Linear { w, b: bias, fan_in, fan_out });
-                fan_in = fan_out;
-            }
-            layers.push(Layer::Coupling { index: n_cp, linears });
-            n_cp += 1;
-        };
-        actnorm(&mut b, &mut layers);
-        for block in 0..config.blocks {
-            coupling(&mut b, &mut layers);
-            layers.push(Layer::Reverse);
-            coupling(&mut b, &mut layers);
-            if block + 1 < config.blocks {
-                let mut perm: Vec<u32> = (0..q as u32).collect();
-                // Fisher–Yates, drawn in layer order so the seed fixes every permutation.
-                for i in (1..q).rev() {
-                    let j = rng.random_range(0..=i);
-                    perm.swap(i, j);
-                }
-                layers.push(Layer::Shuffle { index: n_sh, perm });
-                n_sh += 1;
-                actnorm(&mut b, &mut layers);
-            }
+        if let Some(arch) = &config.conv {
+            conv::build(arch, &mut b, &mut layers);
         }
+        let prefix = if config.conv.is_some() { "head." } else { "" };
+        let conv_layers = layers.len();
+        dense_layers(&config, prefix, &mut b, &mut layers, &mut rng);
         let mut params = vec![0f32; b.len.next_multiple_of(4)];
+        conv::initialise(&mut layers[..conv_layers], &mut params, &mut rng);
         for layer in &layers {
             if let Layer::Coupling { linears, .. } = layer {
                 for lin in &linears[..linears.len() - 1] {
@@ -276,7 +370,7 @@ impl Flow {
 
     /// The widest conditioner activation (for sizing workspaces).
     pub fn max_linear_width(&self) -> usize {
-        self.config.hidden.max(2 * (self.config.q() - self.config.h()))
+        self.config.hidden.max(2 * (self.config.head().1 - self.config.h()))
     }
 
     /// Parameters as f64 for the reference.
@@ -289,7 +383,12 @@ impl Flow {
     pub fn randomize(&mut self, seed: u64, scale: f64) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         for t in &self.tensors {
-            let s = if t.shape.len() == 2 { scale / (t.shape[0] as f64).sqrt() } else { scale };
+            let s = match t.shape.len() {
+                2 => scale / (t.shape[0] as f64).sqrt(),
+                // Conv weights (c_out, c_in, k, k): fan-in c_in·k².
+                4 => scale / (t.shape[1..].iter().product::<usize>() as f64).sqrt(),
+                _ => scale,
+            };
             for p in &mut self.params[t.offset..t.offset + t.len()] {
                 *p = (rng.random_range(-1.0..1.0) * s) as f32;
             }
@@ -311,7 +410,7 @@ impl Flow {
 
     /// Replaces the permutation of Shuffle `index`.
     pub fn set_perm(&mut self, index: usize, perm: &[u32]) -> Result<()> {
-        let q = self.config.q();
+        let q = self.config.head().1;
         let mut seen = vec![false; q];
         if perm.len() != q || perm.iter().any(|&p| (p as usize) >= q || std::mem::replace(&mut seen[p as usize], true))
         {
@@ -337,6 +436,13 @@ impl Flow {
                 Layer::Coupling { index, .. } => ("coupling", Some(*index)),
                 Layer::Reverse => ("reverse", None),
                 Layer::Shuffle { index, .. } => ("shuffle", Some(*index)),
+                Layer::ChannelNorm { index, .. } => ("channel_actnorm", Some(*index)),
+                Layer::Checkerboard { index, .. } => ("checkerboard", Some(*index)),
+                Layer::ChannelCoupling { index, .. } => ("channel_coupling", Some(*index)),
+                Layer::ChannelReverse { .. } => ("channel_reverse", None),
+                Layer::Inv1x1 { index, .. } => ("conv1x1", Some(*index)),
+                Layer::Squeeze { .. } => ("squeeze", None),
+                Layer::FactorOut { .. } => ("factor_out", None),
             })
             .collect()
     }
@@ -348,7 +454,7 @@ mod tests {
 
     #[test]
     fn crafted_shapes_are_refused_before_allocating() {
-        let ok = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0 };
+        let ok = FlowConfig { d: 784, b: 4, blocks: 4, depth: 2, hidden: 1024, seed: 0, conv: None };
         assert_eq!(ok.padded_params(), Some(Flow::new(ok.clone()).unwrap().params.len() as u64));
         for (cfg, what) in [
             (FlowConfig { d: 1 << 62, ..ok.clone() }, "D = "),
@@ -367,7 +473,7 @@ mod tests {
     #[test]
     fn layout_is_aligned_and_initialised_as_model_md_says() {
         for (d, b) in [(2, 0), (3, 0), (5, 2)] {
-            let f = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 6, seed: 1 }).unwrap();
+            let f = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 6, seed: 1, conv: None }).unwrap();
             assert!(f.tensors.iter().all(|t| t.offset % 4 == 0), "vec4-aligned tensors");
             let covered: usize = f.tensors.iter().map(Tensor::len).sum();
             assert_eq!(f.num_params(), covered);

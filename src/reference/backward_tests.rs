@@ -12,7 +12,7 @@ fn loss(flow: &Flow, p: &[f64], y: &[f64], n: usize) -> f64 {
 #[test]
 fn gradients_match_central_differences() {
     for (d, b, depth) in [(2, 0, 1), (2, 1, 2), (3, 2, 2)] {
-        let mut flow = Flow::new(FlowConfig { d, b, blocks: 2, depth, hidden: 6, seed: 3 }).unwrap();
+        let mut flow = Flow::new(FlowConfig { d, b, blocks: 2, depth, hidden: 6, seed: 3, conv: None }).unwrap();
         flow.randomize(17 + d as u64, 0.7);
         let q = flow.config.q();
         let n = 5;

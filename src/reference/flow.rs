@@ -2,7 +2,7 @@
 //! data-dependent ActNorm initialisation. Built from the per-kernel twins.
 
 use super::gemm::{gemm, Strided};
-use super::{actnorm, coupling, loss, permute};
+use super::{actnorm, conv, coupling, loss, permute};
 use crate::model::{invert_perm, Flow, Layer, Linear};
 
 /// The conditioner MLP on the first h columns of x (n, q): returns every linear layer's
@@ -36,7 +36,36 @@ pub fn conditioner(params: &[f64], linears: &[Linear], x: &[f64], n: usize, q: u
     outs
 }
 
-/// One layer forward: y (n, q) → u, adding its log-det into `logdet`.
+/// Runs a dense layer's `f` on the head's columns of every row (the whole row of a dense
+/// flow; the tail of a conv flow's), leaving the others as they are.
+fn on_head(flow: &Flow, y: &[f64], n: usize, f: impl FnOnce(&[f64], usize) -> Vec<f64>) -> Vec<f64> {
+    let q = flow.config.q();
+    let (off, width) = flow.config.head();
+    if width == q {
+        return f(y, q);
+    }
+    let sub: Vec<f64> = (0..n).flat_map(|s| y[s * q + off..(s + 1) * q].iter().copied()).collect();
+    let done = f(&sub, width);
+    let mut out = y.to_vec();
+    for s in 0..n {
+        out[s * q + off..(s + 1) * q].copy_from_slice(&done[s * width..(s + 1) * width]);
+    }
+    out
+}
+
+/// Any layer of `flow` forward on its rows (n, Q), adding its log-det into `logdet`.
+pub fn step_forward(flow: &Flow, layer: &Layer, params: &[f64], y: &[f64], logdet: &mut [f64], n: usize) -> Vec<f64> {
+    conv::layer_forward(layer, params, y, logdet, n, flow.config.q())
+        .unwrap_or_else(|| on_head(flow, y, n, |y, q| layer_forward(layer, params, y, logdet, n, q)))
+}
+
+/// Any layer of `flow` inverse on its rows (n, Q).
+pub fn step_inverse(flow: &Flow, layer: &Layer, params: &[f64], u: &[f64], n: usize) -> Vec<f64> {
+    conv::layer_inverse(layer, params, u, n, flow.config.q())
+        .unwrap_or_else(|| on_head(flow, u, n, |u, q| layer_inverse(layer, params, u, n, q)))
+}
+
+/// One dense layer forward: y (n, q) → u, adding its log-det into `logdet`.
 pub fn layer_forward(layer: &Layer, params: &[f64], y: &[f64], logdet: &mut [f64], n: usize, q: usize) -> Vec<f64> {
     let mut u = vec![0.0; n * q];
     match layer {
@@ -48,11 +77,12 @@ pub fn layer_forward(layer: &Layer, params: &[f64], y: &[f64], logdet: &mut [f64
         Layer::Reverse | Layer::Shuffle { .. } => {
             permute::gather(&layer.gather_indices(q).expect("permutation"), y, &mut u, n, q)
         }
+        _ => unreachable!("a conv layer: step_forward runs it through reference::conv"),
     }
     u
 }
 
-/// One layer inverse: u (n, q) → y.
+/// One dense layer inverse: u (n, q) → y.
 pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usize) -> Vec<f64> {
     let mut y = vec![0.0; n * q];
     match layer {
@@ -66,27 +96,26 @@ pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usiz
             let idx = invert_perm(&layer.gather_indices(q).expect("permutation"));
             permute::gather(&idx, u, &mut y, n, q)
         }
+        _ => unreachable!("a conv layer: step_inverse runs it through reference::conv"),
     }
     y
 }
 
 /// y (n, q) → (u, logdet).
 pub fn forward(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let q = flow.config.q();
     let mut logdet = vec![0.0; n];
     let mut x = y.to_vec();
     for layer in &flow.layers {
-        x = layer_forward(layer, params, &x, &mut logdet, n, q);
+        x = step_forward(flow, layer, params, &x, &mut logdet, n);
     }
     (x, logdet)
 }
 
 /// u (n, q) → y.
 pub fn inverse(flow: &Flow, params: &[f64], u: &[f64], n: usize) -> Vec<f64> {
-    let q = flow.config.q();
     let mut x = u.to_vec();
     for layer in flow.layers.iter().rev() {
-        x = layer_inverse(layer, params, &x, n, q);
+        x = step_inverse(flow, layer, params, &x, n);
     }
     x
 }
@@ -99,17 +128,21 @@ pub fn log_prob(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> Vec<f64> {
     logp
 }
 
-/// Data-dependent initialisation: each ActNorm takes the statistics of its own input as the
-/// batch `y` flows through the layers before it (already initialised).
+/// Data-dependent initialisation: each ActNorm (a conv conditioner's included) takes the
+/// statistics of its own input as the batch `y` flows through the layers before it (already
+/// initialised).
 pub fn init_actnorms(flow: &Flow, params: &mut [f64], y: &[f64], n: usize) {
     let q = flow.config.q();
+    let (off, width) = flow.config.head();
     let mut logdet = vec![0.0; n];
     let mut x = y.to_vec();
     for layer in &flow.layers {
         if let Layer::ActNorm { beta, a, .. } = layer {
-            actnorm::init(params, *beta, *a, &x, n, q);
+            let head: Vec<f64> = (0..n).flat_map(|s| x[s * q + off..(s + 1) * q].iter().copied()).collect();
+            actnorm::init(params, *beta, *a, &head, n, width);
         }
-        x = layer_forward(layer, params, &x, &mut logdet, n, q);
+        conv::layer_init(layer, params, &x, n, q);
+        x = step_forward(flow, layer, params, &x, &mut logdet, n);
     }
 }
 
@@ -222,6 +255,7 @@ pub fn conditioner_backward(
 /// The training loss L = −mean log p_T(y) and its gradient with respect to every parameter
 /// (and to y), by backprop through the tape: the forward list read in reverse.
 pub fn loss_and_grad(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (f64, Vec<f64>, Vec<f64>) {
+    assert!(flow.config.conv.is_none(), "the dense flow's backprop; conv flows are not differentiated here");
     let q = flow.config.q();
     let tape = forward_tape(flow, params, y, n);
     let mut logp = vec![0.0; n];
@@ -249,6 +283,7 @@ pub fn loss_and_grad(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (f64, 
                 let inv = invert_perm(&layer.gather_indices(q).expect("permutation"));
                 permute::gather(&inv, &du, &mut dx, n, q);
             }
+            _ => unreachable!("loss_and_grad is for dense flows (asserted above)"),
         }
         du = dx;
     }

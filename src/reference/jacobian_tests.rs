@@ -29,7 +29,7 @@ pub fn log_abs_det(mut m: Vec<f64>, q: usize) -> f64 {
 }
 
 /// J[i][j] = ∂f_i/∂y_j by central differences, for one row.
-fn fd_jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, y: &[f64]) -> Vec<f64> {
+pub fn fd_jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, y: &[f64]) -> Vec<f64> {
     let q = y.len();
     let eps = 1e-5;
     let mut jac = vec![0.0; q * q];
@@ -47,7 +47,7 @@ fn fd_jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, y: &[f64]) -> Vec<f64> {
 }
 
 fn random_flow(d: usize, b: usize, seed: u64) -> Flow {
-    let mut f = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 12, seed }).unwrap();
+    let mut f = Flow::new(FlowConfig { d, b, blocks: 3, depth: 2, hidden: 12, seed, conv: None }).unwrap();
     f.randomize(seed + 1, 0.9);
     f
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod actnorm;
+pub mod conv;
 pub mod coupling;
 pub mod flow;
 pub mod fused;
@@ -18,7 +19,10 @@ pub mod rng;
 pub mod wgrad;
 
 #[cfg(test)]
-mod jacobian_tests;
+mod conv_tests;
+
+#[cfg(test)]
+pub(crate) mod jacobian_tests;
 
 #[cfg(test)]
 mod backward_tests;

@@ -158,7 +158,7 @@ impl RunConfig {
             preprocess: Mode::Dequant,
             data_seed: 0,
             sizes: SplitSizes { train: 2048, validation: 2048, test: 10_000 },
-            flow: FlowConfig { d, b, blocks: 4, depth: 2, hidden, seed },
+            flow: FlowConfig { d, b, blocks: 4, depth: 2, hidden, seed, conv: None },
             optim: OptimConfig { batch, lr, clip, noise_seed: seed, ema: None },
             epochs,
             samples: 200,
