@@ -2,6 +2,7 @@
 //! [`Dispatch`]es for its entry points. Twins live in `crate::reference` under the same names.
 
 pub mod actnorm;
+pub mod conv;
 pub mod coupling;
 pub mod fused;
 pub mod gemm;
@@ -75,10 +76,12 @@ pub struct Pipelines {
     pub assemble: LazyKernel,
     pub normal_fill: LazyKernel,
     pub marginal_reduce: LazyKernel,
+    pub conv_forward: LazyKernel,
+    pub conv_wgrad: LazyKernel,
 }
 
 /// Every shader's source, by file name.
-pub const SOURCES: [(&str, &str); 10] = [
+pub const SOURCES: [(&str, &str); 11] = [
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl")),
     ("coupling.wgsl", include_str!("../../shaders/coupling.wgsl")),
@@ -89,6 +92,7 @@ pub const SOURCES: [(&str, &str); 10] = [
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
     ("rng.wgsl", include_str!("../../shaders/rng.wgsl")),
     ("marginal.wgsl", include_str!("../../shaders/marginal.wgsl")),
+    ("conv.wgsl", include_str!("../../shaders/conv.wgsl")),
 ];
 
 /// A fingerprint of every shader (FNV-1a over their sources): the tuner's cache keys carry
@@ -160,6 +164,8 @@ impl Pipelines {
             assemble: LazyKernel::new("rng.wgsl", "assemble"),
             normal_fill: LazyKernel::new("rng.wgsl", "normal_fill"),
             marginal_reduce: LazyKernel::new("marginal.wgsl", "marginal_reduce"),
+            conv_forward: LazyKernel::new("conv.wgsl", "conv_forward"),
+            conv_wgrad: LazyKernel::new("conv.wgsl", "conv_wgrad"),
         }
     }
 }
