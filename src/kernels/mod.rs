@@ -2,6 +2,7 @@
 //! [`Dispatch`]es for its entry points. Twins live in `crate::reference` under the same names.
 
 pub mod actnorm;
+pub mod channorm;
 pub mod conv;
 pub mod coupling;
 pub mod fused;
@@ -78,10 +79,14 @@ pub struct Pipelines {
     pub marginal_reduce: LazyKernel,
     pub conv_forward: LazyKernel,
     pub conv_wgrad: LazyKernel,
+    pub channorm_forward: LazyKernel,
+    pub channorm_inverse: LazyKernel,
+    pub channorm_init: LazyKernel,
+    pub channorm_backward: LazyKernel,
 }
 
 /// Every shader's source, by file name.
-pub const SOURCES: [(&str, &str); 11] = [
+pub const SOURCES: [(&str, &str); 12] = [
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl")),
     ("coupling.wgsl", include_str!("../../shaders/coupling.wgsl")),
@@ -93,6 +98,7 @@ pub const SOURCES: [(&str, &str); 11] = [
     ("rng.wgsl", include_str!("../../shaders/rng.wgsl")),
     ("marginal.wgsl", include_str!("../../shaders/marginal.wgsl")),
     ("conv.wgsl", include_str!("../../shaders/conv.wgsl")),
+    ("channorm.wgsl", include_str!("../../shaders/channorm.wgsl")),
 ];
 
 /// A fingerprint of every shader (FNV-1a over their sources): the tuner's cache keys carry
@@ -166,6 +172,10 @@ impl Pipelines {
             marginal_reduce: LazyKernel::new("marginal.wgsl", "marginal_reduce"),
             conv_forward: LazyKernel::new("conv.wgsl", "conv_forward"),
             conv_wgrad: LazyKernel::new("conv.wgsl", "conv_wgrad"),
+            channorm_forward: LazyKernel::new("channorm.wgsl", "channorm_forward"),
+            channorm_inverse: LazyKernel::new("channorm.wgsl", "channorm_inverse"),
+            channorm_init: LazyKernel::new("channorm.wgsl", "channorm_init"),
+            channorm_backward: LazyKernel::new("channorm.wgsl", "channorm_backward"),
         }
     }
 }

@@ -3,10 +3,10 @@
 //! invertible 1×1 convolution, each on its `Region` of the row (see `model::conv`).
 //! Straightforward on purpose: the oracle the GPU kernels and the numpy module answer to.
 
-use super::actnorm::GAMMA;
+use super::channorm;
 use super::coupling::bound;
 use crate::model::conv::inv1x1_matrix;
-use crate::model::{Conv2d, ConvNet, Layer, Norm, Region};
+use crate::model::{Conv2d, ConvNet, Layer, Region};
 
 /// Direct 2-D convolution, stride 1, zero padding k/2: x (n, c_in, h, w) → (n, c_out, h, w),
 /// `out[s, o, i, j] = bias[o] + Σ_{c, di, dj} W[o, c, di, dj] · x[s, c, i + di − k/2, j + dj − k/2]`.
@@ -81,38 +81,6 @@ pub fn conv2d_backward(
     dx
 }
 
-/// σ_c = exp(a_c) + γ, as the dense ActNorm.
-fn sigma(params: &[f64], norm: &Norm, c: usize) -> f64 {
-    params[norm.a + c].exp() + GAMMA
-}
-
-/// Per-channel ActNorm over x (n, c, hw): (x − β_c)/σ_c. Its log-det, −hw·Σ log σ_c per
-/// sample, is `norm_logdet`.
-pub fn norm_forward(params: &[f64], norm: &Norm, x: &[f64], hw: usize) -> Vec<f64> {
-    x.iter()
-        .enumerate()
-        .map(|(e, v)| (v - params[norm.beta + e / hw % norm.c]) / sigma(params, norm, e / hw % norm.c))
-        .collect()
-}
-
-pub fn norm_logdet(params: &[f64], norm: &Norm, hw: usize) -> f64 {
-    -(hw as f64) * (0..norm.c).map(|c| sigma(params, norm, c).ln()).sum::<f64>()
-}
-
-/// CONV.md's data initialisation over (n, i, j) of x (n, c, hw): β = mean, exp(a) =
-/// population std (a = 0 below 1e-6).
-pub fn norm_init(params: &mut [f64], norm: &Norm, x: &[f64], hw: usize) {
-    let n = x.len() / (norm.c * hw);
-    let count = (n * hw) as f64;
-    for c in 0..norm.c {
-        let vals = || (0..n).flat_map(move |s| (0..hw).map(move |p| x[(s * norm.c + c) * hw + p]));
-        let mean = vals().sum::<f64>() / count;
-        let sd = (vals().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
-        params[norm.beta + c] = mean;
-        params[norm.a + c] = if sd >= 1e-6 { sd.ln() } else { 0.0 };
-    }
-}
-
 /// The conditioner on x (n, c_in, h, w): every conv but the last → ActNorm → ReLU; returns
 /// the last conv's output rm (n, c_out, h, w).
 pub fn net_forward(params: &[f64], net: &ConvNet, x: &[f64], n: usize, h: usize, w: usize) -> Vec<f64> {
@@ -120,7 +88,7 @@ pub fn net_forward(params: &[f64], net: &ConvNet, x: &[f64], n: usize, h: usize,
     for (k, conv) in net.convs.iter().enumerate() {
         a = conv2d(params, conv, &a, n, h, w);
         if let Some(norm) = net.norms.get(k) {
-            a = norm_forward(params, norm, &a, h * w).into_iter().map(|v| v.max(0.0)).collect();
+            a = channorm::forward(params, norm, &a, h * w, true);
         }
     }
     a
@@ -133,8 +101,8 @@ pub fn net_init(params: &mut [f64], net: &ConvNet, x: &[f64], n: usize, h: usize
     for (k, conv) in net.convs.iter().enumerate() {
         a = conv2d(params, conv, &a, n, h, w);
         if let Some(norm) = net.norms.get(k) {
-            norm_init(params, norm, &a, h * w);
-            a = norm_forward(params, norm, &a, h * w).into_iter().map(|v| v.max(0.0)).collect();
+            channorm::init(params, norm, &a, h * w);
+            a = channorm::forward(params, norm, &a, h * w, true);
         }
     }
 }
@@ -289,8 +257,8 @@ pub fn layer_forward(
     Some(match layer {
         Layer::ChannelNorm { norm, at, .. } => {
             let mut u = y.to_vec();
-            scatter(at, &norm_forward(params, norm, &gather(at, y, n, q), at.hw()), &mut u, n, q);
-            let ld = norm_logdet(params, norm, at.hw());
+            scatter(at, &channorm::forward(params, norm, &gather(at, y, n, q), at.hw(), false), &mut u, n, q);
+            let ld = channorm::logdet(params, norm, at.hw());
             logdet.iter_mut().for_each(|l| *l += ld);
             u
         }
@@ -332,13 +300,7 @@ pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usiz
     Some(match layer {
         Layer::ChannelNorm { norm, at, .. } => {
             let mut y = u.to_vec();
-            let x = gather(at, u, n, q);
-            let back: Vec<f64> = x
-                .iter()
-                .enumerate()
-                .map(|(e, v)| v * sigma(params, norm, e / at.hw() % at.c) + params[norm.beta + e / at.hw() % at.c])
-                .collect();
-            scatter(at, &back, &mut y, n, q);
+            scatter(at, &channorm::inverse(params, norm, &gather(at, u, n, q), at.hw()), &mut y, n, q);
             y
         }
         Layer::Checkerboard { net, .. } | Layer::ChannelCoupling { net, .. } => {
@@ -367,7 +329,7 @@ pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usiz
 /// order) from its input rows y; false for layers without any.
 pub fn layer_init(layer: &Layer, params: &mut [f64], y: &[f64], n: usize, q: usize) -> bool {
     match layer {
-        Layer::ChannelNorm { norm, at, .. } => norm_init(params, norm, &gather(at, y, n, q), at.hw()),
+        Layer::ChannelNorm { norm, at, .. } => channorm::init(params, norm, &gather(at, y, n, q), at.hw()),
         Layer::Checkerboard { net, .. } | Layer::ChannelCoupling { net, .. } => {
             let (xin, at) = coupling_input(layer, y, n, q);
             net_init(params, net, &xin, n, at.h, at.w);

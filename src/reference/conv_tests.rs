@@ -175,3 +175,40 @@ fn convolution_gradients_match_central_differences() {
         }
     }
 }
+
+#[test]
+fn channel_actnorm_gradients_match_central_differences() {
+    use super::channorm;
+    use crate::model::Norm;
+    let (n, c, hw) = (3, 2, 5);
+    let norm = Norm { beta: 1, a: 4, c };
+    let x = random_rows(n * c * hw, 4);
+    let dout = random_rows(n * c * hw, 5);
+    let dld = random_rows(n, 6);
+    for relu in [false, true] {
+        let params = random_rows(8, 7);
+        let loss = |p: &[f64], x: &[f64]| {
+            let u = channorm::forward(p, &norm, x, hw, relu);
+            let ld = if relu { 0.0 } else { channorm::logdet(p, &norm, hw) * dld.iter().sum::<f64>() };
+            u.iter().zip(&dout).map(|(a, b)| a * b).sum::<f64>() + ld
+        };
+        let out = channorm::forward(&params, &norm, &x, hw, relu);
+        let mut grads = vec![0.0; 8];
+        let dx = channorm::backward(&params, &norm, &out, &dout, (!relu).then_some(&dld[..]), hw, relu, &mut grads);
+        let eps = 1e-6;
+        for i in (norm.beta..norm.beta + c).chain(norm.a..norm.a + c) {
+            let (mut pp, mut pm) = (params.clone(), params.clone());
+            pp[i] += eps;
+            pm[i] -= eps;
+            let fd = (loss(&pp, &x) - loss(&pm, &x)) / (2.0 * eps);
+            assert!((grads[i] - fd).abs() < 1e-6, "relu {relu}, parameter {i}: {} vs {fd}", grads[i]);
+        }
+        for i in 0..x.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[i] += eps;
+            xm[i] -= eps;
+            let fd = (loss(&params, &xp) - loss(&params, &xm)) / (2.0 * eps);
+            assert!((dx[i] - fd).abs() < 1e-6, "relu {relu}, input {i}: {} vs {fd}", dx[i]);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod actnorm;
+pub mod channorm;
 pub mod conv;
 pub mod coupling;
 pub mod flow;
