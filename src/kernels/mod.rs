@@ -4,6 +4,7 @@
 pub mod actnorm;
 pub mod channorm;
 pub mod conv;
+pub mod conv_coupling;
 pub mod coupling;
 pub mod fused;
 pub mod gemm;
@@ -83,10 +84,13 @@ pub struct Pipelines {
     pub channorm_inverse: LazyKernel,
     pub channorm_init: LazyKernel,
     pub channorm_backward: LazyKernel,
+    pub conv_coupling_forward: LazyKernel,
+    pub conv_coupling_inverse: LazyKernel,
+    pub conv_coupling_backward: LazyKernel,
 }
 
 /// Every shader's source, by file name.
-pub const SOURCES: [(&str, &str); 12] = [
+pub const SOURCES: [(&str, &str); 13] = [
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl")),
     ("coupling.wgsl", include_str!("../../shaders/coupling.wgsl")),
@@ -99,6 +103,7 @@ pub const SOURCES: [(&str, &str); 12] = [
     ("marginal.wgsl", include_str!("../../shaders/marginal.wgsl")),
     ("conv.wgsl", include_str!("../../shaders/conv.wgsl")),
     ("channorm.wgsl", include_str!("../../shaders/channorm.wgsl")),
+    ("conv_coupling.wgsl", include_str!("../../shaders/conv_coupling.wgsl")),
 ];
 
 /// A fingerprint of every shader (FNV-1a over their sources): the tuner's cache keys carry
@@ -176,6 +181,9 @@ impl Pipelines {
             channorm_inverse: LazyKernel::new("channorm.wgsl", "channorm_inverse"),
             channorm_init: LazyKernel::new("channorm.wgsl", "channorm_init"),
             channorm_backward: LazyKernel::new("channorm.wgsl", "channorm_backward"),
+            conv_coupling_forward: LazyKernel::new("conv_coupling.wgsl", "conv_coupling_forward"),
+            conv_coupling_inverse: LazyKernel::new("conv_coupling.wgsl", "conv_coupling_inverse"),
+            conv_coupling_backward: LazyKernel::new("conv_coupling.wgsl", "conv_coupling_backward"),
         }
     }
 }

@@ -97,6 +97,37 @@ impl Region {
     }
 }
 
+/// Which elements of a conv coupling's region condition and which are transformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Elements where (i + j) mod 2 = parity condition (the mask b is 1 there).
+    Checkerboard(usize),
+    /// The first ⌊C/2⌋ channels condition.
+    Channels,
+}
+
+impl Split {
+    /// For element (c, i, j) of a coupling over `channels` channels: the channels of rm
+    /// holding its (r, m) when it is transformed, `None` when it conditions.
+    pub fn transformed(self, channels: usize, c: usize, i: usize, j: usize) -> Option<(usize, usize)> {
+        match self {
+            Split::Checkerboard(parity) => ((i + j) % 2 != parity).then_some((c, channels + c)),
+            Split::Channels => {
+                let (ca, cb) = (channels / 2, channels - channels / 2);
+                (c >= ca).then(|| (c - ca, cb + c - ca))
+            }
+        }
+    }
+
+    /// The conditioner's output channels, (r, m): 2C, or 2(C − ⌊C/2⌋).
+    pub fn rm_channels(self, channels: usize) -> usize {
+        match self {
+            Split::Checkerboard(_) => 2 * channels,
+            Split::Channels => 2 * (channels - channels / 2),
+        }
+    }
+}
+
 /// A convolution of a conditioner: weights `(c_out, c_in, k, k)` at `w`, bias `(c_out)` at
 /// `b`; stride 1, zero padding k/2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub mod conv;
-pub use conv::{ChannelPermute, Conv2d, ConvArch, ConvNet, Norm, Region};
+pub use conv::{ChannelPermute, Conv2d, ConvArch, ConvNet, Norm, Region, Split};
 
 /// `(D, B, L, depth, H, seed)`: everything that fixes a flow's shape and its initialisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +222,15 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// A conv coupling's split, its region and its conditioner.
+    pub fn conv_coupling(&self) -> Option<(Split, &Region, &ConvNet)> {
+        match self {
+            Layer::Checkerboard { parity, at, net, .. } => Some((Split::Checkerboard(*parity), at, net)),
+            Layer::ChannelCoupling { at, net, .. } => Some((Split::Channels, at, net)),
+            _ => None,
+        }
+    }
+
     /// The gather indices of a permutation layer (Reverse or Shuffle).
     pub fn gather_indices(&self, q: usize) -> Option<Vec<u32>> {
         match self {

@@ -3,10 +3,9 @@
 //! invertible 1×1 convolution, each on its `Region` of the row (see `model::conv`).
 //! Straightforward on purpose: the oracle the GPU kernels and the numpy module answer to.
 
-use super::channorm;
-use super::coupling::bound;
+use super::{channorm, conv_coupling};
 use crate::model::conv::inv1x1_matrix;
-use crate::model::{Conv2d, ConvNet, Layer, Region};
+use crate::model::{Conv2d, ConvNet, Layer, Region, Split};
 
 /// Direct 2-D convolution, stride 1, zero padding k/2: x (n, c_in, h, w) → (n, c_out, h, w),
 /// `out[s, o, i, j] = bias[o] + Σ_{c, di, dj} W[o, c, di, dj] · x[s, c, i + di − k/2, j + dj − k/2]`.
@@ -124,80 +123,35 @@ pub fn mask(parity: usize, i: usize, j: usize) -> bool {
     (i + j) % 2 == parity
 }
 
-/// A coupling's conditioner input (n, c_in, h, w) and, per transformed element of the region
-/// (index inside it), the (r, m) channels of rm that drive it.
-fn coupling_input(layer: &Layer, y: &[f64], n: usize, q: usize) -> (Vec<f64>, Region) {
-    match layer {
-        Layer::Checkerboard { parity, at, .. } => {
+/// A conv coupling's conditioner input (n, c_in, h, w): the masked region (b ⊙ y) or its
+/// first ⌊C/2⌋ channels.
+fn coupling_input(split: Split, at: &Region, y: &[f64], n: usize, q: usize) -> Vec<f64> {
+    match split {
+        Split::Checkerboard(parity) => {
             let mut x = gather(at, y, n, q);
             for (e, v) in x.iter_mut().enumerate() {
-                let (i, j) = (e / at.w % at.h, e % at.w);
-                if !mask(*parity, i, j) {
+                if !mask(parity, e / at.w % at.h, e % at.w) {
                     *v = 0.0;
                 }
             }
-            (x, *at)
+            x
         }
-        Layer::ChannelCoupling { at, .. } => {
-            let ca = at.c / 2;
-            let part = Region { c: ca, ..*at };
-            (gather(&part, y, n, q), *at)
-        }
-        _ => unreachable!("a conv coupling"),
+        Split::Channels => gather(&Region { c: at.c / 2, ..*at }, y, n, q),
     }
 }
 
-/// For element (c, i, j) of a coupling's region: `Some((r channel, m channel))` of rm when it
-/// is transformed, `None` when it conditions (passes through).
-fn transformed(layer: &Layer, c: usize, i: usize, j: usize) -> Option<(usize, usize)> {
-    match layer {
-        Layer::Checkerboard { parity, at, .. } => (!mask(*parity, i, j)).then_some((c, at.c + c)),
-        Layer::ChannelCoupling { at, .. } => {
-            let (ca, cb) = (at.c / 2, at.c - at.c / 2);
-            (c >= ca).then(|| (c - ca, cb + c - ca))
-        }
-        _ => unreachable!("a conv coupling"),
-    }
-}
-
-/// A conv coupling, either direction: u = y ⊙ exp(s) + m on the transformed elements
-/// (y = (u − m) ⊙ exp(−s) inverse), log-det Σ s added in the forward. The conditioner input
-/// is the same in both directions (the conditioning elements pass through).
-fn coupling(
-    layer: &Layer,
-    net: &ConvNet,
-    params: &[f64],
-    x: &[f64],
-    logdet: Option<&mut [f64]>,
-    n: usize,
-    q: usize,
-) -> Vec<f64> {
-    let (xin, at) = coupling_input(layer, x, n, q);
-    let rm = net_forward(params, net, &xin, n, at.h, at.w);
-    let c_rm = net.convs.last().expect("a conditioner has an output conv").c_out;
+/// A conv coupling, either direction (the log-det is added in the forward). The conditioner
+/// input is the same both ways: the conditioning elements pass through.
+fn coupling(layer: &Layer, params: &[f64], x: &[f64], logdet: Option<&mut [f64]>, n: usize, q: usize) -> Vec<f64> {
+    let (split, at, net) = layer.conv_coupling().expect("a conv coupling");
+    let rm = net_forward(params, net, &coupling_input(split, at, x, n, q), n, at.h, at.w);
+    let region = gather(at, x, n, q);
+    let done = match logdet {
+        Some(ld) => conv_coupling::forward(split, at.c, at.w, &region, &rm, ld),
+        None => conv_coupling::inverse(split, at.c, at.w, n, &region, &rm),
+    };
     let mut out = x.to_vec();
-    let forward = logdet.is_some();
-    let mut lds = vec![0.0; n];
-    for (s, ld) in lds.iter_mut().enumerate() {
-        for c in 0..at.c {
-            for i in 0..at.h {
-                for j in 0..at.w {
-                    let Some((rc, mc)) = transformed(layer, c, i, j) else { continue };
-                    let px = i * at.w + j;
-                    let sv = bound(rm[(s * c_rm + rc) * at.hw() + px]);
-                    let m = rm[(s * c_rm + mc) * at.hw() + px];
-                    let e = s * q + at.at(c, i, j);
-                    out[e] = if forward { x[e] * sv.exp() + m } else { (x[e] - m) * (-sv).exp() };
-                    *ld += sv;
-                }
-            }
-        }
-    }
-    if let Some(logdet) = logdet {
-        for (l, d) in logdet.iter_mut().zip(&lds) {
-            *l += d;
-        }
-    }
+    scatter(at, &done, &mut out, n, q);
     out
 }
 
@@ -262,9 +216,7 @@ pub fn layer_forward(
             logdet.iter_mut().for_each(|l| *l += ld);
             u
         }
-        Layer::Checkerboard { net, .. } | Layer::ChannelCoupling { net, .. } => {
-            coupling(layer, net, params, y, Some(logdet), n, q)
-        }
+        Layer::Checkerboard { .. } | Layer::ChannelCoupling { .. } => coupling(layer, params, y, Some(logdet), n, q),
         Layer::ChannelReverse { at } => {
             let mut u = y.to_vec();
             for s in 0..n {
@@ -303,9 +255,7 @@ pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usiz
             scatter(at, &channorm::inverse(params, norm, &gather(at, u, n, q), at.hw()), &mut y, n, q);
             y
         }
-        Layer::Checkerboard { net, .. } | Layer::ChannelCoupling { net, .. } => {
-            coupling(layer, net, params, u, None, n, q)
-        }
+        Layer::Checkerboard { .. } | Layer::ChannelCoupling { .. } => coupling(layer, params, u, None, n, q),
         Layer::ChannelReverse { .. } => return layer_forward(layer, params, u, &mut vec![0.0; n], n, q),
         Layer::Inv1x1 { at, lu, perm, sign, .. } => {
             let w = inv1x1_weights(params, at, *lu, perm, sign);
@@ -330,9 +280,9 @@ pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usiz
 pub fn layer_init(layer: &Layer, params: &mut [f64], y: &[f64], n: usize, q: usize) -> bool {
     match layer {
         Layer::ChannelNorm { norm, at, .. } => channorm::init(params, norm, &gather(at, y, n, q), at.hw()),
-        Layer::Checkerboard { net, .. } | Layer::ChannelCoupling { net, .. } => {
-            let (xin, at) = coupling_input(layer, y, n, q);
-            net_init(params, net, &xin, n, at.h, at.w);
+        Layer::Checkerboard { .. } | Layer::ChannelCoupling { .. } => {
+            let (split, at, net) = layer.conv_coupling().expect("a conv coupling");
+            net_init(params, net, &coupling_input(split, at, y, n, q), n, at.h, at.w);
         }
         _ => return false,
     }

@@ -212,3 +212,35 @@ fn channel_actnorm_gradients_match_central_differences() {
         }
     }
 }
+
+#[test]
+fn conv_coupling_gradients_match_central_differences() {
+    use super::conv_coupling as cc;
+    use crate::model::Split;
+    for (split, c, h, w) in
+        [(Split::Checkerboard(0), 2, 3, 3), (Split::Checkerboard(1), 1, 2, 4), (Split::Channels, 3, 2, 2)]
+    {
+        let (n, hw) = (2, h * w);
+        let y = random_rows(n * c * hw, 11);
+        let rm = random_rows(n * split.rm_channels(c) * hw, 12);
+        let du = random_rows(y.len(), 13);
+        let dld = random_rows(n, 14);
+        let loss = |y: &[f64], rm: &[f64]| {
+            let mut ld = vec![0.0; n];
+            let u = cc::forward(split, c, w, y, rm, &mut ld);
+            u.iter().zip(&du).map(|(a, b)| a * b).sum::<f64>() + ld.iter().zip(&dld).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let (dy, drm) = cc::backward(split, c, w, &y, &rm, &du, &dld);
+        let eps = 1e-6;
+        for (what, v, g) in [("y", &y, &dy), ("rm", &rm, &drm)] {
+            for i in 0..v.len() {
+                let (mut p, mut m) = (v.clone(), v.clone());
+                p[i] += eps;
+                m[i] -= eps;
+                let fd =
+                    if what == "y" { loss(&p, &rm) - loss(&m, &rm) } else { loss(&y, &p) - loss(&y, &m) } / (2.0 * eps);
+                assert!((g[i] - fd).abs() < 1e-6, "{split:?} d{what}[{i}]: {} vs {fd}", g[i]);
+            }
+        }
+    }
+}

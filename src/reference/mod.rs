@@ -7,6 +7,7 @@
 pub mod actnorm;
 pub mod channorm;
 pub mod conv;
+pub mod conv_coupling;
 pub mod coupling;
 pub mod flow;
 pub mod fused;
