@@ -288,3 +288,170 @@ pub fn layer_init(layer: &Layer, params: &mut [f64], y: &[f64], n: usize, q: usi
     }
     true
 }
+
+/// The conditioner's activations: its input, then each hidden layer's post-ReLU output, then
+/// rm (what backprop reads).
+fn net_tape(params: &[f64], net: &ConvNet, x: &[f64], n: usize, h: usize, w: usize) -> Vec<Vec<f64>> {
+    let mut acts = vec![x.to_vec()];
+    for (k, conv) in net.convs.iter().enumerate() {
+        let mut a = conv2d(params, conv, acts.last().expect("input"), n, h, w);
+        if let Some(norm) = net.norms.get(k) {
+            a = channorm::forward(params, norm, &a, h * w, true);
+        }
+        acts.push(a);
+    }
+    acts
+}
+
+/// Backprop through a conditioner from drm: parameter gradients written (=) into `grads`,
+/// returns ∂L/∂(its input).
+fn net_backward(
+    params: &[f64],
+    net: &ConvNet,
+    acts: &[Vec<f64>],
+    drm: Vec<f64>,
+    grads: &mut [f64],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Vec<f64> {
+    let mut d = drm;
+    for (k, conv) in net.convs.iter().enumerate().rev() {
+        if let Some(norm) = net.norms.get(k) {
+            d = channorm::backward(params, norm, &acts[k + 1], &d, None, h * w, true, grads);
+        }
+        d = conv2d_backward(params, conv, &acts[k], &d, n, h, w, grads);
+    }
+    d
+}
+
+/// The 1×1 convolution's parameter gradients from ∂L/∂W and Σ dld: through
+/// `W = P L (U + diag(sign ⊙ exp(log_s)))` into the packed `lu` tensor (=).
+fn inv1x1_lu_backward(
+    params: &[f64],
+    at: &Region,
+    lu: usize,
+    perm: &[u32],
+    sign: &[i8],
+    dw: &[f64],
+    dld_sum: f64,
+    grads: &mut [f64],
+) {
+    let c = at.c;
+    let f = &params[lu..lu + c * c];
+    // W = P M with (P v)_i = v_{perm[i]}: row i of W is row perm[i] of M.
+    let mut dm = vec![0.0; c * c];
+    for i in 0..c {
+        let r = perm[i] as usize;
+        dm[r * c..(r + 1) * c].copy_from_slice(&dw[i * c..(i + 1) * c]);
+    }
+    let l = |i: usize, k: usize| {
+        if i == k {
+            1.0
+        } else if k < i {
+            f[i * c + k]
+        } else {
+            0.0
+        }
+    };
+    let u = |k: usize, j: usize| {
+        if k == j {
+            sign[j] as f64 * f[j * c + j].exp()
+        } else if k < j {
+            f[k * c + j]
+        } else {
+            0.0
+        }
+    };
+    for i in 0..c {
+        for j in 0..c {
+            let g = if i > j {
+                // ∂M/∂L[i][j]: M = L U', so dL = dM U'ᵀ.
+                (0..c).map(|k| dm[i * c + k] * u(j, k)).sum::<f64>()
+            } else {
+                // dU' = Lᵀ dM; the diagonal through exp(log_s), plus the log-det's h·w·Σ dld.
+                let du: f64 = (0..c).map(|k| l(k, i) * dm[k * c + j]).sum();
+                if i == j {
+                    du * u(j, j) + at.hw() as f64 * dld_sum
+                } else {
+                    du
+                }
+            };
+            grads[lu + i * c + j] = g;
+        }
+    }
+}
+
+/// A conv layer's backprop on rows (n, q): dx (=) from du and dld, parameter gradients
+/// written (=) into `grads`; recomputes what it needs from its input x. `None` for the dense
+/// kinds.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_backward(
+    layer: &Layer,
+    params: &[f64],
+    x: &[f64],
+    du: &[f64],
+    dld: &[f64],
+    grads: &mut [f64],
+    n: usize,
+    q: usize,
+) -> Option<Vec<f64>> {
+    let mut dx = du.to_vec();
+    match layer {
+        Layer::ChannelNorm { norm, at, .. } => {
+            let out = channorm::forward(params, norm, &gather(at, x, n, q), at.hw(), false);
+            let d = channorm::backward(params, norm, &out, &gather(at, du, n, q), Some(dld), at.hw(), false, grads);
+            scatter(at, &d, &mut dx, n, q);
+        }
+        Layer::Checkerboard { .. } | Layer::ChannelCoupling { .. } => {
+            let (split, at, net) = layer.conv_coupling().expect("a conv coupling");
+            let acts = net_tape(params, net, &coupling_input(split, at, x, n, q), n, at.h, at.w);
+            let rm = acts.last().expect("rm");
+            let (mut dy, drm) =
+                conv_coupling::backward(split, at.c, at.w, &gather(at, x, n, q), rm, &gather(at, du, n, q), dld);
+            let dxin = net_backward(params, net, &acts, drm, grads, n, at.h, at.w);
+            // The conditioner read b ⊙ y, or the first ⌊C/2⌋ channels.
+            let c_in = net.convs[0].c_in;
+            for s in 0..n {
+                for e in 0..c_in * at.hw() {
+                    let on = match split {
+                        Split::Checkerboard(parity) => mask(parity, e / at.w % at.h, e % at.w),
+                        Split::Channels => true,
+                    };
+                    if on {
+                        dy[s * at.len() + e] += dxin[s * c_in * at.hw() + e];
+                    }
+                }
+            }
+            scatter(at, &dy, &mut dx, n, q);
+        }
+        Layer::ChannelReverse { .. } => return layer_forward(layer, params, du, &mut vec![0.0; n], n, q),
+        Layer::Squeeze { at } => {
+            for s in 0..n {
+                for e in 0..at.len() {
+                    dx[s * q + at.off + at.squeeze_source(e)] = du[s * q + at.off + e];
+                }
+            }
+        }
+        Layer::Inv1x1 { at, lu, perm, sign, .. } => {
+            let w = inv1x1_weights(params, at, *lu, perm, sign);
+            let c = at.c;
+            let wt: Vec<f64> = (0..c * c).map(|e| w[(e % c) * c + e / c]).collect();
+            dx = mix_channels(&wt, at, du, n, q);
+            let mut dw = vec![0.0; c * c];
+            for s in 0..n {
+                for p in 0..at.hw() {
+                    for o in 0..c {
+                        for k in 0..c {
+                            dw[o * c + k] += du[s * q + at.off + o * at.hw() + p] * x[s * q + at.off + k * at.hw() + p];
+                        }
+                    }
+                }
+            }
+            inv1x1_lu_backward(params, at, *lu, perm, sign, &dw, dld.iter().sum(), grads);
+        }
+        Layer::FactorOut { .. } => {}
+        Layer::ActNorm { .. } | Layer::Coupling { .. } | Layer::Reverse | Layer::Shuffle { .. } => return None,
+    }
+    Some(dx)
+}

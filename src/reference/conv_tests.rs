@@ -244,3 +244,42 @@ fn conv_coupling_gradients_match_central_differences() {
         }
     }
 }
+
+#[test]
+fn conv_flow_loss_gradients_match_central_differences() {
+    use super::flow::loss_and_grad;
+    for flow in cases().into_iter().step_by(2).chain([conv_flow(1, 4, 1, 1, 2, ChannelPermute::Conv1x1, 40)]) {
+        let p = flow.params_f64();
+        let (q, n) = (flow.config.q(), 2);
+        let y = random_rows(n * q, 21);
+        let (_, grads, dy) = loss_and_grad(&flow, &p, &y, n);
+        let loss = |p: &[f64], y: &[f64]| loss_and_grad(&flow, p, y, n).0;
+        let eps = 1e-6;
+        let mut checked = 0;
+        for t in &flow.tensors {
+            for i in t.offset..t.offset + t.len() {
+                let (mut pp, mut pm) = (p.clone(), p.clone());
+                pp[i] += eps;
+                pm[i] -= eps;
+                let fd = (loss(&pp, &y) - loss(&pm, &y)) / (2.0 * eps);
+                assert!(
+                    (grads[i] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                    "{:?}: {} [{}]: {} vs {fd}",
+                    flow.config.conv,
+                    t.name,
+                    i - t.offset,
+                    grads[i]
+                );
+                checked += (fd.abs() > 1e-4) as usize;
+            }
+        }
+        assert!(checked > flow.num_params() / 4, "most parameters should matter: {checked} of {}", flow.num_params());
+        for i in 0..y.len() {
+            let (mut yp, mut ym) = (y.clone(), y.clone());
+            yp[i] += eps;
+            ym[i] -= eps;
+            let fd = (loss(&p, &yp) - loss(&p, &ym)) / (2.0 * eps);
+            assert!((dy[i] - fd).abs() < 1e-5 * (1.0 + fd.abs()), "dy[{i}]: {} vs {fd}", dy[i]);
+        }
+    }
+}

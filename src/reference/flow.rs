@@ -146,36 +146,6 @@ pub fn init_actnorms(flow: &Flow, params: &mut [f64], y: &[f64], n: usize) {
     }
 }
 
-/// What the forward keeps for backprop: each layer's input and each conditioner's outputs.
-pub struct Tape {
-    pub inputs: Vec<Vec<f64>>,
-    pub conds: Vec<Vec<Vec<f64>>>,
-    pub u: Vec<f64>,
-    pub logdet: Vec<f64>,
-}
-
-pub fn forward_tape(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> Tape {
-    let q = flow.config.q();
-    let mut logdet = vec![0.0; n];
-    let mut x = y.to_vec();
-    let (mut inputs, mut conds) = (Vec::new(), Vec::new());
-    for layer in &flow.layers {
-        let (u, c) = match layer {
-            // The conditioner's outputs are kept for backprop; the coupling reuses its rm.
-            Layer::Coupling { linears, .. } => {
-                let c = conditioner(params, linears, &x, n, q);
-                let mut u = vec![0.0; n * q];
-                coupling::forward(&x, c.last().expect("output layer"), &mut u, &mut logdet, n, q);
-                (u, c)
-            }
-            _ => (layer_forward(layer, params, &x, &mut logdet, n, q), Vec::new()),
-        };
-        inputs.push(std::mem::replace(&mut x, u));
-        conds.push(c);
-    }
-    Tape { inputs, conds, u: x, logdet }
-}
-
 /// Backprop through a conditioner, given drm = ∂L/∂rm: parameter gradients written (=) into
 /// `grads`, and ∂L/∂y_a added into the first h columns of dx.
 pub fn conditioner_backward(
@@ -252,40 +222,71 @@ pub fn conditioner_backward(
     }
 }
 
+/// One dense layer's backprop on rows (n, q): dx (=) from du and dld, its parameter
+/// gradients written (=) into `grads`; recomputes what it needs from its input x.
+fn dense_backward(
+    layer: &Layer,
+    params: &[f64],
+    x: &[f64],
+    du: &[f64],
+    dld: &[f64],
+    grads: &mut [f64],
+    n: usize,
+    q: usize,
+) -> Vec<f64> {
+    let mut dx = vec![0.0; n * q];
+    match layer {
+        Layer::ActNorm { beta, a, .. } => actnorm::backward(params, *beta, *a, x, du, dld, &mut dx, grads, n, q),
+        Layer::Coupling { linears, .. } => {
+            let outs = conditioner(params, linears, x, n, q);
+            let rm = outs.last().expect("output layer");
+            let mut drm = vec![0.0; rm.len()];
+            coupling::backward(x, rm, du, dld, &mut dx, &mut drm, n, q);
+            conditioner_backward(params, linears, x, &outs, drm, &mut dx, grads, n, q);
+        }
+        Layer::Reverse | Layer::Shuffle { .. } => {
+            let inv = invert_perm(&layer.gather_indices(q).expect("permutation"));
+            permute::gather(&inv, du, &mut dx, n, q);
+        }
+        _ => unreachable!("a conv layer: loss_and_grad runs it through reference::conv"),
+    }
+    dx
+}
+
 /// The training loss L = −mean log p_T(y) and its gradient with respect to every parameter
-/// (and to y), by backprop through the tape: the forward list read in reverse.
+/// (and to y), by backprop through the tape: the forward list read in reverse. Dense layers
+/// act on the head's columns; conv layers on their regions (`reference::conv`).
 pub fn loss_and_grad(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (f64, Vec<f64>, Vec<f64>) {
-    assert!(flow.config.conv.is_none(), "the dense flow's backprop; conv flows are not differentiated here");
     let q = flow.config.q();
-    let tape = forward_tape(flow, params, y, n);
+    let (off, width) = flow.config.head();
+    let mut inputs = Vec::new();
+    let mut logdet = vec![0.0; n];
+    let mut x = y.to_vec();
+    for layer in &flow.layers {
+        let u = step_forward(flow, layer, params, &x, &mut logdet, n);
+        inputs.push(std::mem::replace(&mut x, u));
+    }
     let mut logp = vec![0.0; n];
-    loss::log_prob(&tape.u, &tape.logdet, &mut logp, n, q);
+    loss::log_prob(&x, &logdet, &mut logp, n, q);
     let l = -logp.iter().sum::<f64>() / n as f64;
     let mut grads = vec![0.0; params.len()];
     let mut du = vec![0.0; n * q];
     let mut dld = vec![0.0; n];
-    loss::backward(&tape.u, &mut du, &mut dld, n, q);
+    loss::backward(&x, &mut du, &mut dld, n, q);
+    let cols = |v: &[f64]| -> Vec<f64> { (0..n).flat_map(|s| v[s * q + off..(s + 1) * q].iter().copied()).collect() };
     for (k, layer) in flow.layers.iter().enumerate().rev() {
-        let x = &tape.inputs[k];
-        let mut dx = vec![0.0; n * q];
-        match layer {
-            Layer::ActNorm { beta, a, .. } => {
-                actnorm::backward(params, *beta, *a, x, &du, &dld, &mut dx, &mut grads, n, q)
+        let x = &inputs[k];
+        du = match conv::layer_backward(layer, params, x, &du, &dld, &mut grads, n, q) {
+            Some(dx) => dx,
+            None if width == q => dense_backward(layer, params, x, &du, &dld, &mut grads, n, q),
+            None => {
+                let dh = dense_backward(layer, params, &cols(x), &cols(&du), &dld, &mut grads, n, width);
+                for s in 0..n {
+                    du[s * q + off..(s + 1) * q].copy_from_slice(&dh[s * width..(s + 1) * width]);
+                }
+                du
             }
-            Layer::Coupling { linears, .. } => {
-                let outs = &tape.conds[k];
-                let rm = outs.last().expect("output layer");
-                let mut drm = vec![0.0; rm.len()];
-                coupling::backward(x, rm, &du, &dld, &mut dx, &mut drm, n, q);
-                conditioner_backward(params, linears, x, outs, drm, &mut dx, &mut grads, n, q);
-            }
-            Layer::Reverse | Layer::Shuffle { .. } => {
-                let inv = invert_perm(&layer.gather_indices(q).expect("permutation"));
-                permute::gather(&inv, &du, &mut dx, n, q);
-            }
-            _ => unreachable!("loss_and_grad is for dense flows (asserted above)"),
-        }
-        du = dx;
+        };
     }
     (l, grads, du)
 }
