@@ -34,3 +34,24 @@ fn permute_gather_matches_reference_and_inverts() {
         }
     }
 }
+
+#[test]
+fn copy_columns_matches_reference_between_rows_of_different_widths() {
+    let gpu = gpu();
+    // (rows, columns, source offset and row stride, destination offset and row stride, models)
+    for (n, cols, (io, irs), (oo, ors), models) in
+        [(1, 1, (0, 1), (0, 1), 1), (3, 5, (2, 9), (1, 6), 2), (70, 3, (4, 7), (0, 3), 1)]
+    {
+        let (ims, oms) = (n * irs + io, n * ors + oo);
+        let x = uniform(cols as u64, models * ims, 1.0);
+        let out0 = uniform(7, models * oms, 1.0);
+        let (xb, ob) = (storage_init(gpu, "x", &x), storage_init(gpu, "out", &out0));
+        let d = permute::copy_columns(gpu, n, cols, (&xb, io, irs, ims), (&ob, oo, ors, oms)).models(models);
+        submit(gpu, "copy_columns test", &[&d]);
+        let mut want = to_f64(&out0);
+        for z in 0..models {
+            r::copy_columns(n, cols, &to_f64(&x), (z * ims + io, irs), &mut want, (z * oms + oo, ors));
+        }
+        assert_close("copy_columns", &read_back(gpu, &ob, 0, models * oms), &want, 0.0, 0.0);
+    }
+}

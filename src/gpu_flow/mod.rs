@@ -13,6 +13,7 @@
 //! buffers and its forward, inverse and backward dispatches), and `plan`'s header says how a
 //! new kind is added.
 
+mod conv_plan;
 mod kernels;
 mod plan;
 pub use kernels::{inference_class, training_class, Kernels};
@@ -104,7 +105,16 @@ impl Footprint {
     /// `models` flows shaped like `config` on batches of `n` rows; training adds gradients,
     /// Adam's moments, per-coupling activations and the backprop scratch. `None` on overflow.
     pub fn of(config: &crate::model::FlowConfig, n: usize, mode: Mode, models: usize) -> Option<Self> {
-        let (q, h, l) = (config.q() as u64, config.h() as u64, config.blocks as u64);
+        let dense = Self::dense(config, n, mode, models)?;
+        match config.conv {
+            Some(_) => conv_plan::footprint(config, n, mode, models, dense),
+            None => Some(dense),
+        }
+    }
+
+    /// The dense layers' share: the whole of a dense flow, a conv flow's head.
+    fn dense(config: &crate::model::FlowConfig, n: usize, mode: Mode, models: usize) -> Option<Self> {
+        let (q, h, l) = (config.head().1 as u64, config.h() as u64, config.blocks as u64);
         let (n, m, hid) = (n as u64, models as u64, config.hidden as u64);
         let p = config.padded_params()?;
         let width = hid.max(2 * (q - h)).max(q);
@@ -164,6 +174,139 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// The buffers every part of a `GpuFlow` shares.
+pub(crate) struct Common {
+    pub params: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub logdet: wgpu::Buffer,
+    pub logp: wgpu::Buffer,
+    /// ∂L/∂logdet per row (training; a stand-in otherwise).
+    pub dld: wgpu::Buffer,
+}
+
+/// A part's programs, each in running order (the backward from the last layer down).
+#[derive(Default)]
+pub(crate) struct Program {
+    pub forward: Vec<Dispatch>,
+    pub forward_init: Vec<Dispatch>,
+    pub inverse: Vec<Dispatch>,
+    pub backward: Vec<Dispatch>,
+}
+
+/// The dense layers from `first` on, over rows of their width (`FlowConfig::head`): the whole
+/// flow of a dense flow, the head of a conv flow.
+pub(crate) struct DensePart {
+    /// acts[0] is the first layer's input; the last, the output.
+    pub acts: Vec<wgpu::Buffer>,
+    pub prog: Program,
+    /// Where the backward reads ∂L/∂(output) ...
+    pub du_out: wgpu::Buffer,
+    /// ... and leaves ∂L/∂(input) (training).
+    pub dx_in: wgpu::Buffer,
+}
+
+/// Plans the dense layers `flows[..].layers[first..]` (see `DensePart`); `input` replaces the
+/// first layer's own input buffer.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_dense(
+    gpu: &Gpu,
+    flows: &[&Flow],
+    first: usize,
+    n: usize,
+    mode: Mode,
+    gemms: GemmChoice,
+    c: &Common,
+    input: Option<wgpu::Buffer>,
+) -> DensePart {
+    let flow = flows[0];
+    let layers = &flow.layers[first..];
+    let models = flows.len();
+    let (q, ps) = (flow.config.head().1, flow.params.len());
+    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    let s = Shape { gemms, n, q, models, ps, binding };
+    let training = mode.training();
+    let mut input = input;
+    let acts: Vec<_> = (0..=layers.len())
+        .map(|k| match input.take().filter(|_| k == 0) {
+            Some(b) => b,
+            None => storage(gpu, &format!("acts{}", first + k), models * n * q),
+        })
+        .collect();
+    // Every coupling has the same layout, so scratch sized for the first serves all.
+    let first_linears = layers.iter().find_map(|l| match l {
+        Layer::Coupling { linears, .. } => Some(linears.clone()),
+        _ => None,
+    });
+    // Backprop scratch: ∂L/∂u ping-pong (1-element stand-ins otherwise).
+    let scratch = |label: &str, len: usize| storage(gpu, label, if training { len } else { 1 });
+    let dacts = [scratch("dacts0", models * n * q), scratch("dacts1", models * n * q)];
+    let fuse = mode.fused();
+    let (shared, dz) = match (&first_linears, training) {
+        (Some(l), false) => (plan::workspace(gpu, &s, "cond", l), Vec::new()),
+        (Some(l), true) => (Vec::new(), plan::workspace(gpu, &s, "dz", l)),
+        (None, _) => (Vec::new(), Vec::new()),
+    };
+    let dz_fused = match &first_linears {
+        Some(l) if training && plan::fuses(&s, fuse, training, l) => {
+            storage(gpu, "dz.fused", models * Saved::new(n, q, l).per_model)
+        }
+        _ => storage(gpu, "dz.fused", 1),
+    };
+    let b = Build {
+        gpu,
+        flows,
+        first,
+        s,
+        training,
+        fuse,
+        params: &c.params,
+        grads: &c.grads,
+        acts: &acts,
+        logdet: &c.logdet,
+        dld: &c.dld,
+        dz: &dz,
+        dz_fused: &dz_fused,
+        shared: &shared,
+    };
+    let mut prog = Program::default();
+    let (mut inverse_rev, mut backward_rev) = (Vec::new(), Vec::new()); // per layer, reversed at the end
+    let mut folds = Folds::default();
+    // Which dacts buffer holds ∂L/∂(output of the layer being planned).
+    let mut cur = 0;
+    for (k, layer) in layers.iter().enumerate() {
+        let (du, dx) = (&dacts[cur], &dacts[1 - cur]);
+        let at = At { k, x: &acts[k], u: &acts[k + 1], du, dx, next: layers.get(k + 1) };
+        let p = match layer {
+            Layer::ActNorm { beta, a, .. } => plan::actnorm(&b, &at, *beta, *a, &mut folds),
+            Layer::Coupling { index, linears } if b.fused_coupling(linears) => {
+                plan::fused_coupling(&b, &at, *index, linears, &mut folds)
+            }
+            Layer::Coupling { index, linears } => plan::gemm_coupling(&b, &at, *index, linears, &mut folds),
+            Layer::Reverse | Layer::Shuffle { .. } => plan::permutation(&b, &at, &mut folds),
+            _ => unreachable!("conv layers are planned by conv_plan"),
+        };
+        prog.forward_init.extend(p.init);
+        prog.forward_init.extend(p.forward.iter().cloned());
+        prog.forward.extend(p.forward);
+        inverse_rev.push(p.inverse);
+        backward_rev.push(p.backward);
+        // Layer k's backward reads ∂L/∂(its output) from dacts[cur] and writes ∂L/∂(its
+        // input) to the other; layer k − 1 then reads that one. A layer folded into a
+        // neighbour shares its boundary.
+        if p.own_gradient {
+            cur = 1 - cur;
+        }
+    }
+    prog.inverse = inverse_rev.into_iter().rev().flatten().collect();
+    prog.backward = backward_rev.into_iter().rev().flatten().collect();
+    // The last layer was planned with cur flipped after it: its du is dacts[1 − cur]; the
+    // first layer's dx is dacts[1] (planned with cur = 0; a first layer folded into the
+    // second shares the second's boundary, which also starts at 0).
+    let [d0, d1] = dacts;
+    let (du_out, dx_in) = if cur == 0 { (d1.clone(), d1) } else { (d0, d1) };
+    DensePart { acts, prog, du_out, dx_in }
+}
+
 /// Output of a forward run, read back.
 pub struct ForwardOut {
     pub u: Vec<f32>,
@@ -193,107 +336,46 @@ impl GpuFlow {
         assert!(flows.iter().all(|f| same_shape(flow, f)), "flows of one GpuFlow must share their shape");
         let models = flows.len();
         let (q, ps) = (flow.config.q(), flow.params.len());
-        let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
-        let s = Shape { gemms: gemms.into(), n, q, models, ps, binding };
         let training = mode.training();
         let all_params: Vec<f32> = flows.iter().flat_map(|f| f.params.iter().copied()).collect();
-        let params = storage_init(gpu, "params", &all_params);
-        let grads = storage(gpu, "grads", if training { models * ps } else { 1 });
-        let acts: Vec<_> = (0..=flow.layers.len()).map(|k| storage(gpu, &format!("acts{k}"), models * n * q)).collect();
-        let logdet = storage(gpu, "logdet", models * n);
-        let logp = storage(gpu, "logp", models * n);
-        // Every coupling has the same layout, so scratch sized for the first serves all.
-        let first_linears = flow.layers.iter().find_map(|l| match l {
-            Layer::Coupling { linears, .. } => Some(linears.clone()),
-            _ => None,
-        });
-        // Backprop scratch: ∂L/∂u ping-pong and ∂L/∂logdet (1-element stand-ins otherwise).
-        let scratch = |label: &str, len: usize| storage(gpu, label, if training { len } else { 1 });
-        let dacts = [scratch("dacts0", models * n * q), scratch("dacts1", models * n * q)];
-        let dld = scratch("dld", models * n);
-        let fuse = mode.fused();
-        let (shared, dz) = match (&first_linears, training) {
-            (Some(l), false) => (plan::workspace(gpu, &s, "cond", l), Vec::new()),
-            (Some(l), true) => (Vec::new(), plan::workspace(gpu, &s, "dz", l)),
-            (None, _) => (Vec::new(), Vec::new()),
+        let c = Common {
+            params: storage_init(gpu, "params", &all_params),
+            grads: storage(gpu, "grads", if training { models * ps } else { 1 }),
+            logdet: storage(gpu, "logdet", models * n),
+            logp: storage(gpu, "logp", models * n),
+            dld: storage(gpu, "dld", if training { models * n } else { 1 }),
         };
-        let dz_fused = match &first_linears {
-            Some(l) if training && plan::fuses(&s, fuse, training, l) => {
-                storage(gpu, "dz.fused", models * Saved::new(n, q, l).per_model)
-            }
-            _ => storage(gpu, "dz.fused", 1),
+        let gemms = gemms.into();
+        let (acts, mut prog, du_last) = if flow.config.conv.is_some() {
+            conv_plan::build(gpu, flows, n, mode, gemms, &c)
+        } else {
+            let d = plan_dense(gpu, flows, 0, n, mode, gemms, &c, None);
+            let du = d.du_out;
+            (d.acts, d.prog, du)
         };
-        let b = Build {
-            gpu,
-            flows,
-            s,
-            training,
-            fuse,
-            params: &params,
-            grads: &grads,
-            acts: &acts,
-            logdet: &logdet,
-            dld: &dld,
-            dz: &dz,
-            dz_fused: &dz_fused,
-            shared: &shared,
-        };
-
-        let (mut forward, mut forward_init) = (Vec::new(), Vec::new());
-        let (mut inverse_rev, mut backward_rev) = (Vec::new(), Vec::new()); // per layer, reversed at the end
-        let mut folds = Folds::default();
-        // Which dacts buffer holds ∂L/∂(output of the layer being planned).
-        let mut cur = 0;
-        for (k, layer) in flow.layers.iter().enumerate() {
-            let (du, dx) = (&dacts[cur], &dacts[1 - cur]);
-            let at = At { k, x: &acts[k], u: &acts[k + 1], du, dx, next: flow.layers.get(k + 1) };
-            let p = match layer {
-                Layer::ActNorm { beta, a, .. } => plan::actnorm(&b, &at, *beta, *a, &mut folds),
-                Layer::Coupling { index, linears } if b.fused_coupling(linears) => {
-                    plan::fused_coupling(&b, &at, *index, linears, &mut folds)
-                }
-                Layer::Coupling { index, linears } => plan::gemm_coupling(&b, &at, *index, linears, &mut folds),
-                Layer::Reverse | Layer::Shuffle { .. } => plan::permutation(&b, &at, &mut folds),
-                // checkpoint::parse and the CLI refuse conv flows before anything is built.
-                _ => unreachable!("conv layers have no GPU plan in this build"),
-            };
-            forward_init.extend(p.init);
-            forward_init.extend(p.forward.iter().cloned());
-            forward.extend(p.forward);
-            inverse_rev.push(p.inverse);
-            backward_rev.push(p.backward);
-            // Layer k's backward reads ∂L/∂(its output) from dacts[cur] and writes ∂L/∂(its
-            // input) to the other; layer k − 1 then reads that one. A layer folded into a
-            // neighbour shares its boundary.
-            if p.own_gradient {
-                cur = 1 - cur;
-            }
-        }
         let u = acts.last().expect("acts");
-        let lp = loss::log_prob(gpu, n, q, u, &logdet, &logp).models(models);
-        forward_init.push(lp.clone());
-        forward.push(lp);
-        let inverse = inverse_rev.into_iter().rev().flatten().collect();
-        let mut backward = Vec::new();
+        let lp = loss::log_prob(gpu, n, q, u, &c.logdet, &c.logp).models(models);
+        prog.forward_init.push(lp.clone());
+        prog.forward.push(lp);
         if training {
-            // The last layer was planned with cur flipped after it: its du is dacts[1 − cur].
-            backward.push(loss::backward(gpu, n, q, u, &dacts[1 - cur], &dld).models(models));
-            backward.extend(backward_rev.into_iter().rev().flatten());
+            let mut backward = vec![loss::backward(gpu, n, q, u, &du_last, &c.dld).models(models)];
+            backward.append(&mut prog.backward);
+            prog.backward = backward;
         }
         Self {
             n,
             q,
             models,
             num_params: ps,
-            params,
+            params: c.params,
             acts,
-            logdet,
-            logp,
-            grads,
-            forward,
-            forward_init,
-            inverse,
-            backward,
+            logdet: c.logdet,
+            logp: c.logp,
+            grads: c.grads,
+            forward: prog.forward,
+            forward_init: prog.forward_init,
+            inverse: prog.inverse,
+            backward: prog.backward,
         }
     }
 

@@ -138,6 +138,9 @@ pub(super) fn conditioner_backward(
 pub(super) struct Build<'a> {
     pub gpu: &'a Gpu,
     pub flows: &'a [&'a Flow],
+    /// The flows' layer index of this part's layer 0 (a conv flow's head starts past its
+    /// conv layers).
+    pub first: usize,
     pub s: Shape,
     pub training: bool,
     /// Couplings run as fused.wgsl's dispatches where they fit.
@@ -213,7 +216,7 @@ impl<'a> Build<'a> {
     fn perm_buffers(&self, k: usize) -> (wgpu::Buffer, wgpu::Buffer) {
         let q = self.s.q;
         let idx: Vec<u32> =
-            self.flows.iter().flat_map(|f| f.layers[k].gather_indices(q).expect("permutation")).collect();
+            self.flows.iter().flat_map(|f| f.layers[self.first + k].gather_indices(q).expect("permutation")).collect();
         let inv_perm: Vec<u32> = idx.chunks(q).flat_map(invert_perm).collect();
         (storage_init(self.gpu, "perm", &idx), storage_init(self.gpu, "perm_inv", &inv_perm))
     }

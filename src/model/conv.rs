@@ -218,7 +218,7 @@ impl ConvArch {
 
     /// Every coupling in layer order: `(its region's channels, its conditioner's c_in and
     /// c_out, pixels)`.
-    fn conditioners(&self) -> Vec<(usize, usize, usize, usize)> {
+    pub fn conditioners(&self) -> Vec<(usize, usize, usize, usize)> {
         let mut out = Vec::new();
         let mut r = self.input();
         for s in 1..=self.scales {
@@ -240,7 +240,7 @@ impl ConvArch {
     }
 
     /// The convolutions of a conditioner `c_in → c_out`: `(c_in, c_out, k)`.
-    fn net_shape(&self, c_in: usize, c_out: usize) -> Vec<(usize, usize, usize)> {
+    pub fn net_shape(&self, c_in: usize, c_out: usize) -> Vec<(usize, usize, usize)> {
         let mut v = vec![(c_in, self.hidden, 3)];
         v.extend((1..self.depth).map(|_| (self.hidden, self.hidden, 1)));
         v.push((self.hidden, c_out, 3));

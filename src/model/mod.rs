@@ -377,9 +377,16 @@ impl Flow {
         self.tensors.iter().map(Tensor::len).sum()
     }
 
-    /// The widest conditioner activation (for sizing workspaces).
+    /// The widest conditioner activation per row (for sizing workspaces): a dense layer's,
+    /// or a conv conditioner's channels × pixels.
     pub fn max_linear_width(&self) -> usize {
-        self.config.hidden.max(2 * (self.config.head().1 - self.config.h()))
+        let dense = self.config.hidden.max(2 * (self.config.head().1 - self.config.h()));
+        let conv = self
+            .config
+            .conv
+            .as_ref()
+            .map_or(0, |a| a.conditioners().iter().map(|&(_, _, co, px)| a.hidden.max(co) * px).max().unwrap_or(0));
+        dense.max(conv)
     }
 
     /// Parameters as f64 for the reference.

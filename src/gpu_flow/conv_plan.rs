@@ -1,0 +1,389 @@
+//! A conv flow (CONV.md) on the GPU: its conv layers planned here, its dense head by
+//! `plan_dense` on rows of the head's width, joined through the full-width rows the rest of
+//! mflow reads and writes (`acts[0]`, the input `[x, ε channels, flat ε]`, and the latent u).
+//!
+//! Each conv layer writes its output region compactly, (n, C, h, w) per model, into a buffer
+//! of its own (a `Slot`); a factor-out is a view of its input's second half (no buffer, no
+//! copy of the kept values), and copies the half that leaves into u, where the loss reads
+//! the whole latent. The last conv layer writes straight into the head's input rows, whose
+//! tail gets flat ε from the input. Backprop mirrors every slot in a gradient buffer.
+
+use super::{plan_dense, Common, Footprint, Mode, Program};
+use crate::gpu::{storage, storage_init, Dispatch, Gpu};
+use crate::kernels::channorm::ChanNorm;
+use crate::kernels::conv::{Conv, Planes};
+use crate::kernels::conv_coupling::ConvCoupling;
+use crate::kernels::gemm::GemmChoice;
+use crate::kernels::permute;
+use crate::model::{invert_perm, Flow, FlowConfig, Layer, Region, Split};
+
+/// Where a layer boundary's region lives: planes in buffer `buf` of the part's list.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    buf: usize,
+    off: usize,
+    rs: usize,
+    ms: usize,
+}
+
+impl Slot {
+    fn planes<'a>(&self, bufs: &'a [wgpu::Buffer]) -> Planes<'a> {
+        Planes { buf: &bufs[self.buf], off: self.off, rs: self.rs, ms: self.ms }
+    }
+    fn cols<'a>(&self, bufs: &'a [wgpu::Buffer], extra: usize) -> (&'a wgpu::Buffer, usize, usize, usize) {
+        (&bufs[self.buf], self.off + extra, self.rs, self.ms)
+    }
+}
+
+/// A compact (n, len) planes buffer per model.
+fn compact(buf: usize, n: usize, len: usize) -> Slot {
+    Slot { buf, off: 0, rs: len, ms: n * len }
+}
+
+/// Everything the layers' plans share.
+struct Ctx<'a> {
+    gpu: &'a Gpu,
+    n: usize,
+    models: usize,
+    ps: usize,
+    training: bool,
+    c: &'a Common,
+    bufs: Vec<wgpu::Buffer>,
+    dbufs: Vec<wgpu::Buffer>,
+    /// Inference scratch of the conditioners (and the inverse in training): pre-norm, two
+    /// post-ReLU buffers taken in turn, rm.
+    pre: wgpu::Buffer,
+    post: [wgpu::Buffer; 2],
+    rm: wgpu::Buffer,
+    /// Backprop scratch: ∂L/∂pre-norm, ∂L/∂post-ReLU, ∂L/∂rm.
+    dpre: wgpu::Buffer,
+    dpost: wgpu::Buffer,
+    drm: wgpu::Buffer,
+}
+
+impl Ctx<'_> {
+    fn scratch(&self, label: &str, len: usize) -> wgpu::Buffer {
+        storage(self.gpu, label, if self.training { self.models * len } else { 1 })
+    }
+
+    /// A new output slot (and its gradient mirror) of `len` values per row.
+    fn slot(&mut self, label: &str, len: usize) -> Slot {
+        self.bufs.push(storage(self.gpu, label, self.models * self.n * len));
+        self.dbufs.push(self.scratch(&format!("d{label}"), self.n * len));
+        compact(self.bufs.len() - 1, self.n, len)
+    }
+
+    /// Per-model copies of gather indices over a compact region (same for every model).
+    fn indices(&self, idx: &[u32]) -> wgpu::Buffer {
+        let all: Vec<u32> = (0..self.models).flat_map(|_| idx.iter().copied()).collect();
+        storage_init(self.gpu, "conv.perm", &all)
+    }
+}
+
+/// One layer's programs; `init` replaces `forward` on a first step (data initialisation
+/// interleaved with the forward, in forward order).
+#[derive(Default)]
+struct Plan {
+    forward: Vec<Dispatch>,
+    init: Vec<Dispatch>,
+    inverse: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+}
+
+/// Plans a conv flow: returns its full-width buffers (input first, latent u last), its
+/// programs (without the loss) and the buffer the loss's backward writes ∂L/∂u into.
+pub(super) fn build(
+    gpu: &Gpu,
+    flows: &[&Flow],
+    n: usize,
+    mode: Mode,
+    gemms: GemmChoice,
+    c: &Common,
+) -> (Vec<wgpu::Buffer>, Program, wgpu::Buffer) {
+    let flow = flows[0];
+    let models = flows.len();
+    let (q, ps) = (flow.config.q(), flow.params.len());
+    let (head_off, qh) = flow.config.head();
+    let flat = flow.config.b;
+    let training = mode.training();
+    // The head starts at its first ActNorm: every layer before it is a conv layer.
+    let n_conv = flow.layers.iter().position(|l| matches!(l, Layer::ActNorm { .. })).expect("a dense head");
+    let head_in = storage(gpu, "head.in", models * n * qh);
+    let head = plan_dense(gpu, flows, n_conv, n, mode, gemms, c, Some(head_in.clone()));
+    let u_full = storage(gpu, "u", models * n * q);
+    let du_full = storage(gpu, "du", if training { models * n * q } else { 1 });
+
+    // The conditioners' widest activations size the shared scratch.
+    let (mut hidden, mut rm_len) = (1, 1);
+    for l in &flow.layers[..n_conv] {
+        if let Some((split, at, net)) = l.conv_coupling() {
+            hidden = hidden.max(net.convs[0].c_out * at.hw());
+            rm_len = rm_len.max(split.rm_channels(at.c) * at.hw());
+        }
+    }
+    let full = |label: &str| storage(gpu, label, models * n * hidden);
+    let mut cx = Ctx {
+        gpu,
+        n,
+        models,
+        ps,
+        training,
+        c,
+        bufs: vec![storage(gpu, "acts0", models * n * q), head_in],
+        dbufs: vec![storage(gpu, "dacts0", if training { models * n * q } else { 1 }), head.dx_in.clone()],
+        pre: full("cond.pre"),
+        post: [full("cond.post0"), full("cond.post1")],
+        rm: storage(gpu, "cond.rm", models * n * rm_len),
+        dpre: storage(gpu, "cond.dpre", if training { models * n * hidden } else { 1 }),
+        dpost: storage(gpu, "cond.dpost", if training { models * n * hidden } else { 1 }),
+        drm: storage(gpu, "cond.drm", if training { models * n * rm_len } else { 1 }),
+    };
+    let mut slot = Slot { buf: 0, off: 0, rs: q, ms: n * q };
+    let mut plans = Vec::new();
+    for (k, layer) in flow.layers[..n_conv].iter().enumerate() {
+        let at = region(layer);
+        let out = match layer {
+            Layer::FactorOut { at } => Slot { off: slot.off + at.c / 2 * at.hw(), ..slot },
+            _ if k + 1 == n_conv => Slot { buf: 1, off: 0, rs: qh, ms: n * qh },
+            _ => cx.slot(&format!("acts{}", k + 1), at.len()),
+        };
+        let p = match layer {
+            Layer::ChannelNorm { norm, .. } => {
+                let cn = ChanNorm { norm: *norm, n, hw: at.hw(), relu: false, ps };
+                let (x, u) = (slot.planes(&cx.bufs), out.planes(&cx.bufs));
+                let mut p = Plan {
+                    forward: vec![cn.forward(gpu, &c.params, x, u, &c.logdet)],
+                    inverse: vec![cn.inverse(gpu, &c.params, u, x)],
+                    ..Plan::default()
+                };
+                p.init = vec![cn.init(gpu, &c.params, x), p.forward[0].clone()];
+                if training {
+                    let (dx, du) = (slot.planes(&cx.dbufs), &cx.dbufs[out.buf]);
+                    p.backward.push(cn.backward(gpu, &c.params, u, du, &c.dld, dx, &c.grads));
+                }
+                p
+            }
+            Layer::Checkerboard { index, .. } | Layer::ChannelCoupling { index, .. } => {
+                coupling(&cx, layer, *index, slot, out)
+            }
+            Layer::ChannelReverse { .. } | Layer::Squeeze { .. } => {
+                assert!(slot.off == 0 && slot.rs == at.len(), "a permutation reads a compact region");
+                let fwd: Vec<u32> = match layer {
+                    Layer::Squeeze { .. } => (0..at.len()).map(|e| at.squeeze_source(e) as u32).collect(),
+                    _ => (0..at.len()).map(|e| ((at.c - 1 - e / at.hw()) * at.hw() + e % at.hw()) as u32).collect(),
+                };
+                let (fi, ii) = (cx.indices(&fwd), cx.indices(&invert_perm(&fwd)));
+                let len = at.len();
+                let (x, u) = (&cx.bufs[slot.buf], &cx.bufs[out.buf]);
+                let mut p = Plan {
+                    forward: vec![permute::gather(gpu, n, len, &fi, x, u)],
+                    inverse: vec![permute::gather(gpu, n, len, &ii, u, x)],
+                    ..Plan::default()
+                };
+                if training {
+                    p.backward.push(permute::gather(gpu, n, len, &ii, &cx.dbufs[out.buf], &cx.dbufs[slot.buf]));
+                }
+                p.init = p.forward.clone();
+                p
+            }
+            Layer::FactorOut { at } => {
+                let half = at.c / 2 * at.hw();
+                let latent = (&u_full, at.off, q, n * q);
+                let mut p = Plan {
+                    forward: vec![permute::copy_columns(gpu, n, half, slot.cols(&cx.bufs, 0), latent)],
+                    inverse: vec![permute::copy_columns(gpu, n, half, latent, slot.cols(&cx.bufs, 0))],
+                    ..Plan::default()
+                };
+                if training {
+                    let dlatent = (&du_full, at.off, q, n * q);
+                    p.backward.push(permute::copy_columns(gpu, n, half, dlatent, slot.cols(&cx.dbufs, 0)));
+                }
+                p.init = p.forward.clone();
+                p
+            }
+            Layer::Inv1x1 { .. } => panic!("--permute conv1x1 has no GPU kernels yet; the CLI refuses it"),
+            Layer::ActNorm { .. } | Layer::Coupling { .. } | Layer::Reverse | Layer::Shuffle { .. } => {
+                unreachable!("the head starts at the first dense layer")
+            }
+        };
+        plans.push(p);
+        slot = out;
+    }
+
+    // Flat ε joins the head's rows after the last scale's values.
+    let d_k = qh - flat;
+    let (acts0, head_in) = (&cx.bufs[0], &cx.bufs[1]);
+    let eps_in = (flat > 0)
+        .then(|| permute::copy_columns(gpu, n, flat, (acts0, q - flat, q, n * q), (head_in, d_k, qh, n * qh)));
+    let eps_back = (flat > 0)
+        .then(|| permute::copy_columns(gpu, n, flat, (head_in, d_k, qh, n * qh), (acts0, q - flat, q, n * q)));
+    let head_out = head.acts.last().expect("head acts");
+    let to_u = permute::copy_columns(gpu, n, qh, (head_out, 0, qh, n * qh), (&u_full, head_off, q, n * q));
+    let from_u = permute::copy_columns(gpu, n, qh, (&u_full, head_off, q, n * q), (head_out, 0, qh, n * qh));
+
+    let mut prog = Program::default();
+    let m = |d: Dispatch| d.models(models);
+    for p in &plans {
+        prog.forward.extend(p.forward.iter().cloned().map(m));
+        prog.forward_init.extend(p.init.iter().cloned().map(m));
+    }
+    prog.forward.extend(eps_in.clone().map(m));
+    prog.forward_init.extend(eps_in.map(m));
+    prog.forward.extend(head.prog.forward);
+    prog.forward_init.extend(head.prog.forward_init);
+    prog.forward.push(m(to_u.clone()));
+    prog.forward_init.push(m(to_u));
+    prog.inverse.push(m(from_u));
+    prog.inverse.extend(head.prog.inverse);
+    prog.inverse.extend(eps_back.map(m));
+    for p in plans.iter().rev() {
+        prog.inverse.extend(p.inverse.iter().cloned().map(m));
+    }
+    if training {
+        prog.backward.push(m(permute::copy_columns(
+            gpu,
+            n,
+            qh,
+            (&du_full, head_off, q, n * q),
+            (&head.du_out, 0, qh, n * qh),
+        )));
+        prog.backward.extend(head.prog.backward);
+        for p in plans.iter().rev() {
+            prog.backward.extend(p.backward.iter().cloned().map(m));
+        }
+    }
+    let mut acts = vec![cx.bufs[0].clone()];
+    acts.extend(head.acts);
+    acts.push(u_full);
+    (acts, prog, du_full)
+}
+
+/// A conv layer's input region.
+fn region(layer: &Layer) -> Region {
+    match layer {
+        Layer::ChannelNorm { at, .. }
+        | Layer::Checkerboard { at, .. }
+        | Layer::ChannelCoupling { at, .. }
+        | Layer::ChannelReverse { at }
+        | Layer::Inv1x1 { at, .. }
+        | Layer::Squeeze { at }
+        | Layer::FactorOut { at } => *at,
+        _ => unreachable!("a conv layer"),
+    }
+}
+
+/// A checkerboard or channel coupling: its conditioner (conv → ActNorm → ReLU, …, conv) and
+/// its affine part; in training each keeps its post-ReLU activations and rm for backprop.
+fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot) -> Plan {
+    let (split, at, net) = layer.conv_coupling().expect("a conv coupling");
+    let (gpu, n, ps, c) = (cx.gpu, cx.n, cx.ps, cx.c);
+    let hw = at.hw();
+    let last = net.convs.len() - 1;
+    let mask = match split {
+        Split::Checkerboard(parity) => Some(parity),
+        Split::Channels => None,
+    };
+    let convs: Vec<Conv> = net
+        .convs
+        .iter()
+        .enumerate()
+        .map(|(j, conv)| Conv { conv: *conv, n, h: at.h, w: at.w, mask: if j == 0 { mask } else { None }, ps })
+        .collect();
+    let norms: Vec<ChanNorm> = net.norms.iter().map(|norm| ChanNorm { norm: *norm, n, hw, relu: true, ps }).collect();
+    let c_rm = split.rm_channels(at.c);
+    let wc = net.convs[0].c_out;
+    fn act(buf: &wgpu::Buffer, ch: usize, hw: usize, n: usize) -> Planes<'_> {
+        Planes { buf, off: 0, rs: ch * hw, ms: n * ch * hw }
+    }
+    // Training keeps each hidden layer's output and rm; inference takes turns in the scratch.
+    let (own_post, own_rm): (Vec<wgpu::Buffer>, Option<wgpu::Buffer>) = if cx.training {
+        let post = (0..last).map(|j| storage(gpu, &format!("cp{index}.post{j}"), cx.models * n * wc * hw)).collect();
+        (post, Some(storage(gpu, &format!("cp{index}.rm"), cx.models * n * c_rm * hw)))
+    } else {
+        (Vec::new(), None)
+    };
+    let posts: Vec<&wgpu::Buffer> = (0..last).map(|j| own_post.get(j).unwrap_or(&cx.post[j % 2])).collect();
+    let shared: Vec<&wgpu::Buffer> = (0..last).map(|j| &cx.post[j % 2]).collect();
+    let rm = own_rm.as_ref().unwrap_or(&cx.rm);
+    let (xp, up) = (x.planes(&cx.bufs), out.planes(&cx.bufs));
+    // The conditioner on `input`'s planes into `rm` (`init`: each ActNorm first takes its
+    // input's statistics), reading and writing the given hidden buffers.
+    let conditioner = |input: Planes, post: &[&wgpu::Buffer], rm: &wgpu::Buffer, init: bool| {
+        let mut d = Vec::new();
+        let mut src = input;
+        for (j, conv) in convs.iter().enumerate() {
+            if j == last {
+                d.push(conv.forward(gpu, &c.params, src, act(rm, c_rm, hw, n), false));
+            } else {
+                d.push(conv.forward(gpu, &c.params, src, act(&cx.pre, wc, hw, n), false));
+                if init {
+                    d.push(norms[j].init(gpu, &c.params, act(&cx.pre, wc, hw, n)));
+                }
+                d.push(norms[j].forward(gpu, &c.params, act(&cx.pre, wc, hw, n), act(post[j], wc, hw, n), &c.logdet));
+                src = act(post[j], wc, hw, n);
+            }
+        }
+        d
+    };
+    let cc = ConvCoupling { split, n, c: at.c, h: at.h, w: at.w, rm_off: 0, rm_ms: n * c_rm * hw };
+    let mut p = Plan {
+        forward: conditioner(xp, &posts, rm, false),
+        init: conditioner(xp, &posts, rm, true),
+        // The inverse's conditioner reads the output: its conditioning elements are the input's.
+        inverse: conditioner(up, &shared, &cx.rm, false),
+        backward: Vec::new(),
+    };
+    p.forward.push(cc.forward(gpu, xp, rm, up, &c.logdet));
+    p.init.push(cc.forward(gpu, xp, rm, up, &c.logdet));
+    p.inverse.push(cc.inverse(gpu, up, &cx.rm, xp));
+    if cx.training {
+        let (dxp, dup) = (x.planes(&cx.dbufs), out.planes(&cx.dbufs));
+        p.backward.push(cc.backward(gpu, xp, rm, dup, &c.dld, &cx.dbufs[x.buf], &cx.drm));
+        for j in (0..=last).rev() {
+            let dy = if j == last { act(&cx.drm, c_rm, hw, n) } else { act(&cx.dpre, wc, hw, n) };
+            let input = if j == 0 { xp } else { act(posts[j - 1], wc, hw, n) };
+            p.backward.push(convs[j].backward_weights(gpu, input, dy, &c.grads));
+            if j == 0 {
+                p.backward.push(convs[0].backward_data(gpu, &c.params, dy, dxp, true));
+            } else {
+                p.backward.push(convs[j].backward_data(gpu, &c.params, dy, act(&cx.dpost, wc, hw, n), false));
+                let (post, dpost, dpre) = (act(posts[j - 1], wc, hw, n), &cx.dpost, act(&cx.dpre, wc, hw, n));
+                p.backward.push(norms[j - 1].backward(gpu, &c.params, post, dpost, &c.dld, dpre, &c.grads));
+            }
+        }
+    }
+    p
+}
+
+/// `Footprint::of` for a conv flow: its conv part's buffers as `build` allocates them, plus
+/// its dense head's (`dense`, the dense formula at the head's width). `None` on overflow.
+pub(super) fn footprint(
+    config: &FlowConfig,
+    n: usize,
+    mode: Mode,
+    models: usize,
+    dense: Footprint,
+) -> Option<Footprint> {
+    let arch = config.conv.as_ref()?;
+    let (n64, m) = (n as u64, models as u64);
+    let training = mode.training() as u64;
+    let q = config.q() as u64;
+    let (mut slots, mut widest, mut kept) = (0u64, 1u64, 0u64);
+    for (c, _, co, px) in arch.conditioners() {
+        let (hidden, rm) = ((arch.hidden * px) as u64, (co * px) as u64);
+        widest = widest.max(hidden).max(rm);
+        // The coupling's ActNorm and the coupling each write a region of c·px values (some
+        // permutations and squeezes one more); training keeps the hidden layers and rm.
+        slots = slots.checked_add((3 * c * px) as u64)?;
+        kept = kept.checked_add(training * ((arch.depth as u64).checked_mul(hidden)?.checked_add(rm)?))?;
+    }
+    // Per row: input, u, ∂L/∂u and the input's gradient; the slots and their gradients; the
+    // conditioners' scratch (pre, two posts, rm, and backprop's three); kept activations.
+    let per_row = (4 * q)
+        .checked_add(slots.checked_mul(1 + training)?)?
+        .checked_add(widest.checked_mul(4 + 3 * training)?)?
+        .checked_add(kept)?;
+    let floats = per_row.checked_mul(n64)?.checked_mul(m)?;
+    let largest = n64.checked_mul(widest.max(q))?.checked_mul(m)?.checked_mul(4)?;
+    Some(Footprint { largest: dense.largest.max(largest), total: dense.total.checked_add(floats.checked_mul(4)?)? })
+}
