@@ -178,9 +178,6 @@ pub fn parse(bytes: &[u8], path: &Path, expect: Option<&FlowConfig>) -> Result<(
     )
     .with_context(|| format!("{}: unreadable config", path.display()))?;
     config.validate().with_context(|| format!("{}: the checkpoint's config is impossible", path.display()))?;
-    if config.conv.is_some() {
-        bail!("{}: a convolutional flow, which this mflow cannot run yet (only dense flows)", path.display());
-    }
     if let Some(want) = expect {
         if want != &config {
             bail!("{}: checkpoint is for {config:?}, but this run is configured as {want:?}", path.display());

@@ -4,7 +4,8 @@ use super::{at_least_one, non_negative, positive, Context, ScheduleArgs};
 use crate::data::images::Mode;
 use crate::data::DataSpec;
 use crate::interrupt::{self, Interrupted};
-use crate::run::config::{LrKind, Select};
+use crate::model::ChannelPermute;
+use crate::run::config::{Arch, ConvFlags, LrKind, Select};
 use crate::run::{Overrides, RunConfig};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -109,6 +110,67 @@ pub struct TrainArgs {
     /// updated with Adam's step on the GPU; validation and the final evaluation use it.
     #[arg(long, value_parser = positive)]
     pub ema: Option<f64>,
+    #[command(flatten)]
+    pub conv: ConvArgs,
+}
+
+/// The architecture and `--arch conv`'s flags (shared by train and sweep).
+#[derive(clap::Args, Debug, Default)]
+pub struct ConvArgs {
+    /// Flow: dense (MODEL.md: Real NVP over the flattened data) or conv (CONV.md: a
+    /// convolutional multiscale flow with a dense head, for images; --hidden and --depth are
+    /// then its conditioners' channels and depth [default: 64 and 2]).
+    #[arg(long, value_enum, default_value_t = Arch::Dense)]
+    pub arch: Arch,
+    /// Conv flows: scales K [default: 1 + the squeezes that keep at least 4×4, at most 3].
+    #[arg(long, value_parser = at_least_one)]
+    pub scales: Option<usize>,
+    /// Conv flows: blocks of the dense head [default: 2].
+    #[arg(long, value_parser = at_least_one)]
+    pub head_blocks: Option<usize>,
+    /// Conv flows: the dense head's hidden width [default: 256].
+    #[arg(long, value_parser = at_least_one)]
+    pub head_hidden: Option<usize>,
+    /// Conv flows: ε channels K_ε joined to the image's (VFlow's augmentation) [default: 0].
+    #[arg(long)]
+    pub aux_channels: Option<usize>,
+    /// Conv flows: what runs between channel couplings.
+    #[arg(long, value_enum)]
+    pub permute: Option<ChannelPermute>,
+}
+
+impl ConvArgs {
+    /// The conv flags as overrides; each is refused, by name, on a dense flow, as is --blocks
+    /// (`blocks_given`) on a conv flow.
+    pub fn flags(&self, blocks_given: bool) -> Result<Option<ConvFlags>> {
+        let given = [
+            ("--scales", self.scales.is_some()),
+            ("--head-blocks", self.head_blocks.is_some()),
+            ("--head-hidden", self.head_hidden.is_some()),
+            ("--aux-channels", self.aux_channels.is_some()),
+            ("--permute", self.permute.is_some()),
+        ];
+        match self.arch {
+            Arch::Dense => {
+                if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+                    anyhow::bail!("{flag} applies to conv flows: add --arch conv");
+                }
+                Ok(None)
+            }
+            Arch::Conv => {
+                if blocks_given {
+                    anyhow::bail!("--blocks sets a dense flow's blocks; a conv flow's dense head takes --head-blocks");
+                }
+                Ok(Some(ConvFlags {
+                    scales: self.scales,
+                    head_blocks: self.head_blocks,
+                    head_hidden: self.head_hidden,
+                    aux_channels: self.aux_channels,
+                    permute: self.permute,
+                }))
+            }
+        }
+    }
 }
 
 /// The default job (`mflow train` alone): half-moons with B = 2 on a schedule that ends
@@ -221,6 +283,7 @@ impl TrainArgs {
             warmup: self.warmup,
             lr_min: self.lr_min,
             ema: self.ema,
+            conv: self.conv.flags(self.blocks.is_some())?,
             ..self.schedule.overrides()
         }
         .apply(&mut c);

@@ -7,7 +7,7 @@ use crate::data::images::Mode;
 use crate::data::{DataSpec, SplitSizes};
 use crate::gpu::Gpu;
 use crate::gpu_flow::{human_bytes, Footprint, Mode as FlowMode};
-use crate::model::{FlowConfig, LIMITS};
+use crate::model::{ChannelPermute, ConvArch, FlowConfig, LIMITS};
 use crate::train::OptimConfig;
 use anyhow::{bail, Result};
 
@@ -175,17 +175,50 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.data.validate()?;
         let f = &self.flow;
+        if let Some(a) = &f.conv {
+            if !self.data.is_image() {
+                bail!(
+                    "--arch conv models images (digits, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR); --data {} is not image data",
+                    self.data.describe()
+                );
+            }
+            if a.permute == ChannelPermute::Conv1x1 {
+                bail!("--permute conv1x1: Glow's 1×1 convolution is in the f64 twin (model, log-det, gradients) but has no GPU kernels yet; use --permute reverse");
+            }
+            if !(1..=crate::model::conv::MAX_CONV_HIDDEN).contains(&a.hidden) {
+                bail!(
+                    "--hidden {}: a conv flow's conditioner channels must be in 1..={}",
+                    a.hidden,
+                    crate::model::conv::MAX_CONV_HIDDEN
+                );
+            }
+            if !(1..=crate::model::conv::MAX_CONV_DEPTH).contains(&a.depth) {
+                bail!(
+                    "--depth {}: a conv flow's conditioner depth must be in 1..={}",
+                    a.depth,
+                    crate::model::conv::MAX_CONV_DEPTH
+                );
+            }
+            if a.scales > crate::model::conv::MAX_SCALES {
+                bail!("--scales {}: at most {}", a.scales, crate::model::conv::MAX_SCALES);
+            }
+            if a.aux_channels > crate::model::conv::MAX_CHANNELS {
+                bail!("--aux-channels {}: at most {}", a.aux_channels, crate::model::conv::MAX_CHANNELS);
+            }
+        }
         if f.b > LIMITS.max_b {
             bail!("--aux {}: at most {} auxiliary dimensions", f.b, LIMITS.max_b);
         }
+        let (blocks_flag, hidden_flag) =
+            if f.conv.is_some() { ("--head-blocks", "--head-hidden") } else { ("--blocks", "--hidden") };
         if !(1..=LIMITS.max_blocks).contains(&f.blocks) {
-            bail!("--blocks {}: must be in 1..={}", f.blocks, LIMITS.max_blocks);
+            bail!("{blocks_flag} {}: must be in 1..={}", f.blocks, LIMITS.max_blocks);
         }
         if f.depth > LIMITS.max_depth {
             bail!("--depth {}: at most {}", f.depth, LIMITS.max_depth);
         }
         if !(1..=LIMITS.max_hidden).contains(&f.hidden) {
-            bail!("--hidden {}: must be in 1..={}", f.hidden, LIMITS.max_hidden);
+            bail!("{hidden_flag} {}: must be in 1..={}", f.hidden, LIMITS.max_hidden);
         }
         if f.d > 0 {
             f.validate()?;
@@ -265,6 +298,22 @@ impl RunConfig {
             }
         }
         Ok(())
+    }
+
+    /// Fixes what the data decides: D, and a conv flow's image shape and default scales
+    /// (refusing a size its squeezes cannot halve, naming --scales and the size).
+    pub fn fit_data(&mut self, data: &crate::data::Dataset) -> Result<()> {
+        self.flow.d = data.train.dim;
+        if let Some(a) = &mut self.flow.conv {
+            let Some(im) = &data.image else {
+                bail!("--arch conv models images; --data {} is not image data", self.data.describe());
+            };
+            (a.channels, a.height, a.width) = (im.channels, im.height, im.width);
+            if a.scales == 0 {
+                a.scales = ConvArch::default_scales(im.height, im.width);
+            }
+        }
+        self.flow.validate()
     }
 
     /// What training and evaluating this run asks of `gpu` (D known): `models` flows trained
@@ -382,6 +431,9 @@ impl RunConfig {
         let (mut fa, mut fb) = (self.flow.clone(), other.flow.clone());
         if fa.d == 0 || fb.d == 0 {
             (fa.d, fb.d) = (0, 0);
+            for a in [&mut fa.conv, &mut fb.conv].into_iter().flatten() {
+                (a.channels, a.height, a.width, a.scales) = (0, 0, 0, 0);
+            }
         }
         cmp("flow", format!("{fa:?}"), format!("{fb:?}"));
         cmp("epochs", self.epochs.to_string(), other.epochs.to_string());
@@ -424,7 +476,36 @@ pub struct Overrides {
     pub warmup: Option<u64>,
     pub lr_min: Option<f64>,
     pub ema: Option<f64>,
+    /// A convolutional multiscale flow (CONV.md) instead of the dense one.
+    pub conv: Option<ConvFlags>,
 }
+
+/// The flow's architecture (`--arch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// MODEL.md's Real NVP over flattened data.
+    #[default]
+    Dense,
+    /// CONV.md's convolutional multiscale flow, for images.
+    Conv,
+}
+
+/// `--arch conv`'s flags; `None` keeps CONV.md's defaults. `--hidden` and `--depth` are the
+/// conditioners' (`Overrides::hidden`, `depth`).
+#[derive(Clone, Debug, Default)]
+pub struct ConvFlags {
+    /// Scales K [default: CONV.md's for the image size].
+    pub scales: Option<usize>,
+    pub head_blocks: Option<usize>,
+    pub head_hidden: Option<usize>,
+    pub aux_channels: Option<usize>,
+    pub permute: Option<ChannelPermute>,
+}
+
+/// CONV.md's defaults: conditioner channels 64, depth 2; dense head 2 blocks of width 256.
+pub const CONV_HIDDEN: usize = 64;
+pub const HEAD_BLOCKS: usize = 2;
+pub const HEAD_HIDDEN: usize = 256;
 
 impl Overrides {
     pub fn apply(&self, c: &mut RunConfig) {
@@ -435,9 +516,30 @@ impl Overrides {
         if let Some(clip) = self.clip {
             c.optim.clip = (clip != 0.0).then_some(clip);
         }
-        c.flow.blocks = self.blocks.unwrap_or(c.flow.blocks);
-        c.flow.depth = self.depth.unwrap_or(c.flow.depth);
-        c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
+        match &self.conv {
+            // The image's shape is filled in when the data is loaded (`RunConfig::fit_data`);
+            // scales 0 there means CONV.md's default for it.
+            Some(f) => {
+                c.flow.conv = Some(ConvArch {
+                    channels: 0,
+                    height: 0,
+                    width: 0,
+                    aux_channels: f.aux_channels.unwrap_or(0),
+                    scales: f.scales.unwrap_or(0),
+                    hidden: self.hidden.unwrap_or(CONV_HIDDEN),
+                    depth: self.depth.unwrap_or(2),
+                    permute: f.permute.unwrap_or(ChannelPermute::Reverse),
+                });
+                c.flow.blocks = f.head_blocks.unwrap_or(HEAD_BLOCKS);
+                c.flow.depth = 2;
+                c.flow.hidden = f.head_hidden.unwrap_or(HEAD_HIDDEN);
+            }
+            None => {
+                c.flow.blocks = self.blocks.unwrap_or(c.flow.blocks);
+                c.flow.depth = self.depth.unwrap_or(c.flow.depth);
+                c.flow.hidden = self.hidden.unwrap_or(c.flow.hidden);
+            }
+        }
         c.samples = self.samples.unwrap_or(c.samples);
         c.log_every = self.log_every.unwrap_or(c.log_every);
         c.sizes.train = self.train_size.unwrap_or(c.sizes.train);

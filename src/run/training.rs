@@ -79,7 +79,7 @@ impl Member {
         cfg.validate()?;
         let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
         let mut cfg = cfg.clone();
-        cfg.flow.d = data.train.dim;
+        cfg.fit_data(&data)?;
         // What identifies your own arrays is recorded, and compared on resume.
         let content = cfg.data.content_hash()?;
         if let DataSpec::Tabular(t) = &mut cfg.data {
