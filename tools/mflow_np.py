@@ -13,8 +13,11 @@ Command line:
     python3 tools/mflow_np.py sample --model M --n 1000 [--temperature T] --out s.npy
 
 The layers follow ../shared/spec/MODEL.md and docs/checkpoint.md (ActNorm, affine coupling
-with s = tanh(r), reverse, shuffle). Image models' dequantisation is not reproduced here:
-inputs are the flow's own x (or the data's units for standardised tabular models).
+with s = tanh(r), reverse, shuffle), and for conv models ../shared/spec/CONV.md (per-channel
+ActNorm, checkerboard and channel couplings with convolutional conditioners, squeeze,
+channel reversal, factor-out, then the dense head). Image models' dequantisation is not
+reproduced here: inputs are the flow's own x, flattened in (c, i, j) order (or the data's
+units for standardised tabular models).
 """
 import argparse
 import json
@@ -88,23 +91,45 @@ def _config(path, meta):
     try:
         c = json.loads(meta["config"])
         d, b, blocks, depth, hidden = (int(c[k]) for k in ("d", "b", "blocks", "depth", "hidden"))
-    except (KeyError, TypeError, ValueError):
-        raise Refused("%s: metadata 'config' must hold d, b, blocks, depth and hidden" % path)
+        conv = c.get("conv")
+        if conv is not None:
+            conv = {k: conv[k] for k in ("channels", "height", "width", "aux_channels", "scales", "hidden", "depth",
+                                         "permute")}
+            for k, v in conv.items():
+                if k != "permute" and not (isinstance(v, int) and 0 <= v <= MAX_DIM):
+                    raise ValueError(k)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise Refused("%s: metadata 'config' must hold d, b, blocks, depth and hidden (and a conv model's "
+                      "channels, height, width, aux_channels, scales, hidden, depth, permute)" % path)
+    return d, b, blocks, depth, hidden, conv
+
+
+def _dense_config(path, d, b, blocks, depth, hidden):
     if not (1 <= d and 0 <= b and 2 <= d + b <= MAX_DIM and 1 <= blocks <= 1024 and 0 <= depth <= 64
             and 1 <= hidden <= MAX_DIM):
         raise Refused("%s: config d=%d b=%d blocks=%d depth=%d hidden=%d is out of bounds (1 <= d, "
                       "2 <= d + b <= %d, 1 <= blocks <= 1024, depth <= 64, 1 <= hidden <= %d)"
                       % (path, d, b, blocks, depth, hidden, MAX_DIM, MAX_DIM))
-    return d, b, blocks, depth, hidden
 
 
 class Model:
     def __init__(self, tensors, meta, path="the model"):
         if meta.get("format") != "mflow-flow-1":
             raise Refused("%s: not an mflow checkpoint (format %r)" % (path, meta.get("format")))
-        self.d, self.b, self.blocks, self.depth, self.hidden = _config(path, meta)
+        self.d, flat_b, self.blocks, self.depth, self.hidden, self.conv = _config(path, meta)
+        self.conv_layers = []
+        if self.conv is None:
+            _dense_config(path, self.d, flat_b, self.blocks, self.depth, self.hidden)
+            self.b = flat_b
+            self.head_off, self.prefix = 0, ""
+        else:
+            self._conv_layers(path, flat_b)
+            self.prefix = "head."
+        # b: every auxiliary value of a row ([x, eps channels, flat eps]); the dense layers act
+        # on the row's last `qh` columns (the whole row of a dense model).
         self.q = self.d + self.b
-        self.h = self.q // 2
+        self.qh = self.q - self.head_off
+        self.h = self.qh // 2
         self.t = {k: v.astype(np.float64) if v.dtype != np.uint32 else v for k, v in tensors.items()}
         self.standardize = None
         if "standardize" in meta:
@@ -131,23 +156,77 @@ class Model:
         self.layers = layers
         self._check_tensors(path)
 
+    def _conv_layers(self, path, flat_b):
+        """CONV.md's layer list, as mflow builds it (src/model/conv.rs): regions (off, c, h, w)
+        of the row, in (c, i, j) order."""
+        cv = self.conv
+        c0, hh, ww = cv["channels"] + cv["aux_channels"], cv["height"], cv["width"]
+        if cv["permute"] != "reverse":
+            raise Refused("%s: --permute %s models are not supported here (reverse only)" % (path, cv["permute"]))
+        if (cv["channels"] * hh * ww != self.d or not 1 <= cv["scales"] <= 6 or c0 * hh * ww > MAX_DIM
+                or not 1 <= cv["hidden"] <= MAX_DIM or not 1 <= cv["depth"] <= 64):
+            raise Refused("%s: conv config %s does not fit D = %d (or is out of bounds)" % (path, cv, self.d))
+        r = (0, c0, hh, ww)
+        layers, an, cp = [], 0, 0
+        for s in range(1, cv["scales"] + 1):
+            last = s == cv["scales"]
+            for k in range(4 if last else 3):
+                layers += [("cnorm", an, r), ("checker", cp, k % 2, r)]
+                an, cp = an + 1, cp + 1
+            if last:
+                break
+            off, c, h, w = r
+            if h % 2 or w % 2:
+                raise Refused("%s: scale %d squeezes a %dx%d image" % (path, s, h, w))
+            layers.append(("squeeze", r))
+            r = (off, 4 * c, h // 2, w // 2)
+            for k in range(3):
+                layers += [("cnorm", an, r), ("channel", cp, r)]
+                an, cp = an + 1, cp + 1
+                if k < 2:
+                    layers.append(("creverse", r))
+            layers.append(("factor", r))
+            off, c, h, w = r
+            r = (off + c // 2 * h * w, c - c // 2, h, w)
+        self.conv_layers = layers
+        self.b = cv["aux_channels"] * hh * ww + flat_b
+        self.head_off = r[0]
+        _dense_config(path, r[1] * r[2] * r[3], flat_b, self.blocks, self.depth, self.hidden)
+
     def _check_tensors(self, path):
         """Every tensor the layers use is there, shaped as docs/checkpoint.md says, finite."""
-        q, h = self.q, self.h
+        q, h, pre = self.qh, self.h, self.prefix
         need = {}
         for kind, i in self.layers:
             if kind == "actnorm":
-                need["an%d.beta" % i] = (q,)
-                need["an%d.a" % i] = (q,)
+                need[pre + "an%d.beta" % i] = (q,)
+                need[pre + "an%d.a" % i] = (q,)
             elif kind == "coupling":
                 fan_in = h
                 for k in range(self.depth + 1):
                     fan_out = 2 * (q - h) if k == self.depth else self.hidden
-                    need["cp%d.W%d" % (i, k)] = (fan_in, fan_out)
-                    need["cp%d.b%d" % (i, k)] = (fan_out,)
+                    need[pre + "cp%d.W%d" % (i, k)] = (fan_in, fan_out)
+                    need[pre + "cp%d.b%d" % (i, k)] = (fan_out,)
                     fan_in = fan_out
             elif kind == "shuffle":
                 need["perm%d" % i] = (q,)
+        for layer in self.conv_layers:
+            kind, i, r = layer[0], layer[1], layer[-1]
+            c = r[1]
+            if kind == "cnorm":
+                need["an%d.beta" % i] = (c,)
+                need["an%d.a" % i] = (c,)
+            elif kind in ("checker", "channel"):
+                c_in, c_out = (c, 2 * c) if kind == "checker" else (c // 2, 2 * (c - c // 2))
+                cv = self.conv
+                shapes = [(cv["hidden"], c_in, 3)] + [(cv["hidden"], cv["hidden"], 1)] * (cv["depth"] - 1) + [
+                    (c_out, cv["hidden"], 3)]
+                for k, (co, ci, ks) in enumerate(shapes):
+                    need["cp%d.conv%d.weight" % (i, k)] = (co, ci, ks, ks)
+                    need["cp%d.conv%d.bias" % (i, k)] = (co,)
+                    if k + 1 < len(shapes):
+                        need["cp%d.an%d.beta" % (i, k)] = (co,)
+                        need["cp%d.an%d.a" % (i, k)] = (co,)
         for name, shape in need.items():
             t = self.t.get(name)
             if t is None or tuple(t.shape) != tuple(shape) or min(shape) < 1:
@@ -162,20 +241,106 @@ class Model:
     def _conditioner(self, i, ya):
         z = ya
         for k in range(self.depth + 1):
-            z = z @ self.t["cp%d.W%d" % (i, k)] + self.t["cp%d.b%d" % (i, k)]
+            z = z @ self.t[self.prefix + "cp%d.W%d" % (i, k)] + self.t[self.prefix + "cp%d.b%d" % (i, k)]
             if k < self.depth:
                 z = np.maximum(z, 0.0)
-        nb = self.q - self.h
+        nb = self.qh - self.h
         return np.tanh(np.clip(z[:, :nb], -15, 15)), z[:, nb:]
 
+    # -- conv layers (CONV.md) ----------------------------------------------------------
+    def _conv2d(self, x, name):
+        w, b = self.t[name + ".weight"], self.t[name + ".bias"]
+        k = w.shape[2]
+        p = k // 2
+        h, wd = x.shape[2], x.shape[3]
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        out = np.zeros((x.shape[0], w.shape[0], h, wd)) + b[None, :, None, None]
+        for di in range(k):
+            for dj in range(k):
+                out += np.einsum("nchw,oc->nohw", xp[:, :, di:di + h, dj:dj + wd], w[:, :, di, dj])
+        return out
+
+    def _cnorm(self, x, name):
+        beta, scale = self.t[name + ".beta"], np.exp(self.t[name + ".a"]) + GAMMA
+        return (x - beta[None, :, None, None]) / scale[None, :, None, None], scale
+
+    def _coupling_net(self, i, x):
+        """The conditioner's (s, m): conv -> ActNorm -> ReLU, ..., conv."""
+        z, depth = x, self.conv["depth"]
+        for k in range(depth + 1):
+            z = self._conv2d(z, "cp%d.conv%d" % (i, k))
+            if k < depth:
+                z = np.maximum(self._cnorm(z, "cp%d.an%d" % (i, k))[0], 0.0)
+        half = z.shape[1] // 2
+        return np.tanh(np.clip(z[:, :half], -15, 15)), z[:, half:]
+
+    @staticmethod
+    def _region(y, r):
+        off, c, h, w = r
+        return y[:, off:off + c * h * w].reshape(len(y), c, h, w)
+
+    def _conv_step(self, layer, y, forward):
+        """One conv layer either way on rows y (N, Q); returns (rows, log-det per row)."""
+        kind, r = layer[0], layer[-1]
+        off, c, h, w = r
+        x = self._region(y, r)
+        ld = np.zeros(len(y))
+        if kind == "cnorm":
+            name = "an%d" % layer[1]
+            if forward:
+                x, scale = self._cnorm(x, name)
+                ld -= h * w * np.log(scale).sum()
+            else:
+                scale = np.exp(self.t[name + ".a"]) + GAMMA
+                x = x * scale[None, :, None, None] + self.t[name + ".beta"][None, :, None, None]
+        elif kind == "checker":
+            i, parity = layer[1], layer[2]
+            ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            b = ((ii + jj) % 2 == parity).astype(np.float64)[None, None]
+            s, m = self._coupling_net(i, x * b)
+            if forward:
+                x = b * x + (1 - b) * (x * np.exp(s) + m)
+                ld += ((1 - b) * s).sum(axis=(1, 2, 3))
+            else:
+                x = b * x + (1 - b) * (x - m) * np.exp(-s)
+        elif kind == "channel":
+            ca = c // 2
+            s, m = self._coupling_net(layer[1], x[:, :ca])
+            xb = x[:, ca:] * np.exp(s) + m if forward else (x[:, ca:] - m) * np.exp(-s)
+            x = np.concatenate([x[:, :ca], xb], axis=1)
+            if forward:
+                ld += s.sum(axis=(1, 2, 3))
+        elif kind == "creverse":
+            x = x[:, ::-1]
+        elif kind == "squeeze":
+            if forward:  # out[(2 di + dj) C + c, i, j] = in[c, 2i + di, 2j + dj]
+                x = x.reshape(len(y), c, h // 2, 2, w // 2, 2).transpose(0, 3, 5, 1, 2, 4).reshape(len(y), 4 * c, h // 2, w // 2)
+            else:
+                x = self._region(y, (off, 4 * c, h // 2, w // 2))
+                x = x.reshape(len(y), 2, 2, c, h // 2, w // 2).transpose(0, 3, 4, 1, 5, 2).reshape(len(y), c, h, w)
+        # factor: nothing moves
+        y = y.copy()
+        y[:, off:off + c * h * w] = x.reshape(len(y), -1)
+        return y, ld
+
     def forward(self, y):
-        """u = f(y) and log|det df/dy| per row, y of shape (N, Q)."""
+        """u = f(y) and log|det df/dy| per row, y of shape (N, Q): the conv layers (if any) on
+        their regions, then the dense layers on the row's last qh columns."""
         y = np.asarray(y, dtype=np.float64)
+        logdet = np.zeros(len(y))
+        for layer in self.conv_layers:
+            y, ld = self._conv_step(layer, y, True)
+            logdet += ld
+        tail, ld = self._dense_forward(y[:, self.head_off:])
+        return np.concatenate([y[:, :self.head_off], tail], axis=1), logdet + ld
+
+    def _dense_forward(self, y):
+        t, pre = self.t, self.prefix
         logdet = np.zeros(len(y))
         for kind, i in self.layers:
             if kind == "actnorm":
-                scale = np.exp(self.t["an%d.a" % i]) + GAMMA
-                y = (y - self.t["an%d.beta" % i]) / scale
+                scale = np.exp(t[pre + "an%d.a" % i]) + GAMMA
+                y = (y - t[pre + "an%d.beta" % i]) / scale
                 logdet -= np.log(scale).sum()
             elif kind == "coupling":
                 s, m = self._conditioner(i, y[:, :self.h])
@@ -184,22 +349,26 @@ class Model:
             elif kind == "reverse":
                 y = y[:, ::-1]
             else:
-                y = y[:, self.t["perm%d" % i].astype(np.int64)]
+                y = y[:, t["perm%d" % i].astype(np.int64)]
         return y, logdet
 
     def inverse(self, u):
         u = np.asarray(u, dtype=np.float64)
+        t, pre = self.t, self.prefix
+        y = u[:, self.head_off:]
         for kind, i in reversed(self.layers):
             if kind == "actnorm":
-                u = u * (np.exp(self.t["an%d.a" % i]) + GAMMA) + self.t["an%d.beta" % i]
+                y = y * (np.exp(t[pre + "an%d.a" % i]) + GAMMA) + t[pre + "an%d.beta" % i]
             elif kind == "coupling":
-                s, m = self._conditioner(i, u[:, :self.h])
-                u = np.concatenate([u[:, :self.h], (u[:, self.h:] - m) * np.exp(-s)], axis=1)
+                s, m = self._conditioner(i, y[:, :self.h])
+                y = np.concatenate([y[:, :self.h], (y[:, self.h:] - m) * np.exp(-s)], axis=1)
             elif kind == "reverse":
-                u = u[:, ::-1]
+                y = y[:, ::-1]
             else:
-                inv = np.argsort(self.t["perm%d" % i].astype(np.int64))
-                u = u[:, inv]
+                y = y[:, np.argsort(t["perm%d" % i].astype(np.int64))]
+        u = np.concatenate([u[:, :self.head_off], y], axis=1)
+        for layer in reversed(self.conv_layers):
+            u, _ = self._conv_step(layer, u, False)
         return u
 
     def log_pt(self, y):
