@@ -189,6 +189,65 @@ pub fn bench_train(
     Ok(())
 }
 
+/// A conv flow's training step (CONV.md's MNIST shape unless told otherwise): samples/s,
+/// dispatches per step, effective GFLOP/s (3× the forward's convolutions and head GEMMs),
+/// the same-run GEMM rate at the largest implicit GEMM's shape (the full-resolution 1×1
+/// convolution: batch·H·W × W_c × W_c), GPU memory per image, and the top kernels.
+pub fn bench_train_conv(
+    gpu: &Gpu,
+    tuning: Tuning,
+    config: crate::model::FlowConfig,
+    batch: usize,
+    steps: usize,
+) -> Result<()> {
+    use crate::gpu_flow::{human_bytes, Footprint, Mode};
+    use crate::train::{OptimConfig, Trainer};
+    let arch = config.conv.clone().expect("a conv flow");
+    let mut flow = crate::model::Flow::new(config.clone())?;
+    flow.actnorm_initialized = true;
+    let opt = OptimConfig { batch, lr: 1e-4, clip: None, noise_seed: 1, ema: None };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let x: Vec<f32> = (0..batch * config.d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let kernels = tune::kernels(gpu, tuning, &Need::run(&config, batch))?;
+    let mut trainer = Trainer::with_mode(gpu, &[&flow], &[1], &opt, Mode::TrainingUnfused, &kernels);
+    step_seconds(gpu, &mut trainer, &x, 2)?;
+    let times: Vec<f64> = (0..3).map(|_| step_seconds(gpu, &mut trainer, &x, steps)).collect::<Result<_>>()?;
+    let step = median(times);
+    let (m, k, n) = (batch * arch.height * arch.width, arch.hidden, arch.hidden);
+    let (_, gemm) = gemm_gflops(gpu, kernels.gemm.for_shape(Op::Nn, m, k, n), Op::Nn, m, k, n, 2, 3)?;
+    let gflops = 3.0 * config.conditioner_flops() * batch as f64 / step / 1e9;
+    let per_image = Footprint::of(&config, batch, Mode::Training, 1).map_or(0, |f| f.total / batch as u64);
+    let mut line = format!(
+        "conv {}x{}x{} K={} W_c={} batch {batch}: {:>7.1} samples/s  {:>8.1} ms/step  {} dispatches/step  {gflops:.2} GFLOP/s effective ({:.0}% of GEMM {m}x{k}x{n} at {gemm:.2})  {} of GPU memory per image",
+        arch.channels,
+        arch.height,
+        arch.width,
+        arch.scales,
+        arch.hidden,
+        batch as f64 / step,
+        step * 1e3,
+        trainer.program().len(),
+        100.0 * gflops / gemm,
+        human_bytes(per_image),
+    );
+    let mut rec = serde_json::json!({
+        "bench": "train_conv", "channels": arch.channels, "height": arch.height, "width": arch.width,
+        "scales": arch.scales, "hidden": arch.hidden, "batch": batch, "samples_per_s": batch as f64 / step,
+        "ms_per_step": step * 1e3, "dispatches_per_step": trainer.program().len(), "effective_gflops": gflops,
+        "gemm_shape": [m, k, n], "gemm_gflops": gemm, "ratio_to_gemm": gflops / gemm, "bytes_per_image": per_image,
+    });
+    if let Some(prof) = profile(gpu, &trainer.program()) {
+        let total: f64 = prof.iter().map(|p| p.1).sum();
+        let top: Vec<String> =
+            prof.iter().take(5).map(|(k, s)| format!("{k} {:.0}% {:.1} ms", 100.0 * s / total, s * 1e3)).collect();
+        line += &format!("  GPU {:.1} ms/step (top: {})", total * 1e3, top.join(", "));
+        rec["gpu_ms_per_step"] = (total * 1e3).into();
+    }
+    println!("{line}");
+    record(rec);
+    Ok(())
+}
+
 /// The S-sample estimator's throughput: flow evaluations/s (points × S), their effective
 /// GFLOP/s, and the ratio to the GEMM rate at the evaluation's largest GEMM shape (rows of
 /// one pass × H × H), measured in the same run; dispatches per chunk beside.

@@ -198,7 +198,8 @@ pub fn parse(bytes: &[u8], path: &Path, expect: Option<&FlowConfig>) -> Result<(
         let v = read_f32(&st, &t.name, &t.shape, path)?;
         flow.params[t.offset..t.offset + t.len()].copy_from_slice(&v);
     }
-    let q = flow.config.q();
+    // Shuffles permute the dense layers' columns: the whole row, or a conv flow's head.
+    let q = flow.config.head().1;
     let shuffles: Vec<usize> = flow
         .layers
         .iter()

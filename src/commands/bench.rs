@@ -96,6 +96,13 @@ pub enum BenchWhat {
         /// Only the small (moons) configuration.
         #[arg(long)]
         small: bool,
+        /// conv: a conv flow (CONV.md) at MNIST's shape, 28×28×1, batch 32, 3 scales,
+        /// conditioner channels 64 (--hidden to change them).
+        #[arg(long, value_enum, default_value_t = crate::run::config::Arch::Dense)]
+        arch: crate::run::config::Arch,
+        /// conv: conditioner channels W_c.
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+        hidden: usize,
     },
 }
 
@@ -157,13 +164,38 @@ pub fn bench(ctx: &Context, what: BenchWhat) -> Result<()> {
             crate::checkpoint::write_atomic(&json, serde_json::to_string_pretty(&report)?.as_bytes())?;
             println!("wrote {}", json.display());
         }
-        BenchWhat::Train { steps, small } => {
+        BenchWhat::Train { steps, small, arch, hidden } => {
             let gpu = ctx.open_gpu()?;
             println!("adapter: {}", gpu.describe());
-            bench_train_all(&gpu, tuning, steps, small)?;
+            match arch {
+                crate::run::config::Arch::Dense => bench_train_all(&gpu, tuning, steps, small)?,
+                crate::run::config::Arch::Conv => {
+                    let config = mnist_conv(hidden);
+                    config.validate()?;
+                    crate::bench::bench_train_conv(&gpu, tuning, config, 32, steps)?;
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// CONV.md's MNIST shape: 28×28×1, 3 scales, `hidden` conditioner channels, depth 2, the
+/// default dense head, B = 0.
+pub fn mnist_conv(hidden: usize) -> FlowConfig {
+    use crate::model::{ChannelPermute, ConvArch};
+    use crate::run::config::{HEAD_BLOCKS, HEAD_HIDDEN};
+    let arch = ConvArch {
+        channels: 1,
+        height: 28,
+        width: 28,
+        aux_channels: 0,
+        scales: 3,
+        hidden,
+        depth: 2,
+        permute: ChannelPermute::Reverse,
+    };
+    FlowConfig { d: 784, b: 0, blocks: HEAD_BLOCKS, depth: 2, hidden: HEAD_HIDDEN, seed: 0, conv: Some(arch) }
 }
 
 /// `mflow bench train`'s configurations: gauss Q = 2 and moons (Q = 4) at MODEL.md's
