@@ -21,7 +21,8 @@ pub enum Grid {
     Gauss,
     /// B ∈ {0..4} (table 3, figure 6).
     Moons,
-    /// B ∈ {0,1,2,4,8,16} on one image dataset (table 4, figures 7–13).
+    /// B ∈ {0,1,2,4,8,16} on one image dataset (table 4, figures 7–13); with --arch conv
+    /// (CONV.md), B ∈ {0, 2, 4} flat ε by K_ε ∈ {0, 1} ε channels.
     Images(DataSpec),
 }
 
@@ -41,7 +42,7 @@ pub fn runs(grid: &Grid, seeds: u64, o: &Overrides) -> Result<Vec<SweepRun>> {
         bail!("--seeds {seeds}: must be in 1..={MAX_SEEDS}");
     }
     let mut out = Vec::new();
-    let mut add = |key: String, data: DataSpec, b: usize, seed: u64| {
+    let mut add_with = |key: String, data: DataSpec, b: usize, seed: u64, o: &Overrides| {
         let mut cfg = RunConfig::defaults(data, b, seed);
         o.apply(&mut cfg);
         out.push(SweepRun { key, cfg });
@@ -52,20 +53,41 @@ pub fn runs(grid: &Grid, seeds: u64, o: &Overrides) -> Result<Vec<SweepRun>> {
                 for d in 2..=4 {
                     for psi in 1..=3 {
                         for b in 0..=4 {
-                            add(format!("gauss_d{d}_psi{psi}_b{b}_s{seed}"), DataSpec::Gauss { d, psi }, b, seed);
+                            add_with(
+                                format!("gauss_d{d}_psi{psi}_b{b}_s{seed}"),
+                                DataSpec::Gauss { d, psi },
+                                b,
+                                seed,
+                                o,
+                            );
                         }
                     }
                 }
             }
             Grid::Moons => {
                 for b in 0..=4 {
-                    add(format!("moons_b{b}_s{seed}"), DataSpec::Moons { noise: 0.1 }, b, seed);
+                    add_with(format!("moons_b{b}_s{seed}"), DataSpec::Moons { noise: 0.1 }, b, seed, o);
                 }
             }
             Grid::Images(spec) => {
                 let name = spec.describe().split(':').next().unwrap_or("images").to_string();
-                for b in [0, 1, 2, 4, 8, 16] {
-                    add(format!("{name}_b{b}_s{seed}"), spec.clone(), b, seed);
+                match &o.conv {
+                    // Rows K_ε (ε channels), columns B (flat ε): the thesis's question asked
+                    // of a flow that exploits spatial structure.
+                    Some(conv) => {
+                        for k in [0, 1] {
+                            for b in [0, 2, 4] {
+                                let mut ok = o.clone();
+                                ok.conv = Some(crate::run::config::ConvFlags { aux_channels: Some(k), ..conv.clone() });
+                                add_with(format!("{name}_conv_k{k}_b{b}_s{seed}"), spec.clone(), b, seed, &ok);
+                            }
+                        }
+                    }
+                    None => {
+                        for b in [0, 1, 2, 4, 8, 16] {
+                            add_with(format!("{name}_b{b}_s{seed}"), spec.clone(), b, seed, o);
+                        }
+                    }
                 }
             }
         }

@@ -233,3 +233,40 @@ fn a_finished_run_under_other_settings_is_not_skipped_nor_overwritten() {
     assert_eq!(std::fs::read(&summary).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_conv_images_grid_runs_and_reports_b_by_eps_channels() {
+    use mflow::data::DataSpec;
+    use mflow::run::config::ConvFlags;
+    let gpu = gpu();
+    let dir = std::env::temp_dir().join(format!("mflow-sweep-conv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = Overrides {
+        epochs: Some(1),
+        samples: Some(2),
+        hidden: Some(3),
+        batch: Some(300),
+        eval_points: Some(30),
+        conv: Some(ConvFlags { head_blocks: Some(1), head_hidden: Some(8), ..Default::default() }),
+        ..Default::default()
+    };
+    let runs = sweep::runs(&Grid::Images(DataSpec::Digits), 1, &o).unwrap();
+    let keys: Vec<&str> = runs.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "digits_conv_k0_b0_s0",
+            "digits_conv_k0_b2_s0",
+            "digits_conv_k0_b4_s0",
+            "digits_conv_k1_b0_s0",
+            "digits_conv_k1_b2_s0",
+            "digits_conv_k1_b4_s0"
+        ]
+    );
+    let out = sweep::run_sweep(gpu, &runs, &dir, 0, false, Default::default()).unwrap();
+    assert_eq!((out.ran, out.failed), (6, 0));
+    let md = mflow::report::report(&[&dir], &dir).unwrap();
+    // Rows: ε channels K_ε; columns: flat ε B.
+    assert!(md.contains("| digits_conv_k0 |") && md.contains("| digits_conv_k1 |"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -258,3 +258,23 @@ fn a_group_stopped_and_resumed_equals_one_trained_straight_through() {
     }
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn conv_models_trained_together_equal_conv_models_trained_alone() {
+    use mflow::model::{ChannelPermute, ConvArch};
+    // A sweep's conv runs of one shape (4×4, two scales, an ε channel, flat ε): different
+    // seeds (initialisation, head shuffles, noise) and data, in the same dispatches.
+    let arch = ConvArch {
+        channels: 1,
+        height: 4,
+        width: 4,
+        aux_channels: 1,
+        scales: 2,
+        hidden: 3,
+        depth: 2,
+        permute: ChannelPermute::Reverse,
+    };
+    let cfg = |seed| FlowConfig { d: 16, b: 1, blocks: 2, depth: 2, hidden: 6, seed, conv: Some(arch.clone()) };
+    let flows: Vec<Flow> = [cfg(1), cfg(2)].into_iter().map(|c| Flow::new(c).unwrap()).collect();
+    together_and_alone_in(&flows, 5, 3, Some(0.5), Mode::TrainingUnfused);
+}

@@ -31,11 +31,13 @@ pub struct SweepArgs {
     pub group: usize,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub conv: super::train::ConvArgs,
 }
 
 /// Runs the grid's pending runs (or lists them) and says what was done.
 pub fn sweep(ctx: &Context, args: SweepArgs) -> Result<()> {
-    let SweepArgs { grid, out, data, seeds, shard, list, group, schedule } = args;
+    let SweepArgs { grid, out, data, seeds, shard, list, group, schedule, conv } = args;
     let grid = match grid.as_str() {
         "gauss" => Grid::Gauss,
         "moons" => Grid::Moons,
@@ -44,7 +46,16 @@ pub fn sweep(ctx: &Context, args: SweepArgs) -> Result<()> {
         )?),
         other => anyhow::bail!("unknown grid {other:?}: gauss, moons or images"),
     };
-    let o = schedule.overrides();
+    let mut o = schedule.overrides();
+    o.conv = conv.flags(false)?;
+    if o.conv.is_some() {
+        if !matches!(grid, Grid::Images(_)) {
+            anyhow::bail!("--arch conv applies to the images grid (sweep images --data ...)");
+        }
+        if conv.aux_channels.is_some() {
+            anyhow::bail!("--aux-channels: the conv images grid varies the ε channels itself (K_ε = 0 and 1)");
+        }
+    }
     let mut runs = crate::sweep::runs(&grid, seeds, &o)?;
     if let Some(s) = shard {
         let (i, n) = crate::sweep::parse_shard(&s)?;

@@ -188,8 +188,10 @@ pub fn group_key(cfg: &RunConfig) -> String {
     let (f, o) = (&cfg.flow, &cfg.optim);
     // Image data fixes D only when loaded; its spec stands in for it.
     let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{}+{}", cfg.data.describe(), f.b) };
+    // A conv flow's whole architecture (ε channels included) is part of its shape.
+    let conv = f.conv.as_ref().map_or(String::new(), |a| format!(" {a:?}"));
     format!(
-        "{width} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{} ckpt{}",
+        "{width}{conv} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{} ckpt{}",
         f.blocks,
         f.depth,
         f.hidden,
