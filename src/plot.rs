@@ -280,7 +280,8 @@ pub fn ll_vs_b(points: &[LlPoint], truth: Option<f64>, title: &str, path: &Path)
 /// A grid of images, `cols` per row: `samples` in the flow's input space (preprocessing
 /// inverted and clamped), then, with `real`, one row of real images as in the thesis's
 /// figures 10–13; a title above, each row labelled, a scale of pixel positions below.
-/// Small images are enlarged by pixel repetition to at least 28 pixels.
+/// Every image is enlarged by pixel repetition (nearest neighbour), at least 3× and to at
+/// least 84 pixels a side, so that a 28×28 digit is readable.
 pub fn image_grid(
     samples: &Table,
     info: &crate::data::ImageInfo,
@@ -290,7 +291,7 @@ pub fn image_grid(
     path: &Path,
 ) -> Result<()> {
     let (c, h, w) = (info.channels, info.height, info.width);
-    let zoom = 28usize.div_ceil(h.max(1)).max(1);
+    let zoom = 84usize.div_ceil(h.max(1)).max(3);
     let (th, tw) = (h * zoom + 2, w * zoom + 2);
     let sample_rows = samples.rows().div_ceil(cols);
     let rows = sample_rows + usize::from(real.is_some());

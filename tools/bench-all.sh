@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU benchmark run: builds, runs the test suite, then every benchmark (`mflow bench
-# all`: GEMMs, training, evaluation, tuning, sweeps) and writes one JSON file with the
+# all`: GEMMs, training (dense, and the conv flow at MNIST's shape), evaluation, tuning, sweeps) and writes one JSON file with the
 # adapter, its driver and limits and every figure. When PyTorch is importable it adds the
 # same model's eager training step (tools/torch_step.py, CUDA when present) and the ratio.
 #

@@ -154,6 +154,7 @@ pub fn bench(ctx: &Context, what: BenchWhat) -> Result<()> {
             println!("adapter: {}", gpu.describe());
             crate::bench::bench_gemm(&gpu, &crate::kernels::gemm::VARIANTS, true)?;
             bench_train_all(&gpu, tuning, steps, false)?;
+            crate::bench::bench_train_conv(&gpu, tuning, mnist_conv(64), 32, steps.min(5))?;
             let moons = FlowConfig { d: 2, b: 2, blocks: 4, depth: 2, hidden: 128, seed: 0, conv: None };
             crate::bench::bench_eval(&gpu, tuning, moons.clone(), 100, 2000, 3)?;
             if ctx.no_tune_by.is_none() {
