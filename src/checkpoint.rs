@@ -101,6 +101,21 @@ pub fn save(path: &Path, flow: &Flow, state: Option<&TrainState>) -> Result<()> 
     for (i, perm) in &perms {
         views.push((format!("perm{i}"), TensorView::new(Dtype::U32, vec![perm.len()], bytemuck::cast_slice(perm))?));
     }
+    // A 1×1 convolution's fixed permutation and signs (drawn from the seed, never trained),
+    // so that outside readers need not reproduce mflow's random streams.
+    let fixed: Vec<(usize, &Vec<u32>, Vec<f32>)> = flow
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::Inv1x1 { index, perm, sign, .. } => Some((*index, perm, sign.iter().map(|&v| v as f32).collect())),
+            _ => None,
+        })
+        .collect();
+    for (i, perm, sign) in &fixed {
+        views
+            .push((format!("inv{i}.perm"), TensorView::new(Dtype::U32, vec![perm.len()], bytemuck::cast_slice(perm))?));
+        views.push((format!("inv{i}.sign"), TensorView::new(Dtype::F32, vec![sign.len()], f32_bytes(sign))?));
+    }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("config".to_string(), serde_json::to_string(&flow.config)?);
@@ -216,6 +231,24 @@ pub fn parse(bytes: &[u8], path: &Path, expect: Option<&FlowConfig>) -> Result<(
         }
         let perm: Vec<u32> = t.data().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         flow.set_perm(i, &perm).with_context(|| format!("{}", path.display()))?;
+    }
+    let inv: Vec<(usize, usize)> = flow
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::Inv1x1 { index, at, .. } => Some((*index, at.c)),
+            _ => None,
+        })
+        .collect();
+    for (i, c) in inv {
+        let (pn, sn) = (format!("inv{i}.perm"), format!("inv{i}.sign"));
+        let pt = st.tensor(&pn).with_context(|| format!("{}: no tensor {pn:?}", path.display()))?;
+        if pt.dtype() != Dtype::U32 || pt.shape() != [c] {
+            bail!("{}: {pn} is {:?} {:?}, expected U32 [{c}]", path.display(), pt.dtype(), pt.shape());
+        }
+        let perm: Vec<u32> = pt.data().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let sign = read_f32(&st, &sn, &[c], path)?;
+        flow.set_inv1x1(i, &perm, &sign).with_context(|| format!("{}", path.display()))?;
     }
     flow.actnorm_initialized = match meta.get("actnorm_initialized").map(String::as_str) {
         Some("true") => true,

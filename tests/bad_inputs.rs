@@ -156,7 +156,6 @@ fn flags_out_of_range_name_their_flag() {
         (vec!["train", "--data", "digits", "--arch", "conv", "--scales", "99"], vec!["--scales 99"]),
         (vec!["train", "--data", "digits", "--arch", "conv", "--hidden", "100000"], vec!["--hidden"]),
         (vec!["train", "--data", "digits", "--arch", "conv", "--head-hidden", "1000000"], vec!["--head-hidden"]),
-        (vec!["train", "--data", "digits", "--arch", "conv", "--permute", "conv1x1"], vec!["--permute conv1x1"]),
         (vec!["train", "--data", "mnist:/nonexistent-mflow"], vec!["/nonexistent-mflow"]),
         (vec!["sweep", "gauss", "--shard", "a/b", "--list", "--out", out], vec!["--shard", "i/n"]),
         (vec!["sweep", "gauss", "--seeds", "100000000", "--list", "--out", out], vec!["--seeds"]),

@@ -16,27 +16,19 @@ fn tmp(name: &str) -> std::path::PathBuf {
 fn conv_flows_round_trip_bit_exact_with_their_head_shuffles() {
     use mflow::model::{ChannelPermute, ConvArch};
     let dir = tmp("rt-conv");
-    let arch = ConvArch {
-        channels: 1,
-        height: 4,
-        width: 4,
-        aux_channels: 1,
-        scales: 2,
-        hidden: 3,
-        depth: 2,
-        permute: ChannelPermute::Reverse,
-    };
-    let mut flow =
-        Flow::new(FlowConfig { d: 16, b: 2, blocks: 3, depth: 2, hidden: 5, seed: 9, conv: Some(arch) }).unwrap();
-    flow.randomize(1, 1.0);
-    let path = dir.join("m.safetensors");
-    checkpoint::save(&path, &flow, None).unwrap();
-    let (back, _) = checkpoint::load(&path, Some(&flow.config)).unwrap();
-    assert_eq!(
-        back.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        flow.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
-    assert_eq!(back.layers, flow.layers, "the head's shuffles (over its own width) and the conv layers");
+    for permute in [ChannelPermute::Reverse, ChannelPermute::Conv1x1] {
+        let arch =
+            ConvArch { channels: 1, height: 4, width: 4, aux_channels: 1, scales: 2, hidden: 3, depth: 2, permute };
+        let cfg = FlowConfig { d: 16, b: 2, blocks: 3, depth: 2, hidden: 5, seed: 9, conv: Some(arch) };
+        let mut flow = Flow::new(cfg).unwrap();
+        flow.randomize(1, 1.0);
+        let path = dir.join("m.safetensors");
+        checkpoint::save(&path, &flow, None).unwrap();
+        let (back, _) = checkpoint::load(&path, Some(&flow.config)).unwrap();
+        let bits = |f: &Flow| f.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&flow));
+        assert_eq!(back.layers, flow.layers, "head shuffles (over the head's width), 1×1 convolutions' P and signs");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use mflow::gpu_flow::{GpuFlow, Mode};
 use mflow::model::{ChannelPermute, ConvArch, Flow, FlowConfig};
 use mflow::reference::flow as rf;
 
+/// Odd seeds take Glow's 1×1 convolution between channel couplings, even ones the reversal.
 fn conv_flow(c: usize, h: usize, w: usize, k_eps: usize, b: usize, scales: usize, seed: u64) -> Flow {
     let arch = ConvArch {
         channels: c,
@@ -17,7 +18,7 @@ fn conv_flow(c: usize, h: usize, w: usize, k_eps: usize, b: usize, scales: usize
         scales,
         hidden: 6,
         depth: 2,
-        permute: ChannelPermute::Reverse,
+        permute: if seed % 2 == 1 { ChannelPermute::Conv1x1 } else { ChannelPermute::Reverse },
     };
     let cfg = FlowConfig { d: c * h * w, b, blocks: 2, depth: 2, hidden: 12, seed, conv: Some(arch) };
     let mut f = Flow::new(cfg).unwrap();
@@ -32,7 +33,7 @@ const CASES: [(usize, usize, usize, usize, usize, usize, usize); 4] =
 #[test]
 fn conv_flow_forward_and_inverse_match_the_twin() {
     let gpu = gpu();
-    for (i, &(c, h, w, ke, b, k, n)) in CASES.iter().enumerate() {
+    for (i, &(c, h, w, ke, b, k, n)) in CASES.iter().enumerate().flat_map(|(i, c)| [(2 * i, c), (2 * i + 1, c)]) {
         let flow = conv_flow(c, h, w, ke, b, k, 10 + i as u64);
         let q = flow.config.q();
         let y = uniform(i as u64, n * q, 1.5);
@@ -41,7 +42,12 @@ fn conv_flow_forward_and_inverse_match_the_twin() {
             let out = g.forward(gpu, &y);
             let p = flow.params_f64();
             let (u, ld) = rf::forward(&flow, &p, &to_f64(&y), n);
-            let what = |t: &str| format!("case {i} ({c}×{h}×{w}, K_ε {ke}, B {b}, {k} scales) {mode:?}: {t}");
+            let what = |t: &str| {
+                format!(
+                    "case {i} ({c}×{h}×{w}, K_ε {ke}, B {b}, {k} scales, {:?}) {mode:?}: {t}",
+                    flow.config.conv.as_ref().unwrap().permute
+                )
+            };
             assert_close(&what("u"), &out.u, &u, 1e-4, 1e-4);
             assert_close(&what("logdet"), &out.logdet, &ld, 1e-4, 1e-4);
             assert_close(&what("log p"), &out.logp, &rf::log_prob(&flow, &p, &to_f64(&y), n), 1e-4, 1e-4);
@@ -55,7 +61,7 @@ fn conv_flow_forward_and_inverse_match_the_twin() {
 #[test]
 fn conv_flow_initialisation_and_gradients_match_the_twin() {
     let gpu = gpu();
-    for (i, &(c, h, w, ke, b, k, n)) in CASES.iter().enumerate() {
+    for (i, &(c, h, w, ke, b, k, n)) in CASES.iter().enumerate().flat_map(|(i, c)| [(2 * i, c), (2 * i + 1, c)]) {
         let flow = conv_flow(c, h, w, ke, b, k, 20 + i as u64);
         let q = flow.config.q();
         let y = uniform(50 + i as u64, n.max(2) * q, 1.5);

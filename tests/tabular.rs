@@ -322,7 +322,7 @@ fn the_numpy_module_refuses_hostile_files_cleanly() {
 
 /// tools/mflow_np.py evaluates conv models (CONV.md) as the engine does: log p_T of the same
 /// rows, point by point, from the same checkpoint (B = 0 and no ε channels: exact on both
-/// sides), for one, two and three scales with a dense head.
+/// sides), for one, two and three scales with a dense head, and with 1×1 convolutions.
 #[test]
 fn the_numpy_module_evaluates_conv_models_as_the_engine_does() {
     use mflow::gpu_flow::GpuFlow;

@@ -161,13 +161,13 @@ class Model:
         of the row, in (c, i, j) order."""
         cv = self.conv
         c0, hh, ww = cv["channels"] + cv["aux_channels"], cv["height"], cv["width"]
-        if cv["permute"] != "reverse":
-            raise Refused("%s: --permute %s models are not supported here (reverse only)" % (path, cv["permute"]))
+        if cv["permute"] not in ("reverse", "conv1x1"):
+            raise Refused("%s: unknown channel permutation %r" % (path, cv["permute"]))
         if (cv["channels"] * hh * ww != self.d or not 1 <= cv["scales"] <= 6 or c0 * hh * ww > MAX_DIM
                 or not 1 <= cv["hidden"] <= MAX_DIM or not 1 <= cv["depth"] <= 64):
             raise Refused("%s: conv config %s does not fit D = %d (or is out of bounds)" % (path, cv, self.d))
         r = (0, c0, hh, ww)
-        layers, an, cp = [], 0, 0
+        layers, an, cp, inv = [], 0, 0, 0
         for s in range(1, cv["scales"] + 1):
             last = s == cv["scales"]
             for k in range(4 if last else 3):
@@ -183,7 +183,10 @@ class Model:
             for k in range(3):
                 layers += [("cnorm", an, r), ("channel", cp, r)]
                 an, cp = an + 1, cp + 1
-                if k < 2:
+                if k < 2 and cv["permute"] == "conv1x1":
+                    layers.append(("conv1x1", inv, r))
+                    inv += 1
+                elif k < 2:
                     layers.append(("creverse", r))
             layers.append(("factor", r))
             off, c, h, w = r
@@ -216,6 +219,10 @@ class Model:
             if kind == "cnorm":
                 need["an%d.beta" % i] = (c,)
                 need["an%d.a" % i] = (c,)
+            elif kind == "conv1x1":
+                need["inv%d.lu" % i] = (c, c)
+                need["inv%d.perm" % i] = (c,)
+                need["inv%d.sign" % i] = (c,)
             elif kind in ("checker", "channel"):
                 c_in, c_out = (c, 2 * c) if kind == "checker" else (c // 2, 2 * (c - c // 2))
                 cv = self.conv
@@ -231,9 +238,11 @@ class Model:
             t = self.t.get(name)
             if t is None or tuple(t.shape) != tuple(shape) or min(shape) < 1:
                 raise Refused("%s: tensor %s is %s, the model needs %s" % (path, name, None if t is None else tuple(t.shape), shape))
-            if name.startswith("perm"):
-                if t.dtype != np.uint32 or sorted(t.tolist()) != list(range(q)):
-                    raise Refused("%s: %s is not a permutation of 0..%d" % (path, name, q - 1))
+            if name.startswith("perm") or name.endswith(".perm"):
+                if t.dtype != np.uint32 or sorted(t.tolist()) != list(range(shape[0])):
+                    raise Refused("%s: %s is not a permutation of 0..%d" % (path, name, shape[0] - 1))
+            elif name.endswith(".sign") and not np.isin(t, (-1.0, 1.0)).all():
+                raise Refused("%s: %s must hold +1 or -1" % (path, name))
             elif not np.isfinite(t).all():
                 raise Refused("%s: tensor %s holds non-finite values (a diverged model?)" % (path, name))
 
@@ -274,6 +283,14 @@ class Model:
         half = z.shape[1] // 2
         return np.tanh(np.clip(z[:, :half], -15, 15)), z[:, half:]
 
+    def _inv1x1(self, i, c):
+        """W = P L (U + diag(sign * exp(log_s))) from the packed tensor inv{i}.lu; W's row i is
+        (L U')'s row perm[i]."""
+        lu = self.t["inv%d.lu" % i]
+        lower = np.tril(lu, -1) + np.eye(c)
+        upper = np.triu(lu, 1) + np.diag(self.t["inv%d.sign" % i] * np.exp(np.diag(lu)))
+        return (lower @ upper)[self.t["inv%d.perm" % i].astype(np.int64)]
+
     @staticmethod
     def _region(y, r):
         off, c, h, w = r
@@ -312,6 +329,12 @@ class Model:
                 ld += s.sum(axis=(1, 2, 3))
         elif kind == "creverse":
             x = x[:, ::-1]
+        elif kind == "conv1x1":
+            lu = self.t["inv%d.lu" % layer[1]]
+            mix = self._inv1x1(layer[1], c)
+            x = np.einsum("ok,nkhw->nohw", mix if forward else np.linalg.inv(mix), x)
+            if forward:
+                ld += h * w * np.diag(lu).sum()
         elif kind == "squeeze":
             if forward:  # out[(2 di + dj) C + c, i, j] = in[c, 2i + di, 2j + dj]
                 x = x.reshape(len(y), c, h // 2, 2, w // 2, 2).transpose(0, 3, 5, 1, 2, 4).reshape(len(y), 4 * c, h // 2, w // 2)

@@ -14,6 +14,7 @@ use crate::kernels::channorm::ChanNorm;
 use crate::kernels::conv::{Conv, Planes};
 use crate::kernels::conv_coupling::ConvCoupling;
 use crate::kernels::gemm::GemmChoice;
+use crate::kernels::inv1x1::{self, Inv1x1};
 use crate::kernels::permute;
 use crate::model::{invert_perm, Flow, FlowConfig, Layer, Region, Split};
 
@@ -201,7 +202,35 @@ pub(super) fn build(
                 p.init = p.forward.clone();
                 p
             }
-            Layer::Inv1x1 { .. } => panic!("--permute conv1x1 has no GPU kernels yet; the CLI refuses it"),
+            Layer::Inv1x1 { index, lu, .. } => {
+                let op = Inv1x1 { n, c: at.c, hw: at.hw(), lu: *lu, ps };
+                let (perms, signs): (Vec<&[u32]>, Vec<&[i8]>) = flows
+                    .iter()
+                    .map(|f| match &f.layers[k] {
+                        Layer::Inv1x1 { perm, sign, .. } => (perm.as_slice(), sign.as_slice()),
+                        _ => unreachable!("flows of one GpuFlow share their layers"),
+                    })
+                    .unzip();
+                let fixed = storage_init(gpu, &format!("inv{index}.fixed"), &inv1x1::fixed(&perms, &signs));
+                let mats = storage(gpu, &format!("inv{index}.mats"), models * inv1x1::mats_len(at.c));
+                let (x, u) = (slot.planes(&cx.bufs), out.planes(&cx.bufs));
+                let weights = op.weights(gpu, &c.params, &fixed, &mats);
+                let mut p = Plan {
+                    forward: vec![weights.clone(), op.apply(gpu, &c.params, &mats, x, u, &c.logdet, false, false)],
+                    inverse: vec![weights, op.apply(gpu, &c.params, &mats, u, x, &c.logdet, true, false)],
+                    ..Plan::default()
+                };
+                if training {
+                    let (dx, du) = (slot.planes(&cx.dbufs), out.planes(&cx.dbufs));
+                    p.backward = vec![
+                        op.apply(gpu, &c.params, &mats, du, dx, &c.logdet, false, true),
+                        op.wgrad(gpu, du, x, &mats),
+                        op.lu_grad(gpu, &c.params, &fixed, &mats, &c.dld, &c.grads),
+                    ];
+                }
+                p.init = p.forward.clone();
+                p
+            }
             Layer::ActNorm { .. } | Layer::Coupling { .. } | Layer::Reverse | Layer::Shuffle { .. } => {
                 unreachable!("the head starts at the first dense layer")
             }

@@ -8,6 +8,7 @@ pub mod conv_coupling;
 pub mod coupling;
 pub mod fused;
 pub mod gemm;
+pub mod inv1x1;
 pub mod loss;
 pub mod marginal;
 pub mod optim;
@@ -88,10 +89,14 @@ pub struct Pipelines {
     pub conv_coupling_forward: LazyKernel,
     pub conv_coupling_inverse: LazyKernel,
     pub conv_coupling_backward: LazyKernel,
+    pub inv1x1_weights: LazyKernel,
+    pub inv1x1_apply: LazyKernel,
+    pub inv1x1_wgrad: LazyKernel,
+    pub inv1x1_lu_grad: LazyKernel,
 }
 
 /// Every shader's source, by file name.
-pub const SOURCES: [(&str, &str); 13] = [
+pub const SOURCES: [(&str, &str); 14] = [
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("actnorm.wgsl", include_str!("../../shaders/actnorm.wgsl")),
     ("coupling.wgsl", include_str!("../../shaders/coupling.wgsl")),
@@ -105,6 +110,7 @@ pub const SOURCES: [(&str, &str); 13] = [
     ("conv.wgsl", include_str!("../../shaders/conv.wgsl")),
     ("channorm.wgsl", include_str!("../../shaders/channorm.wgsl")),
     ("conv_coupling.wgsl", include_str!("../../shaders/conv_coupling.wgsl")),
+    ("inv1x1.wgsl", include_str!("../../shaders/inv1x1.wgsl")),
 ];
 
 /// A fingerprint of every shader (FNV-1a over their sources): the tuner's cache keys carry
@@ -186,6 +192,10 @@ impl Pipelines {
             conv_coupling_forward: LazyKernel::new("conv_coupling.wgsl", "conv_coupling_forward"),
             conv_coupling_inverse: LazyKernel::new("conv_coupling.wgsl", "conv_coupling_inverse"),
             conv_coupling_backward: LazyKernel::new("conv_coupling.wgsl", "conv_coupling_backward"),
+            inv1x1_weights: LazyKernel::new("inv1x1.wgsl", "inv1x1_weights"),
+            inv1x1_apply: LazyKernel::new("inv1x1.wgsl", "inv1x1_apply"),
+            inv1x1_wgrad: LazyKernel::new("inv1x1.wgsl", "inv1x1_wgrad"),
+            inv1x1_lu_grad: LazyKernel::new("inv1x1.wgsl", "inv1x1_lu_grad"),
         }
     }
 }

@@ -207,6 +207,15 @@ impl ConvArch {
             }
             (sh, sw) = (sh / 2, sw / 2);
         }
+        if self.permute == ChannelPermute::Conv1x1 {
+            let widest = self.conditioners().iter().map(|&(c, ..)| c).max().unwrap_or(0);
+            if widest > crate::kernels::inv1x1::MAX_C {
+                bail!(
+                    "--permute conv1x1: the 1×1 convolutions would mix {widest} channels, more than mflow's bound of {}",
+                    crate::kernels::inv1x1::MAX_C
+                );
+            }
+        }
         if !(1..=MAX_CONV_HIDDEN).contains(&self.hidden) {
             bail!("conditioner channels {} must be in 1..={MAX_CONV_HIDDEN} (--hidden)", self.hidden);
         }

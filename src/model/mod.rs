@@ -443,6 +443,30 @@ impl Flow {
         bail!("the flow has no shuffle {index}")
     }
 
+    /// Replaces the fixed permutation and signs of 1×1 convolution `index` (a checkpoint's).
+    pub fn set_inv1x1(&mut self, index: usize, perm: &[u32], sign: &[f32]) -> Result<()> {
+        for layer in &mut self.layers {
+            if let Layer::Inv1x1 { index: i, at, perm: p, sign: s, .. } = layer {
+                if *i == index {
+                    let c = at.c;
+                    let mut seen = vec![false; c];
+                    if perm.len() != c
+                        || perm.iter().any(|&v| (v as usize) >= c || std::mem::replace(&mut seen[v as usize], true))
+                    {
+                        bail!("inv{index}.perm is not a permutation of 0..{c}");
+                    }
+                    if sign.len() != c || sign.iter().any(|&v| v != 1.0 && v != -1.0) {
+                        bail!("inv{index}.sign must hold {c} values of +1 or −1");
+                    }
+                    *p = perm.to_vec();
+                    *s = sign.iter().map(|&v| v as i8).collect();
+                    return Ok(());
+                }
+            }
+        }
+        bail!("the flow has no 1×1 convolution {index}")
+    }
+
     /// The layer sequence as `(kind, index)` names, as MODEL.md's fixtures write it.
     pub fn arch(&self) -> Vec<(&'static str, Option<usize>)> {
         self.layers

@@ -3,8 +3,7 @@
 //! invertible 1×1 convolution, each on its `Region` of the row (see `model::conv`).
 //! Straightforward on purpose: the oracle the GPU kernels and the numpy module answer to.
 
-use super::{channorm, conv_coupling};
-use crate::model::conv::inv1x1_matrix;
+use super::{channorm, conv_coupling, inv1x1};
 use crate::model::{Conv2d, ConvNet, Layer, Region, Split};
 
 /// Direct 2-D convolution, stride 1, zero padding k/2: x (n, c_in, h, w) → (n, c_out, h, w),
@@ -169,34 +168,8 @@ fn mix_channels(wm: &[f64], at: &Region, y: &[f64], n: usize, q: usize) -> Vec<f
     u
 }
 
-/// The inverse of a C×C matrix by Gauss–Jordan with partial pivoting.
-fn invert(m: &[f64], c: usize) -> Vec<f64> {
-    let mut a = m.to_vec();
-    let mut inv: Vec<f64> = (0..c * c).map(|e| if e / c == e % c { 1.0 } else { 0.0 }).collect();
-    for col in 0..c {
-        let p = (col..c).max_by(|&i, &j| a[i * c + col].abs().total_cmp(&a[j * c + col].abs())).unwrap_or(col);
-        for k in 0..c {
-            a.swap(col * c + k, p * c + k);
-            inv.swap(col * c + k, p * c + k);
-        }
-        let piv = a[col * c + col];
-        for k in 0..c {
-            a[col * c + k] /= piv;
-            inv[col * c + k] /= piv;
-        }
-        for r in (0..c).filter(|&r| r != col) {
-            let f = a[r * c + col];
-            for k in 0..c {
-                a[r * c + k] -= f * a[col * c + k];
-                inv[r * c + k] -= f * inv[col * c + k];
-            }
-        }
-    }
-    inv
-}
-
-fn inv1x1_weights(params: &[f64], at: &Region, lu: usize, perm: &[u32], sign: &[i8]) -> Vec<f64> {
-    inv1x1_matrix(&params[lu..lu + at.c * at.c], perm, sign, at.c)
+fn inv1x1_lu<'a>(params: &'a [f64], at: &Region, lu: usize) -> &'a [f64] {
+    &params[lu..lu + at.c * at.c]
 }
 
 /// A conv layer forward on rows (n, q), adding its log-det; `None` for the dense kinds.
@@ -229,9 +202,10 @@ pub fn layer_forward(
             u
         }
         Layer::Inv1x1 { at, lu, perm, sign, .. } => {
-            let ld = at.hw() as f64 * (0..at.c).map(|c| params[lu + c * at.c + c]).sum::<f64>();
+            let f = inv1x1_lu(params, at, *lu);
+            let ld = inv1x1::logdet(f, at.c, at.hw());
             logdet.iter_mut().for_each(|l| *l += ld);
-            mix_channels(&inv1x1_weights(params, at, *lu, perm, sign), at, y, n, q)
+            mix_channels(&inv1x1::weights(f, perm, sign, at.c), at, y, n, q)
         }
         Layer::Squeeze { at } => {
             let mut u = y.to_vec();
@@ -258,8 +232,7 @@ pub fn layer_inverse(layer: &Layer, params: &[f64], u: &[f64], n: usize, q: usiz
         Layer::Checkerboard { .. } | Layer::ChannelCoupling { .. } => coupling(layer, params, u, None, n, q),
         Layer::ChannelReverse { .. } => return layer_forward(layer, params, u, &mut vec![0.0; n], n, q),
         Layer::Inv1x1 { at, lu, perm, sign, .. } => {
-            let w = inv1x1_weights(params, at, *lu, perm, sign);
-            mix_channels(&invert(&w, at.c), at, u, n, q)
+            mix_channels(&inv1x1::inverse(inv1x1_lu(params, at, *lu), perm, sign, at.c), at, u, n, q)
         }
         Layer::Squeeze { at } => {
             let mut y = u.to_vec();
@@ -325,63 +298,6 @@ fn net_backward(
     d
 }
 
-/// The 1×1 convolution's parameter gradients from ∂L/∂W and Σ dld: through
-/// `W = P L (U + diag(sign ⊙ exp(log_s)))` into the packed `lu` tensor (=).
-fn inv1x1_lu_backward(
-    params: &[f64],
-    at: &Region,
-    lu: usize,
-    perm: &[u32],
-    sign: &[i8],
-    dw: &[f64],
-    dld_sum: f64,
-    grads: &mut [f64],
-) {
-    let c = at.c;
-    let f = &params[lu..lu + c * c];
-    // W = P M with (P v)_i = v_{perm[i]}: row i of W is row perm[i] of M.
-    let mut dm = vec![0.0; c * c];
-    for i in 0..c {
-        let r = perm[i] as usize;
-        dm[r * c..(r + 1) * c].copy_from_slice(&dw[i * c..(i + 1) * c]);
-    }
-    let l = |i: usize, k: usize| {
-        if i == k {
-            1.0
-        } else if k < i {
-            f[i * c + k]
-        } else {
-            0.0
-        }
-    };
-    let u = |k: usize, j: usize| {
-        if k == j {
-            sign[j] as f64 * f[j * c + j].exp()
-        } else if k < j {
-            f[k * c + j]
-        } else {
-            0.0
-        }
-    };
-    for i in 0..c {
-        for j in 0..c {
-            let g = if i > j {
-                // ∂M/∂L[i][j]: M = L U', so dL = dM U'ᵀ.
-                (0..c).map(|k| dm[i * c + k] * u(j, k)).sum::<f64>()
-            } else {
-                // dU' = Lᵀ dM; the diagonal through exp(log_s), plus the log-det's h·w·Σ dld.
-                let du: f64 = (0..c).map(|k| l(k, i) * dm[k * c + j]).sum();
-                if i == j {
-                    du * u(j, j) + at.hw() as f64 * dld_sum
-                } else {
-                    du
-                }
-            };
-            grads[lu + i * c + j] = g;
-        }
-    }
-}
-
 /// A conv layer's backprop on rows (n, q): dx (=) from du and dld, parameter gradients
 /// written (=) into `grads`; recomputes what it needs from its input x. `None` for the dense
 /// kinds.
@@ -434,21 +350,12 @@ pub fn layer_backward(
             }
         }
         Layer::Inv1x1 { at, lu, perm, sign, .. } => {
-            let w = inv1x1_weights(params, at, *lu, perm, sign);
-            let c = at.c;
-            let wt: Vec<f64> = (0..c * c).map(|e| w[(e % c) * c + e / c]).collect();
-            dx = mix_channels(&wt, at, du, n, q);
-            let mut dw = vec![0.0; c * c];
-            for s in 0..n {
-                for p in 0..at.hw() {
-                    for o in 0..c {
-                        for k in 0..c {
-                            dw[o * c + k] += du[s * q + at.off + o * at.hw() + p] * x[s * q + at.off + k * at.hw() + p];
-                        }
-                    }
-                }
-            }
-            inv1x1_lu_backward(params, at, *lu, perm, sign, &dw, dld.iter().sum(), grads);
+            let (c, hw, f) = (at.c, at.hw(), inv1x1_lu(params, at, *lu));
+            let (xr, dur) = (gather(at, x, n, q), gather(at, du, n, q));
+            let w = inv1x1::weights(f, perm, sign, c);
+            scatter(at, &inv1x1::apply(&w, true, &dur, c, hw), &mut dx, n, q);
+            let g = inv1x1::lu_grad(f, perm, sign, &inv1x1::weight_grad(&dur, &xr, c, hw), dld.iter().sum(), c, hw);
+            grads[*lu..*lu + c * c].copy_from_slice(&g);
         }
         Layer::FactorOut { .. } => {}
         Layer::ActNorm { .. } | Layer::Coupling { .. } | Layer::Reverse | Layer::Shuffle { .. } => return None,

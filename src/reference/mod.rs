@@ -12,6 +12,7 @@ pub mod coupling;
 pub mod flow;
 pub mod fused;
 pub mod gemm;
+pub mod inv1x1;
 pub mod loss;
 pub mod marginal;
 pub mod optim;

@@ -182,9 +182,6 @@ impl RunConfig {
                     self.data.describe()
                 );
             }
-            if a.permute == ChannelPermute::Conv1x1 {
-                bail!("--permute conv1x1: Glow's 1×1 convolution is in the f64 twin (model, log-det, gradients) but has no GPU kernels yet; use --permute reverse");
-            }
             if !(1..=crate::model::conv::MAX_CONV_HIDDEN).contains(&a.hidden) {
                 bail!(
                     "--hidden {}: a conv flow's conditioner channels must be in 1..={}",
