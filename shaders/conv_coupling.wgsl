@@ -14,9 +14,14 @@
 // the conditioner's share is added by conv.wgsl's data gradient) and, for transformed
 // elements, drm (=) at their (r, m): dm = du, dr = (du·y·exp(s) + dld)·(1 − s²); the
 // conditioning elements write drm = 0 where a checkerboard's rm drives nothing.
+// PERMUTED (flags): the squeeze or channel reversal after the coupling (a gather over the
+// compact output region, u'_i = u_{π(i)}) is folded in: the forward stores element e of the
+// region at inv[e] (inv = π⁻¹, one per model, C·hw apart), and the backward reads ∂L/∂u_e at
+// ∂L/∂u'_{inv[e]}, so that layer dispatches nothing of its own either way (its inverse
+// still gathers: the conditioner reads the output's conditioning elements in place).
 // Bindings: forward/inverse 0 uniform; 1 input (at x_off/x_rs); 2 rm; 3 output (at y_off/y_rs);
-//           4 logdet (forward). backward 0 uniform; 1 y (the forward's input, x planes);
-//           2 rm; 3 du (y planes); 4 dld; 5 dy (x planes); 6 drm.
+//           4 logdet (forward); 5 inv (forward). backward 0 uniform; 1 y (the forward's
+//           input, x planes); 2 rm; 3 du (y planes); 4 dld; 5 dy (x planes); 6 drm; 7 inv.
 // Dispatch: 1-D grid of 64-wide workgroups folded into y; z is the model.
 // Twin: src/reference/conv_coupling.rs
 
@@ -28,12 +33,14 @@ struct ConvCoupling {
 }
 
 const CHECKER: u32 = 1u;
+const PERMUTED: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> cc: ConvCoupling;
 @group(0) @binding(1) var<storage, read> x_in: array<f32>;
 @group(0) @binding(2) var<storage, read> rm: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> logdet: array<f32>;
+@group(0) @binding(5) var<storage, read> inv_f: array<u32>;
 
 // s = tanh(r), clamped as coupling.wgsl's bound (tanh(15) is 1 in f32).
 fn bound(r: f32) -> f32 {
@@ -78,6 +85,15 @@ fn y_at(z: u32, s: u32, c: u32, p: u32) -> u32 {
     return cc.y_off + z * cc.y_ms + s * cc.y_rs + c * cc.hw + p;
 }
 
+// Where element (c, p) of the output region lives: in place, or through the folded
+// permutation (`inv`, the forward's or the backward's binding).
+fn out_at(z: u32, s: u32, c: u32, p: u32, inv: u32) -> u32 {
+    if ((cc.flags & PERMUTED) == 0u) {
+        return y_at(z, s, c, p);
+    }
+    return cc.y_off + z * cc.y_ms + s * cc.y_rs + inv;
+}
+
 @compute @workgroup_size(64)
 fn conv_coupling_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = element(gid, nwg);
@@ -94,7 +110,11 @@ fn conv_coupling_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     if (rc != 0xffffffffu) {
         v = v * exp(bound(rm[rm_at(z, s, rc, p)])) + rm[rm_at(z, s, rc + half, p)];
     }
-    x_out[y_at(z, s, c, p)] = v;
+    var inv = 0u;
+    if ((cc.flags & PERMUTED) != 0u) {
+        inv = inv_f[z * cc.c * cc.hw + c * cc.hw + p];
+    }
+    x_out[out_at(z, s, c, p, inv)] = v;
     if (c == 0u && p == 0u) {
         var ld = 0.0;
         for (var cc2 = 0u; cc2 < cc.c; cc2++) {
@@ -132,6 +152,7 @@ fn conv_coupling_inverse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 @group(0) @binding(4) var<storage, read> dld: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> drm: array<f32>;
+@group(0) @binding(7) var<storage, read> inv_b: array<u32>;
 
 @compute @workgroup_size(64)
 fn conv_coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -145,7 +166,11 @@ fn conv_coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let p = e % cc.hw;
     let half = rm_channels() / 2u;
     let rc = r_channel(c, p);
-    let g = du[y_at(z, s, c, p)];
+    var inv = 0u;
+    if ((cc.flags & PERMUTED) != 0u) {
+        inv = inv_b[z * cc.c * cc.hw + c * cc.hw + p];
+    }
+    let g = du[out_at(z, s, c, p, inv)];
     if (rc == 0xffffffffu) {
         dy[x_at(z, s, c, p)] = g;
         // A checkerboard's rm has channels (c, C + c) at every pixel; a conditioning pixel's

@@ -49,12 +49,42 @@ fn conv_couplings_match_their_twin() {
         let op = ConvCoupling { split, n, c, h, w, rm_off: 1, rm_ms };
         let yp = Planes { buf: &yb, off: pad.0, rs, ms };
         let up = Planes { buf: &ub, ..yp };
+        // A folded gather after the coupling (a squeeze or reversal): each model its own
+        // permutation π of the compact region; the store goes through π⁻¹ and the backward
+        // reads ∂L/∂u' through it.
+        let perms: Vec<Vec<u32>> = (0..models)
+            .map(|z| {
+                use rand::seq::SliceRandom;
+                let mut p: Vec<u32> = (0..len as u32).collect();
+                p.shuffle(&mut rng(seed + 7 + z as u64));
+                p
+            })
+            .collect();
+        let inv: Vec<u32> = perms.iter().flat_map(|p| mflow::model::invert_perm(p)).collect();
+        let cm = len * n;
+        let du_c = uniform(seed + 8, models * cm, 1.0);
+        let (invb, upb, ld2b, dupb, dy2b, drm2b) = (
+            storage_init(gpu, "inv", &inv),
+            storage_init(gpu, "u permuted", &vec![9f32; models * cm]),
+            storage_init(gpu, "logdet 2", &ld0),
+            storage_init(gpu, "du permuted", &du_c),
+            storage_init(gpu, "dy 2", &vec![9f32; models * ms]),
+            storage_init(gpu, "drm 2", &vec![f32::NAN; models * rm_ms]),
+        );
+        let compact = |b| Planes { buf: b, off: 0, rs: len, ms: cm };
         let ds = [
-            op.forward(gpu, yp, &rmb, up, &ldb).models(models),
+            op.forward(gpu, yp, &rmb, up, &ldb, None).models(models),
             op.inverse(gpu, up, &rmb, Planes { buf: &backb, ..yp }).models(models),
-            op.backward(gpu, yp, &rmb, Planes { buf: &dub, ..yp }, &dldb, &dyb, &drmb).models(models),
+            op.backward(gpu, yp, &rmb, Planes { buf: &dub, ..yp }, &dldb, &dyb, &drmb, None).models(models),
+            op.forward(gpu, yp, &rmb, compact(&upb), &ld2b, Some(&invb)).models(models),
+            op.backward(gpu, yp, &rmb, compact(&dupb), &dldb, &dy2b, &drm2b, Some(&invb)).models(models),
         ];
         submit(gpu, "conv coupling test", &ds.iter().collect::<Vec<_>>());
+        let (u_perm, dy2, drm2) = (
+            read_back::<f32>(gpu, &upb, 0, models * cm),
+            read_back::<f32>(gpu, &dy2b, 0, models * ms),
+            read_back::<f32>(gpu, &drm2b, 0, models * rm_ms),
+        );
         let (u, back, ld, dy, drm) = (
             read_back::<f32>(gpu, &ub, 0, models * ms),
             read_back::<f32>(gpu, &backb, 0, models * ms),
@@ -82,6 +112,27 @@ fn conv_couplings_match_their_twin() {
                 let row = z * ms + s * rs;
                 assert!(u[row..row + pad.0].iter().all(|&v| v == 9.0), "{}", what("outside the region"));
             }
+            // Folded: u'_i = u_{π(i)} per sample; the backward's du_e is du'_{π⁻¹(e)}.
+            let want_perm: Vec<f64> = (0..n)
+                .flat_map(|s| perms[z].iter().map(move |&pi| (s, pi as usize)))
+                .map(|(s, pi)| want_u[s * len + pi])
+                .collect();
+            assert_close(&what("u through the folded gather"), &u_perm[z * cm..(z + 1) * cm], &want_perm, 1e-5, 1e-5);
+            let inv_z = &inv[z * len..(z + 1) * len];
+            let du_read: Vec<f64> = (0..n)
+                .flat_map(|s| (0..len).map(move |e| (s, e)))
+                .map(|(s, e)| du_c[z * cm + s * len + inv_z[e] as usize] as f64)
+                .collect();
+            let (want_dy2, want_drm2) =
+                r::backward(split, c, w, &y64, &rm64, &du_read, &to_f64(&dld[z * n..(z + 1) * n]));
+            assert_close(&what("dy through the folded gather"), &strip(&dy2), &want_dy2, 1e-5, 1e-5);
+            assert_close(
+                &what("drm through the folded gather"),
+                &drm2[z * rm_ms + 1..z * rm_ms + 1 + n * c_rm * hw],
+                &want_drm2,
+                1e-5,
+                1e-5,
+            );
         }
     }
 }

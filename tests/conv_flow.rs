@@ -39,6 +39,14 @@ fn conv_flow_forward_and_inverse_match_the_twin() {
         let y = uniform(i as u64, n * q, 1.5);
         for mode in [Mode::Inference, Mode::Training] {
             let g = GpuFlow::build(gpu, &flow, n, mode, mflow::kernels::gemm::Variant::Reg);
+            // Squeezes and reversals ride on the couplings' stores and gradient loads.
+            let gathers = g
+                .forward_dispatches(false)
+                .iter()
+                .chain(g.backward_dispatches())
+                .filter(|d| d.kernel == "permute_gather")
+                .count();
+            assert_eq!(gathers, 0, "folded gathers dispatch nothing forward or backward");
             let out = g.forward(gpu, &y);
             let p = flow.params_f64();
             let (u, ld) = rf::forward(&flow, &p, &to_f64(&y), n);

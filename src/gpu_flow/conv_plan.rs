@@ -139,15 +139,33 @@ pub(super) fn build(
         dpost: storage(gpu, "cond.dpost", if training { models * n * hidden } else { 1 }),
         drm: storage(gpu, "cond.drm", if training { models * n * rm_len } else { 1 }),
     };
-    let mut slot = Slot { buf: 0, off: 0, rs: q, ms: n * q };
-    let mut plans = Vec::new();
+    // slots[k] is layer k's input, slots[k + 1] its output.
+    let mut slots = vec![Slot { buf: 0, off: 0, rs: q, ms: n * q }];
     for (k, layer) in flow.layers[..n_conv].iter().enumerate() {
-        let at = region(layer);
-        let out = match layer {
+        let (at, slot) = (region(layer), slots[k]);
+        slots.push(match layer {
             Layer::FactorOut { at } => Slot { off: slot.off + at.c / 2 * at.hw(), ..slot },
             _ if k + 1 == n_conv => Slot { buf: 1, off: 0, rs: qh, ms: n * qh },
             _ => cx.slot(&format!("acts{}", k + 1), at.len()),
-        };
+        });
+    }
+    // A squeeze or channel reversal after a coupling is a gather over its compact output
+    // region: the coupling stores (and its backward reads) through it (`folded`).
+    let gather_of = |layer: &Layer| -> Option<Vec<u32>> {
+        let at = region(layer);
+        match layer {
+            Layer::Squeeze { .. } => Some((0..at.len()).map(|e| at.squeeze_source(e) as u32).collect()),
+            Layer::ChannelReverse { .. } => {
+                Some((0..at.len()).map(|e| ((at.c - 1 - e / at.hw()) * at.hw() + e % at.hw()) as u32).collect())
+            }
+            _ => None,
+        }
+    };
+    let mut plans = Vec::new();
+    let mut folded = false;
+    for (k, layer) in flow.layers[..n_conv].iter().enumerate() {
+        let at = region(layer);
+        let (slot, out) = (slots[k], slots[k + 1]);
         let p = match layer {
             Layer::ChannelNorm { norm, .. } => {
                 let cn = ChanNorm { norm: *norm, n, hw: at.hw(), relu: false, ps };
@@ -165,26 +183,27 @@ pub(super) fn build(
                 p
             }
             Layer::Checkerboard { index, .. } | Layer::ChannelCoupling { index, .. } => {
-                coupling(&cx, layer, *index, slot, out)
+                // The gather after it, when it folds in: where it stores, and through what.
+                let next = flow.layers.get(k + 1).filter(|_| k + 2 <= n_conv).and_then(&gather_of);
+                let fold = next.map(|fwd| (slots[k + 2], cx.indices(&invert_perm(&fwd))));
+                folded = fold.is_some();
+                coupling(&cx, layer, *index, slot, out, fold.as_ref().map(|(s, b)| (*s, b)))
             }
             Layer::ChannelReverse { .. } | Layer::Squeeze { .. } => {
                 assert!(slot.off == 0 && slot.rs == at.len(), "a permutation reads a compact region");
-                let fwd: Vec<u32> = match layer {
-                    Layer::Squeeze { .. } => (0..at.len()).map(|e| at.squeeze_source(e) as u32).collect(),
-                    _ => (0..at.len()).map(|e| ((at.c - 1 - e / at.hw()) * at.hw() + e % at.hw()) as u32).collect(),
-                };
+                let fwd = gather_of(layer).expect("a permutation");
                 let (fi, ii) = (cx.indices(&fwd), cx.indices(&invert_perm(&fwd)));
                 let len = at.len();
                 let (x, u) = (&cx.bufs[slot.buf], &cx.bufs[out.buf]);
-                let mut p = Plan {
-                    forward: vec![permute::gather(gpu, n, len, &fi, x, u)],
-                    inverse: vec![permute::gather(gpu, n, len, &ii, u, x)],
-                    ..Plan::default()
-                };
-                if training {
-                    p.backward.push(permute::gather(gpu, n, len, &ii, &cx.dbufs[out.buf], &cx.dbufs[slot.buf]));
+                // The inverse always gathers (the coupling before reads its output in place).
+                let mut p = Plan { inverse: vec![permute::gather(gpu, n, len, &ii, u, x)], ..Plan::default() };
+                if !std::mem::take(&mut folded) {
+                    p.forward.push(permute::gather(gpu, n, len, &fi, x, u));
+                    if training {
+                        p.backward.push(permute::gather(gpu, n, len, &ii, &cx.dbufs[out.buf], &cx.dbufs[slot.buf]));
+                    }
+                    p.init = p.forward.clone();
                 }
-                p.init = p.forward.clone();
                 p
             }
             Layer::FactorOut { at } => {
@@ -236,7 +255,6 @@ pub(super) fn build(
             }
         };
         plans.push(p);
-        slot = out;
     }
 
     // Flat ε joins the head's rows after the last scale's values.
@@ -303,7 +321,9 @@ fn region(layer: &Layer) -> Region {
 
 /// A checkerboard or channel coupling: its conditioner (conv → ActNorm → ReLU, …, conv) and
 /// its affine part; in training each keeps its post-ReLU activations and rm for backprop.
-fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot) -> Plan {
+/// With `fold` (the following gather's output slot and inverse indices), the forward stores
+/// through that gather and the backward reads its gradient through it.
+fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Option<(Slot, &wgpu::Buffer)>) -> Plan {
     let (split, at, net) = layer.conv_coupling().expect("a conv coupling");
     let (gpu, n, ps, c) = (cx.gpu, cx.n, cx.ps, cx.c);
     let hw = at.hw();
@@ -362,12 +382,17 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot) -> Plan {
         inverse: conditioner(up, &shared, &cx.rm, false),
         backward: Vec::new(),
     };
-    p.forward.push(cc.forward(gpu, xp, rm, up, &c.logdet));
-    p.init.push(cc.forward(gpu, xp, rm, up, &c.logdet));
+    let (store, inv) = match fold {
+        Some((s, inv)) => (s, Some(inv)),
+        None => (out, None),
+    };
+    let sp = store.planes(&cx.bufs);
+    p.forward.push(cc.forward(gpu, xp, rm, sp, &c.logdet, inv));
+    p.init.push(cc.forward(gpu, xp, rm, sp, &c.logdet, inv));
     p.inverse.push(cc.inverse(gpu, up, &cx.rm, xp));
     if cx.training {
-        let (dxp, dup) = (x.planes(&cx.dbufs), out.planes(&cx.dbufs));
-        p.backward.push(cc.backward(gpu, xp, rm, dup, &c.dld, &cx.dbufs[x.buf], &cx.drm));
+        let (dxp, dup) = (x.planes(&cx.dbufs), store.planes(&cx.dbufs));
+        p.backward.push(cc.backward(gpu, xp, rm, dup, &c.dld, &cx.dbufs[x.buf], &cx.drm, inv));
         for j in (0..=last).rev() {
             let dy = if j == last { act(&cx.drm, c_rm, hw, n) } else { act(&cx.dpre, wc, hw, n) };
             let input = if j == 0 { xp } else { act(posts[j - 1], wc, hw, n) };

@@ -27,6 +27,8 @@ pub struct ConvCouplingUniform {
 }
 
 pub const CHECKER: u32 = 1;
+/// The squeeze or channel reversal after the coupling is folded in (see the shader's header).
+pub const PERMUTED: u32 = 2;
 
 /// One coupling's affine part over `n` samples of a (c, h, w) region; rm is contiguous
 /// (n, c_rm, h·w) from `rm_off`, `rm_ms` apart per model.
@@ -42,7 +44,7 @@ pub struct ConvCoupling {
 }
 
 impl ConvCoupling {
-    fn uniform(&self, gpu: &Gpu, label: &str, x: &Planes, y: &Planes) -> wgpu::Buffer {
+    fn uniform(&self, gpu: &Gpu, label: &str, x: &Planes, y: &Planes, permuted: bool) -> wgpu::Buffer {
         let (flags, parity) = match self.split {
             Split::Checkerboard(p) => (CHECKER, p as u32),
             Split::Channels => (0, 0),
@@ -52,7 +54,7 @@ impl ConvCoupling {
             c: self.c as u32,
             hw: (self.h * self.w) as u32,
             w: self.w as u32,
-            flags,
+            flags: flags | if permuted { PERMUTED } else { 0 },
             parity,
             x_off: x.off as u32,
             x_rs: x.rs as u32,
@@ -73,18 +75,31 @@ impl ConvCoupling {
     }
 
     /// u = y ⊙ exp(s) + m on the transformed elements (the rest copied); logdet += Σ s.
-    pub fn forward(&self, gpu: &Gpu, y: Planes, rm: &wgpu::Buffer, u: Planes, logdet: &wgpu::Buffer) -> Dispatch {
-        let un = self.uniform(gpu, "conv_coupling_forward", &y, &u);
-        gpu.pipelines().conv_coupling_forward.bind(gpu, &un, &[y.buf, rm, u.buf, logdet], self.elements())
+    /// With `inv` (the inverse of the following gather over the compact output region, one
+    /// per model), u is stored permuted: that layer is folded in.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        y: Planes,
+        rm: &wgpu::Buffer,
+        u: Planes,
+        logdet: &wgpu::Buffer,
+        inv: Option<&wgpu::Buffer>,
+    ) -> Dispatch {
+        let un = self.uniform(gpu, "conv_coupling_forward", &y, &u, inv.is_some());
+        // Unused when not permuted, but the binding must exist: rm (read-only) stands in.
+        let inv = inv.unwrap_or(rm);
+        gpu.pipelines().conv_coupling_forward.bind(gpu, &un, &[y.buf, rm, u.buf, logdet, inv], self.elements())
     }
 
     /// y = (u − m) ⊙ exp(−s) on the transformed elements.
     pub fn inverse(&self, gpu: &Gpu, u: Planes, rm: &wgpu::Buffer, y: Planes) -> Dispatch {
-        let un = self.uniform(gpu, "conv_coupling_inverse", &u, &y);
+        let un = self.uniform(gpu, "conv_coupling_inverse", &u, &y, false);
         gpu.pipelines().conv_coupling_inverse.bind(gpu, &un, &[u.buf, rm, y.buf], self.elements())
     }
 
-    /// dy (=, laid out as y) and drm (=) from du (laid out as the forward's output u) and dld.
+    /// dy (=, laid out as y) and drm (=) from du (laid out as the forward's output u; with
+    /// `inv`, ∂L/∂(the folded permutation's output), read through it) and dld.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -95,8 +110,11 @@ impl ConvCoupling {
         dld: &wgpu::Buffer,
         dy: &wgpu::Buffer,
         drm: &wgpu::Buffer,
+        inv: Option<&wgpu::Buffer>,
     ) -> Dispatch {
-        let un = self.uniform(gpu, "conv_coupling_backward", &y, &du);
-        gpu.pipelines().conv_coupling_backward.bind(gpu, &un, &[y.buf, rm, du.buf, dld, dy, drm], self.elements())
+        let un = self.uniform(gpu, "conv_coupling_backward", &y, &du, inv.is_some());
+        let inv = inv.unwrap_or(rm);
+        let bufs = [y.buf, rm, du.buf, dld, dy, drm, inv];
+        gpu.pipelines().conv_coupling_backward.bind(gpu, &un, &bufs, self.elements())
     }
 }
