@@ -3,7 +3,8 @@
 // A, B and C are strided views into flat buffers: element (i, k) of A lives at
 // a_off + i*a_rs + k*a_cs, so the transposes backprop needs (dY·Wᵀ, Xᵀ·dY) are the same
 // kernel with other strides, and a column block (the coupling's y_a) is a view too.
-// flags: BIAS adds aux[aux_off + j]; RELU clamps at 0; ACCUM adds into C (C += A·B);
+// flags: BIAS adds aux[aux_off + j] (with ROWBIAS, aux[aux_off + i]: a 1×1 convolution's
+// bias per output channel, its rows); RELU clamps at 0; ACCUM adds into C (C += A·B);
 // MASK multiplies by 1[aux[aux_off + i·c_rs + j] > 0] — the ReLU derivative in backprop,
 // aux being the layer's post-ReLU output (same shape as C). COLSUM also writes (=) the
 // column sums of B, Σ_k B(k, j), to c[cs_off + j]: a weight gradient's GEMM (dW = Xᵀ·dZ)
@@ -47,6 +48,7 @@ const RELU: u32 = 2u;
 const ACCUM: u32 = 4u;
 const MASK: u32 = 8u;
 const COLSUM: u32 = 16u;
+const ROWBIAS: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -91,7 +93,7 @@ fn store(row: u32, col: u32, acc: f32) {
         v += c[idx];
     }
     if ((g.flags & BIAS) != 0u) {
-        v += aux[aux_off + col];
+        v += aux[aux_off + select(col, row, (g.flags & ROWBIAS) != 0u)];
     }
     if ((g.flags & MASK) != 0u && aux[aux_off + row * g.c_rs + col] <= 0.0) {
         v = 0.0;

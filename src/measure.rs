@@ -106,6 +106,7 @@ impl GemmTrial {
             a: View { buf: &ab, off: av.off, rs: av.rs, cs: av.cs, ms: 0 },
             b: View { buf: &bb, off: bv.off, rs: bv.rs, cs: bv.cs, ms: 0 },
             bias: None,
+            bias_rows: false,
             mask: None,
             c: View::rows(&cb, 0, n),
             relu: false,

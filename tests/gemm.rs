@@ -22,6 +22,8 @@ enum Layout {
 enum Aux {
     None,
     Bias,
+    /// The bias by rows (ROWBIAS: a 1×1 convolution's per output channel).
+    RowBias,
     Mask,
 }
 
@@ -75,7 +77,7 @@ fn check_views(
     colsum: bool,
     aligned: bool,
 ) -> Entry {
-    let bias = aux == Aux::Bias;
+    let bias = matches!(aux, Aux::Bias | Aux::RowBias);
     let gpu = gpu();
     // Offsets and an extra leading dimension on A test strided views and column blocks;
     // for the vec4 paths they are multiples of 4 (else those paths must fall back).
@@ -114,21 +116,38 @@ fn check_views(
     let (a64, b64, bias64) = (to_f64(&a), to_f64(&b), to_f64(&bias_v));
     for z in 0..models {
         let auxz = &bias64[z * aux_ms..(z + 1) * aux_ms];
-        gemm(
-            &mut want[z * c_ms..(z + 1) * c_ms],
-            Strided::rows(c_off, n),
-            &a64[z * a_ms..(z + 1) * a_ms],
-            av,
-            &b64[z * b_ms..(z + 1) * b_ms],
-            bv,
-            bias.then_some((auxz, bias_off)),
-            (aux == Aux::Mask).then_some((auxz, bias_off)),
-            m,
-            n,
-            k,
-            relu,
-            accumulate,
-        );
+        if aux == Aux::RowBias {
+            mflow::reference::gemm::gemm_bias_rows(
+                &mut want[z * c_ms..(z + 1) * c_ms],
+                Strided::rows(c_off, n),
+                &a64[z * a_ms..(z + 1) * a_ms],
+                av,
+                &b64[z * b_ms..(z + 1) * b_ms],
+                bv,
+                (auxz, bias_off),
+                m,
+                n,
+                k,
+                relu,
+                accumulate,
+            );
+        } else {
+            gemm(
+                &mut want[z * c_ms..(z + 1) * c_ms],
+                Strided::rows(c_off, n),
+                &a64[z * a_ms..(z + 1) * a_ms],
+                av,
+                &b64[z * b_ms..(z + 1) * b_ms],
+                bv,
+                bias.then_some((auxz, bias_off)),
+                (aux == Aux::Mask).then_some((auxz, bias_off)),
+                m,
+                n,
+                k,
+                relu,
+                accumulate,
+            );
+        }
         if colsum {
             let bz = &b64[z * b_ms..(z + 1) * b_ms];
             for j in 0..n {
@@ -151,6 +170,7 @@ fn check_views(
         a: view(&ab, av, a_ms),
         b: view(&bb, bv, b_ms),
         bias: bias.then_some((&biasb, bias_off, aux_ms)),
+        bias_rows: aux == Aux::RowBias,
         mask: (aux == Aux::Mask).then_some((&biasb, bias_off, aux_ms)),
         c: View::rows(&cb, c_off, n).per_model(c_ms),
         relu,
@@ -186,6 +206,7 @@ const SHAPES: [(usize, usize, usize); 9] = [
 fn gemm_reg_matches_reference() {
     for &(m, n, k) in &SHAPES {
         check(Variant::Reg, Layout::Nn, m, n, k, Aux::Bias, true, false);
+        check(Variant::Reg, Layout::Nn, m, n, k, Aux::RowBias, true, true);
         check(Variant::Reg, Layout::Nt, m, n, k, Aux::Mask, false, true);
         check(Variant::Reg, Layout::Tn, m, n, k, Aux::None, false, false);
     }
@@ -196,6 +217,7 @@ fn gemm_tiled_matches_reference() {
     for &(m, n, k) in &SHAPES {
         for v in [Variant::Tiled, Variant::TiledWide] {
             check(v, Layout::Nn, m, n, k, Aux::Bias, true, false);
+            check(v, Layout::Nn, m, n, k, Aux::RowBias, false, false);
             check(v, Layout::Nt, m, n, k, Aux::Mask, false, true);
             check(v, Layout::Tn, m, n, k, Aux::Bias, false, true);
         }
@@ -212,6 +234,8 @@ fn gemm_vec4_paths_match_reference() {
         let nn = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4 };
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, false), nn);
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::RowBias, false, true), nn);
+        assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::RowBias, true, false), Entry::Tn4);
         // The small-tile family: the same conditions, a quarter of the work per thread.
         let nn_s = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4S };
         assert_eq!(check(Variant::Vec4Small, Layout::Nn, m, n, k, Aux::Bias, true, false), nn_s);

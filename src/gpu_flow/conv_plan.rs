@@ -13,7 +13,7 @@ use crate::gpu::{storage, storage_init, Dispatch, Gpu};
 use crate::kernels::channorm::ChanNorm;
 use crate::kernels::conv::{Conv, Planes};
 use crate::kernels::conv_coupling::ConvCoupling;
-use crate::kernels::gemm::GemmChoice;
+use crate::kernels::gemm::{Gemm, GemmChoice, View};
 use crate::kernels::inv1x1::{self, Inv1x1};
 use crate::kernels::permute;
 use crate::model::{invert_perm, Flow, FlowConfig, Layer, Region, Split};
@@ -44,6 +44,7 @@ fn compact(buf: usize, n: usize, len: usize) -> Slot {
 /// Everything the layers' plans share.
 struct Ctx<'a> {
     gpu: &'a Gpu,
+    gemms: GemmChoice,
     n: usize,
     models: usize,
     ps: usize,
@@ -91,6 +92,14 @@ struct Plan {
     backward: Vec<Dispatch>,
 }
 
+impl Plan {
+    /// Every dispatch run for `models` models (grid z).
+    fn with_models(self, models: usize) -> Plan {
+        let z = |v: Vec<Dispatch>| v.into_iter().map(|d| d.models(models)).collect();
+        Plan { forward: z(self.forward), init: z(self.init), inverse: z(self.inverse), backward: z(self.backward) }
+    }
+}
+
 /// Plans a conv flow: returns its full-width buffers (input first, latent u last), its
 /// programs (without the loss) and the buffer the loss's backward writes ∂L/∂u into.
 pub(super) fn build(
@@ -125,6 +134,7 @@ pub(super) fn build(
     let full = |label: &str| storage(gpu, label, models * n * hidden);
     let mut cx = Ctx {
         gpu,
+        gemms,
         n,
         models,
         ps,
@@ -254,7 +264,10 @@ pub(super) fn build(
                 unreachable!("the head starts at the first dense layer")
             }
         };
-        plans.push(p);
+        // A coupling's plan sets each dispatch's grid z itself (its 1×1 convolutions may run
+        // as GEMMs over the batch's samples).
+        let coupling = matches!(layer, Layer::Checkerboard { .. } | Layer::ChannelCoupling { .. });
+        plans.push(if coupling { p } else { p.with_models(models) });
     }
 
     // Flat ε joins the head's rows after the last scale's values.
@@ -271,8 +284,8 @@ pub(super) fn build(
     let mut prog = Program::default();
     let m = |d: Dispatch| d.models(models);
     for p in &plans {
-        prog.forward.extend(p.forward.iter().cloned().map(m));
-        prog.forward_init.extend(p.init.iter().cloned().map(m));
+        prog.forward.extend(p.forward.iter().cloned());
+        prog.forward_init.extend(p.init.iter().cloned());
     }
     prog.forward.extend(eps_in.clone().map(m));
     prog.forward_init.extend(eps_in.map(m));
@@ -284,7 +297,7 @@ pub(super) fn build(
     prog.inverse.extend(head.prog.inverse);
     prog.inverse.extend(eps_back.map(m));
     for p in plans.iter().rev() {
-        prog.inverse.extend(p.inverse.iter().cloned().map(m));
+        prog.inverse.extend(p.inverse.iter().cloned());
     }
     if training {
         prog.backward.push(m(permute::copy_columns(
@@ -296,7 +309,7 @@ pub(super) fn build(
         )));
         prog.backward.extend(head.prog.backward);
         for p in plans.iter().rev() {
-            prog.backward.extend(p.backward.iter().cloned().map(m));
+            prog.backward.extend(p.backward.iter().cloned());
         }
     }
     let mut acts = vec![cx.bufs[0].clone()];
@@ -357,18 +370,70 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
     let (xp, up) = (x.planes(&cx.bufs), out.planes(&cx.bufs));
     // The conditioner on `input`'s planes into `rm` (`init`: each ActNorm first takes its
     // input's statistics), reading and writing the given hidden buffers.
+    let models = cx.models;
+    let z = |d: Dispatch| d.models(models);
+    // A 1×1 convolution of one model is a GEMM per sample, C_s = W·X_s (+ bias per output
+    // channel), run by the tuned GEMM families with the sample as the grid's z.
+    let as_gemm = |conv: &Conv| conv.conv.k == 1 && models == 1 && n <= 65535;
+    let conv_forward = |j: usize, src: Planes, dst: Planes| -> Dispatch {
+        let conv = &convs[j];
+        if !as_gemm(conv) {
+            return z(conv.forward(gpu, &c.params, src, dst, false));
+        }
+        let k = conv.conv;
+        Gemm {
+            m: k.c_out,
+            n: hw,
+            k: k.c_in,
+            a: View { buf: &c.params, off: k.w, rs: k.c_in, cs: 1, ms: 0 },
+            b: View { buf: src.buf, off: src.off, rs: hw, cs: 1, ms: src.rs },
+            bias: Some((&c.params, k.b, 0)),
+            bias_rows: true,
+            mask: None,
+            c: View { buf: dst.buf, off: dst.off, rs: hw, cs: 1, ms: dst.rs },
+            relu: false,
+            accumulate: false,
+            colsum: None,
+            models: n,
+        }
+        .run(gpu, cx.gemms, &format!("cp{index}.conv{j}"))
+    };
+    // ∂L/∂(input) (=) of hidden convolution j from ∂L/∂(output): Wᵀ·dY_s for a 1×1.
+    let conv_backward_data = |j: usize, dy: Planes, dx: Planes| -> Dispatch {
+        let conv = &convs[j];
+        if !as_gemm(conv) {
+            return z(conv.backward_data(gpu, &c.params, dy, dx, false));
+        }
+        let k = conv.conv;
+        Gemm {
+            m: k.c_in,
+            n: hw,
+            k: k.c_out,
+            a: View { buf: &c.params, off: k.w, rs: 1, cs: k.c_in, ms: 0 },
+            b: View { buf: dy.buf, off: dy.off, rs: hw, cs: 1, ms: dy.rs },
+            bias: None,
+            bias_rows: false,
+            mask: None,
+            c: View { buf: dx.buf, off: dx.off, rs: hw, cs: 1, ms: dx.rs },
+            relu: false,
+            accumulate: false,
+            colsum: None,
+            models: n,
+        }
+        .run(gpu, cx.gemms, &format!("cp{index}.dconv{j}"))
+    };
     let conditioner = |input: Planes, post: &[&wgpu::Buffer], rm: &wgpu::Buffer, init: bool| {
         let mut d = Vec::new();
         let mut src = input;
-        for (j, conv) in convs.iter().enumerate() {
+        for j in 0..convs.len() {
             if j == last {
-                d.push(conv.forward(gpu, &c.params, src, act(rm, c_rm, hw, n), false));
+                d.push(conv_forward(j, src, act(rm, c_rm, hw, n)));
             } else {
-                d.push(conv.forward(gpu, &c.params, src, act(&cx.pre, wc, hw, n), false));
+                d.push(conv_forward(j, src, act(&cx.pre, wc, hw, n)));
                 if init {
-                    d.push(norms[j].init(gpu, &c.params, act(&cx.pre, wc, hw, n)));
+                    d.push(z(norms[j].init(gpu, &c.params, act(&cx.pre, wc, hw, n))));
                 }
-                d.push(norms[j].forward(gpu, &c.params, act(&cx.pre, wc, hw, n), act(post[j], wc, hw, n), &c.logdet));
+                d.push(z(norms[j].forward(gpu, &c.params, act(&cx.pre, wc, hw, n), act(post[j], wc, hw, n), &c.logdet)));
                 src = act(post[j], wc, hw, n);
             }
         }
@@ -387,22 +452,22 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
         None => (out, None),
     };
     let sp = store.planes(&cx.bufs);
-    p.forward.push(cc.forward(gpu, xp, rm, sp, &c.logdet, inv));
-    p.init.push(cc.forward(gpu, xp, rm, sp, &c.logdet, inv));
-    p.inverse.push(cc.inverse(gpu, up, &cx.rm, xp));
+    p.forward.push(z(cc.forward(gpu, xp, rm, sp, &c.logdet, inv)));
+    p.init.push(z(cc.forward(gpu, xp, rm, sp, &c.logdet, inv)));
+    p.inverse.push(z(cc.inverse(gpu, up, &cx.rm, xp)));
     if cx.training {
         let (dxp, dup) = (x.planes(&cx.dbufs), store.planes(&cx.dbufs));
-        p.backward.push(cc.backward(gpu, xp, rm, dup, &c.dld, &cx.dbufs[x.buf], &cx.drm, inv));
+        p.backward.push(z(cc.backward(gpu, xp, rm, dup, &c.dld, &cx.dbufs[x.buf], &cx.drm, inv)));
         for j in (0..=last).rev() {
             let dy = if j == last { act(&cx.drm, c_rm, hw, n) } else { act(&cx.dpre, wc, hw, n) };
             let input = if j == 0 { xp } else { act(posts[j - 1], wc, hw, n) };
-            p.backward.push(convs[j].backward_weights(gpu, input, dy, &c.grads));
+            p.backward.push(z(convs[j].backward_weights(gpu, input, dy, &c.grads)));
             if j == 0 {
-                p.backward.push(convs[0].backward_data(gpu, &c.params, dy, dxp, true));
+                p.backward.push(z(convs[0].backward_data(gpu, &c.params, dy, dxp, true)));
             } else {
-                p.backward.push(convs[j].backward_data(gpu, &c.params, dy, act(&cx.dpost, wc, hw, n), false));
+                p.backward.push(conv_backward_data(j, dy, act(&cx.dpost, wc, hw, n)));
                 let (post, dpost, dpre) = (act(posts[j - 1], wc, hw, n), &cx.dpost, act(&cx.dpre, wc, hw, n));
-                p.backward.push(norms[j - 1].backward(gpu, &c.params, post, dpost, &c.dld, dpre, &c.grads));
+                p.backward.push(z(norms[j - 1].backward(gpu, &c.params, post, dpost, &c.dld, dpre, &c.grads)));
             }
         }
     }

@@ -61,6 +61,7 @@ pub const RELU: u32 = 2;
 pub const ACCUM: u32 = 4;
 pub const MASK: u32 = 8;
 pub const COLSUM: u32 = 16;
+pub const ROWBIAS: u32 = 32;
 
 /// Which family of gemm.wgsl entry points runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,8 +246,10 @@ pub struct Gemm<'a> {
     pub k: usize,
     pub a: View<'a>,
     pub b: View<'a>,
-    /// Bias; added per column.
+    /// Bias; added per column (per row with `bias_rows`).
     pub bias: Option<Aux<'a>>,
+    /// The bias indexes rows: a 1×1 convolution's per output channel (C = W·X per sample).
+    pub bias_rows: bool,
     /// ReLU mask (m×n, row stride `c.rs`): zeroes C where the mask is ≤ 0. Excludes `bias`.
     pub mask: Option<Aux<'a>>,
     pub c: View<'a>,
@@ -286,6 +289,9 @@ impl Gemm<'_> {
         let mut flags = 0;
         if self.bias.is_some() {
             flags |= BIAS;
+            if self.bias_rows {
+                flags |= ROWBIAS;
+            }
         }
         if self.relu {
             flags |= RELU;

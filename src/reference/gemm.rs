@@ -59,3 +59,31 @@ pub fn gemm(
         }
     }
 }
+
+/// `gemm` with its bias indexed by rows (the ROWBIAS flag): C = [C +] A·B + bias[i] [→ ReLU].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_bias_rows(
+    c: &mut [f64],
+    cv: Strided,
+    a: &[f64],
+    av: Strided,
+    b: &[f64],
+    bv: Strided,
+    bias: (&[f64], usize),
+    m: usize,
+    n: usize,
+    k: usize,
+    relu: bool,
+    accumulate: bool,
+) {
+    gemm(c, cv, a, av, b, bv, None, None, m, n, k, false, accumulate);
+    for i in 0..m {
+        for j in 0..n {
+            let idx = cv.off + i * cv.rs + j * cv.cs;
+            c[idx] += bias.0[bias.1 + i];
+            if relu {
+                c[idx] = c[idx].max(0.0);
+            }
+        }
+    }
+}
