@@ -15,6 +15,10 @@
 //                  checkerboard mask (i + j) mod 2 = parity is 0 (the forward's b ⊙ y);
 //                  MASK_OUT stores 0 there (the data gradient of b ⊙ y). Thread: 4 pixels ×
 //                  4 channels; workgroup 8×8 → a 32×32 tile; dispatch (⌈N/32⌉, ⌈M/32⌉, models).
+//   conv_forward_narrow — conv_forward for fewer than 4 output channels (a conditioner's
+//                  last convolution, 64 → 2C, and its first's data gradient, 64 → C), where
+//                  4-channel blocks would mostly compute clamped duplicates: thread 8 pixels ×
+//                  1 channel; workgroup 64 → 512 pixels; dispatch (⌈M/512⌉, N, models).
 //   conv_wgrad   — ∂W(o, c, di, dj) (=) Σ_{s, p} dy(s, o, p) · in(s, c, p + (di, dj) − k/2) and
 //                  ∂bias(o) (=) Σ dy(s, o, p): a GEMM of M = c_out by N = c_in·k² over
 //                  K = n·h·w, MASK_IN as above. Thread: 4 × 4 outputs, and the invocations of
@@ -140,6 +144,68 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             out[idx] = v;
         }
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv_forward_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let hw = cv.h * cv.w;
+    let m_total = cv.n * hw;
+    let flip = has(FLIP);
+    let n_in = select(cv.c_in, cv.c_out, flip);
+    let n_out = select(cv.c_out, cv.c_in, flip);
+    let row0 = gid.x * 8u;
+    let o = gid.y;
+    if (row0 >= m_total || o >= n_out) {
+        return;
+    }
+    let x_off = cv.x_off + gid.z * cv.x_ms;
+    let w_off = cv.w_off + gid.z * cv.p_ms;
+    var s: array<u32, 8>;
+    var pi: array<u32, 8>;
+    var pj: array<u32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        let m = min(row0 + r, m_total - 1u);
+        s[r] = m / hw;
+        pi[r] = (m % hw) / cv.w;
+        pj[r] = m % cv.w;
+    }
+    var acc: array<f32, 8>;
+    let k = cv.k;
+    for (var c = 0u; c < n_in; c++) {
+        for (var di = 0u; di < k; di++) {
+            for (var dj = 0u; dj < k; dj++) {
+                var widx: u32;
+                if (flip) {
+                    widx = ((c * cv.c_in + o) * k + (k - 1u - di)) * k + (k - 1u - dj);
+                } else {
+                    widx = ((o * cv.c_in + c) * k + di) * k + dj;
+                }
+                let wv = p1[w_off + widx];
+                for (var r = 0u; r < 8u; r++) {
+                    acc[r] += load_in(x_off, s[r], c, pi[r], pj[r], di, dj) * wv;
+                }
+            }
+        }
+    }
+    let y_off = cv.y_off + gid.z * cv.y_ms;
+    let b_off = cv.b_off + gid.z * cv.p_ms;
+    for (var r = 0u; r < 8u; r++) {
+        if (row0 + r >= m_total) {
+            break;
+        }
+        let idx = y_off + s[r] * cv.y_rs + o * hw + pi[r] * cv.w + pj[r];
+        var v = acc[r];
+        if (has(BIAS)) {
+            v += p1[b_off + o];
+        }
+        if (has(MASK_OUT) && ((pi[r] + pj[r]) % 2u) != cv.parity) {
+            v = 0.0;
+        }
+        if (has(ACCUM)) {
+            v += out[idx];
+        }
+        out[idx] = v;
     }
 }
 

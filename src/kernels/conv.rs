@@ -57,8 +57,10 @@ pub struct Conv {
     pub ps: usize,
 }
 
-/// Output tile of one workgroup of either entry point (8×8 invocations of 4×4).
+/// Output tile of one workgroup of conv_forward and conv_wgrad (8×8 invocations of 4×4).
 pub const TILE: usize = 32;
+/// Pixels of one workgroup of conv_forward_narrow (64 invocations of 8).
+pub const NARROW_ROWS: usize = 512;
 
 impl Conv {
     /// `mask_flag` (MASK_IN or MASK_OUT) joins `flags` when the convolution is masked.
@@ -87,16 +89,24 @@ impl Conv {
         uniform(gpu, label, &u)
     }
 
-    fn row_tiles(&self) -> u32 {
-        (self.n * self.h * self.w).div_ceil(TILE) as u32
+    /// The forward entry point for `n_out` output channels: 4-channel blocks, or one
+    /// channel per thread where fewer than 4 would leave most of a block clamped duplicates.
+    fn run(&self, gpu: &Gpu, un: &wgpu::Buffer, bufs: &[&wgpu::Buffer], n_out: usize) -> Dispatch {
+        let rows = self.n * self.h * self.w;
+        if n_out < 4 {
+            let wg = [rows.div_ceil(NARROW_ROWS) as u32, n_out as u32, 1];
+            gpu.pipelines().conv_forward_narrow.bind(gpu, un, bufs, wg)
+        } else {
+            let wg = [n_out.div_ceil(TILE) as u32, rows.div_ceil(TILE) as u32, 1];
+            gpu.pipelines().conv_forward.bind(gpu, un, bufs, wg)
+        }
     }
 
     /// y = conv(x) + bias (`accumulate`: y +=), x read through the mask.
     pub fn forward(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Planes, y: Planes, accumulate: bool) -> Dispatch {
         let flags = BIAS | if accumulate { ACCUM } else { 0 };
         let un = self.uniform(gpu, "conv_forward", flags, MASK_IN, &x, &y);
-        let wg = [self.conv.c_out.div_ceil(TILE) as u32, self.row_tiles(), 1];
-        gpu.pipelines().conv_forward.bind(gpu, &un, &[params, x.buf, y.buf], wg)
+        self.run(gpu, &un, &[params, x.buf, y.buf], self.conv.c_out)
     }
 
     /// dx (=, or += with `accumulate`) from dy: the transposed, flipped convolution, stored
@@ -111,8 +121,7 @@ impl Conv {
     ) -> Dispatch {
         let flags = FLIP | if accumulate { ACCUM } else { 0 };
         let un = self.uniform(gpu, "conv_backward_data", flags, MASK_OUT, &dy, &dx);
-        let wg = [self.conv.c_in.div_ceil(TILE) as u32, self.row_tiles(), 1];
-        gpu.pipelines().conv_forward.bind(gpu, &un, &[params, dy.buf, dx.buf], wg)
+        self.run(gpu, &un, &[params, dy.buf, dx.buf], self.conv.c_in)
     }
 
     /// ∂W and ∂bias (=) into `grads` at the parameters' offsets, from the forward's input x
