@@ -433,7 +433,13 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
                 if init {
                     d.push(z(norms[j].init(gpu, &c.params, act(&cx.pre, wc, hw, n))));
                 }
-                d.push(z(norms[j].forward(gpu, &c.params, act(&cx.pre, wc, hw, n), act(post[j], wc, hw, n), &c.logdet)));
+                d.push(z(norms[j].forward(
+                    gpu,
+                    &c.params,
+                    act(&cx.pre, wc, hw, n),
+                    act(post[j], wc, hw, n),
+                    &c.logdet,
+                )));
                 src = act(post[j], wc, hw, n);
             }
         }
