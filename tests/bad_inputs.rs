@@ -148,6 +148,8 @@ fn flags_out_of_range_name_their_flag() {
         (vec!["train", "--epochs", "99999999999"], vec!["--epochs"]),
         (vec!["train", "--data", "mnist"], vec!["mnist:DIR"]),
         (vec!["train", "--arch", "conv"], vec!["--arch conv", "moons"]),
+        (vec!["train", "--time-limit", "0"], vec!["--time-limit"]),
+        (vec!["train", "--time-limit", "nan"], vec!["--time-limit"]),
         (vec!["train", "--data", "gauss", "--arch", "conv"], vec!["--arch conv", "not image data"]),
         (vec!["train", "--data", "digits", "--scales", "2"], vec!["--scales", "--arch conv"]),
         (vec!["train", "--data", "digits", "--aux-channels", "1"], vec!["--aux-channels", "--arch conv"]),

@@ -158,3 +158,31 @@ fn warm_up_and_cosine_rates_match_their_formula() {
     let quarter = 1e-5 + (lr - 1e-5) * 0.5 * (1.0 + (std::f64::consts::PI * 0.25).cos());
     assert!((cos.lr_at(lr, 35, 110) - quarter).abs() < 1e-15);
 }
+
+#[test]
+fn a_time_limit_stops_training_validates_checkpoints_and_evaluates() {
+    let d = tmp("time-limit");
+    // 400 epochs would take minutes; a 0.002-minute (0.12 s) limit stops at the first logged
+    // step past it.
+    let mut c = small(400, 1e-2);
+    c.time_limit = Some(0.002);
+    let s = run::train(gpu(), &c, &d, None, &run::Options::default()).unwrap();
+    let total = 400 * (256 / 32) as u64;
+    assert!(s.steps < total && s.steps.is_multiple_of(4), "stopped at a logged step: {}", s.steps);
+    let log = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    let stop: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["event"] == "time_limit")
+        .collect();
+    assert_eq!(stop.len(), 1, "{log}");
+    assert_eq!(stop[0]["step"].as_u64(), Some(s.steps));
+    // Validated at the stop (selection has a figure for it), checkpointed there, evaluated.
+    assert_eq!(validations(&d).last().map(|v| v.0), Some(s.steps));
+    let (_, state) = checkpoint::load(&d.join("model.safetensors"), None).unwrap();
+    assert_eq!(state.unwrap().step, s.steps);
+    assert!(s.heldout_ll.is_finite());
+    // Resuming the folder does not train past where the limit stopped it.
+    let again = run::train(gpu(), &c, &d, Some(&d.join("model.safetensors")), &run::Options::default()).unwrap();
+    assert_eq!(again.steps, s.steps);
+}

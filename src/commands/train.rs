@@ -110,6 +110,10 @@ pub struct TrainArgs {
     /// updated with Adam's step on the GPU; validation and the final evaluation use it.
     #[arg(long, value_parser = positive)]
     pub ema: Option<f64>,
+    /// Stop training after this many minutes (validating and checkpointing that step), then
+    /// evaluate as usual: runs compared at equal training time.
+    #[arg(long, value_parser = positive)]
+    pub time_limit: Option<f64>,
     #[command(flatten)]
     pub conv: ConvArgs,
 }
@@ -283,6 +287,7 @@ impl TrainArgs {
             warmup: self.warmup,
             lr_min: self.lr_min,
             ema: self.ema,
+            time_limit: self.time_limit,
             conv: self.conv.flags(self.blocks.is_some())?,
             ..self.schedule.overrides()
         }

@@ -39,6 +39,10 @@ pub struct RunConfig {
     /// The learning rate over the run (a run recorded before it: constant).
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Minutes of training after which the run stops (validating and checkpointing that
+    /// step) and is evaluated: runs compared at equal training time.
+    #[serde(default)]
+    pub time_limit: Option<f64>,
 }
 
 /// Which model a run's final evaluation uses.
@@ -168,6 +172,7 @@ impl RunConfig {
             density_map: false,
             selection: Selection { validate_every: default_validate_every(epochs), ..Default::default() },
             lr_schedule: LrSchedule::default(),
+            time_limit: None,
         }
     }
 
@@ -265,6 +270,11 @@ impl RunConfig {
         let s = &self.lr_schedule;
         if !(s.lr_min.is_finite() && s.lr_min >= 0.0 && s.lr_min <= self.optim.lr) {
             bail!("--lr-min {}: must be in 0..=--lr ({})", s.lr_min, self.optim.lr);
+        }
+        if let Some(t) = self.time_limit {
+            if !(t.is_finite() && t > 0.0 && t <= 1e6) {
+                bail!("--time-limit {t}: minutes of training, positive and at most 1000000");
+            }
         }
         if self.eval_points == Some(0) {
             bail!("--eval-points 0: must be at least 1 (leave it out to evaluate every point)");
@@ -439,6 +449,7 @@ impl RunConfig {
         cmp("test size", self.sizes.test.to_string(), other.sizes.test.to_string());
         cmp("eval points", format!("{:?}", self.eval_points), format!("{:?}", other.eval_points));
         cmp("selection", format!("{:?}", self.selection), format!("{:?}", other.selection));
+        cmp("time limit", format!("{:?}", self.time_limit), format!("{:?}", other.time_limit));
         out
     }
 }
@@ -473,6 +484,8 @@ pub struct Overrides {
     pub warmup: Option<u64>,
     pub lr_min: Option<f64>,
     pub ema: Option<f64>,
+    /// Minutes of training.
+    pub time_limit: Option<f64>,
     /// A convolutional multiscale flow (CONV.md) instead of the dense one.
     pub conv: Option<ConvFlags>,
 }
@@ -555,5 +568,6 @@ impl Overrides {
         s.warmup = self.warmup.unwrap_or(s.warmup);
         s.lr_min = self.lr_min.unwrap_or(s.lr_min);
         c.optim.ema = self.ema.or(c.optim.ema);
+        c.time_limit = self.time_limit.or(c.time_limit);
     }
 }

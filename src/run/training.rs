@@ -190,8 +190,9 @@ pub fn group_key(cfg: &RunConfig) -> String {
     let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{}+{}", cfg.data.describe(), f.b) };
     // A conv flow's whole architecture (ε channels included) is part of its shape.
     let conv = f.conv.as_ref().map_or(String::new(), |a| format!(" {a:?}"));
+    let limit = cfg.time_limit.map_or(String::new(), |m| format!(" limit{m}min"));
     format!(
-        "{width}{conv} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{} ckpt{}",
+        "{width}{conv}{limit} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{} ckpt{}",
         f.blocks,
         f.depth,
         f.hidden,
@@ -546,6 +547,22 @@ impl<'a> Group<'a> {
         Ok(stopped)
     }
 
+    /// `--time-limit` reached at `step`: every live run stops there, saying so.
+    fn stop_at_time_limit(&mut self, step: u64) -> Result<()> {
+        let minutes = self.cfg.time_limit.unwrap_or(0.0);
+        for (w, m) in self.watch.iter_mut().zip(self.members.iter()) {
+            if w.live() {
+                w.stopped = Some(step);
+                w.log.write(&json!({ "event": "time_limit", "step": step, "minutes": minutes }))?;
+                let dir = m.folder.dir.display();
+                self.bar.suspend(|| {
+                    eprintln!("{dir}: stopped at step {step}: --time-limit {minutes} minutes of training reached")
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Logs what the trainer read back, checks it for divergence and updates the bar.
     fn handle(&mut self, logged: Vec<Logged>, epoch: usize) -> Result<()> {
         for l in &logged {
@@ -657,6 +674,18 @@ impl<'a> Group<'a> {
                 self.handle(logged, epoch)?;
                 // A run that stops here keeps this step's checkpoint.
                 save |= self.validate(step)?;
+            }
+            // The time limit: checked at logged steps (their readback has waited for the GPU),
+            // on the training time alone.
+            let trained = || self.start.elapsed().as_secs_f64() - checkpoint_secs - self.validation_seconds;
+            if log && step < total && self.cfg.time_limit.is_some_and(|m| trained() >= 60.0 * m) {
+                let logged = self.trainer.drain(gpu)?;
+                self.handle(logged, epoch)?;
+                if every > 0 && !validate {
+                    self.validate(step)?;
+                }
+                self.stop_at_time_limit(step)?;
+                save = true;
             }
             if save {
                 let t = Instant::now();
