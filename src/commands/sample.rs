@@ -73,7 +73,7 @@ pub fn sample(ctx: &Context, args: SampleArgs) -> Result<()> {
     let kernels = tune::kernels(&gpu, ctx.tuning, &[Need::Inference(flow.config.clone())])?;
     let samples = crate::sample::sample(&gpu, flow, n, temperature, seed, &kernels)?;
     let title = match &trained.run {
-        Some(cfg) => crate::run::finish::model_title(cfg, density_samples),
+        Some(cfg) => crate::run::finish::model_title(cfg, density_samples, trained.step),
         None => format!("{}  D={} B={}", data.spec, flow.config.d, flow.config.b),
     };
     let title = format!("{title}  T = {temperature}");

@@ -84,6 +84,8 @@ pub struct Model {
     pub flow: Flow,
     pub run: Option<RunConfig>,
     pub standardize: Option<Standardize>,
+    /// The training step of these parameters (a checkpoint with training state).
+    pub step: Option<u64>,
 }
 
 pub fn load_model(path: &Path) -> Result<Model> {
@@ -113,7 +115,8 @@ pub fn load_model(path: &Path) -> Result<Model> {
             bail!("{}: the standardisation does not fit the model (D = {})", path.display(), flow.config.d);
         }
     }
-    Ok(Model { flow, run, standardize })
+    let step = state.as_ref().map(|s| s.step);
+    Ok(Model { flow, run, standardize, step })
 }
 
 /// What a command reading `model` (at `path`) reads besides: the data given (`--data`),

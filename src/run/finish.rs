@@ -187,7 +187,7 @@ pub(crate) fn finish(
     let dequant = data.image.as_ref().filter(|i| i.pre.mode == Mode::Dequant);
     let bpd = |ll: f64| dequant.map(|i| i.pre.bits_per_dim(ll, flow.config.d));
     let bpd_se = dequant.map(|_| heldout_e.se / (flow.config.d as f64 * std::f64::consts::LN_2));
-    let title = model_title(cfg, ev.s);
+    let title = model_title(cfg, ev.s, Some(trained.selected_step));
     if let Some(info) = &data.image {
         let samples = crate::sample::sample(gpu, flow, 64, 1.0, cfg.flow.seed, kernels)?;
         crate::plot::image_grid(&samples, info, Some(&data.test), 8, &title, &folder.samples())?;
@@ -259,11 +259,13 @@ pub(crate) fn curves(folder: &RunFolder, cfg: &RunConfig, trained: &Trained) -> 
     crate::plot::curves(&loss, &val, &s, selected, &title, &folder.dir.join("curves.png"))
 }
 
-/// What a figure's title says of a model: data, D and B, schedule, and S.
-pub fn model_title(cfg: &RunConfig, s: usize) -> String {
+/// What a figure's title says of a model: data, D and B, the step of its parameters (when
+/// known: a run stopped early or selected on validation is not its schedule's end), and S.
+pub fn model_title(cfg: &RunConfig, s: usize, step: Option<u64>) -> String {
     let f = &cfg.flow;
     let est = if f.b == 0 { "exact (B = 0)".to_string() } else { format!("S = {s}") };
-    format!("{}  D={} B={}  {} epochs  {est}", cfg.data.describe(), f.d, f.b, cfg.epochs)
+    let when = step.map_or(format!("{} epochs", cfg.epochs), |n| format!("step {n}"));
+    format!("{}  D={} B={}  {when}  {est}", cfg.data.describe(), f.d, f.b)
 }
 
 /// The model's density beside the truth (where it is known) on one colour scale:
