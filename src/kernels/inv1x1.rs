@@ -26,8 +26,8 @@ pub struct Inv1x1Uniform {
 pub const INVERSE: u32 = 1;
 pub const TRANSPOSE: u32 = 2;
 pub const LOGDET: u32 = 4;
-/// The most channels the shader's column solves hold.
-pub const MAX_C: usize = 256;
+/// The most channels the shader's column solves hold (its MAX_C); the model refuses more.
+pub const MAX_C: usize = crate::model::conv::MAX_INV1X1_CHANNELS;
 
 /// One 1×1 convolution over `n` samples of `c` channels × `hw` pixels; its packed LU tensor
 /// at `lu` in the parameters (`ps` per model).

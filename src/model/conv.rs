@@ -51,6 +51,9 @@ pub const MAX_SIDE: usize = 1024;
 pub const MAX_SCALES: usize = 6;
 pub const MAX_CONV_HIDDEN: usize = 4096;
 pub const MAX_CONV_DEPTH: usize = 16;
+/// The most channels a 1×1 convolution mixes (inv1x1.wgsl solves one column of W⁻¹ per
+/// invocation in a private array of this size).
+pub const MAX_INV1X1_CHANNELS: usize = 256;
 
 /// The part of a row a conv layer acts on: `c·h·w` values from `off`, in `(c, i, j)` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,10 +212,10 @@ impl ConvArch {
         }
         if self.permute == ChannelPermute::Conv1x1 {
             let widest = self.conditioners().iter().map(|&(c, ..)| c).max().unwrap_or(0);
-            if widest > crate::kernels::inv1x1::MAX_C {
+            if widest > MAX_INV1X1_CHANNELS {
                 bail!(
                     "--permute conv1x1: the 1×1 convolutions would mix {widest} channels, more than mflow's bound of {}",
-                    crate::kernels::inv1x1::MAX_C
+                    MAX_INV1X1_CHANNELS
                 );
             }
         }
