@@ -277,4 +277,9 @@ fn conv_models_trained_together_equal_conv_models_trained_alone() {
     let cfg = |seed| FlowConfig { d: 16, b: 1, blocks: 2, depth: 2, hidden: 6, seed, conv: Some(arch.clone()) };
     let flows: Vec<Flow> = [cfg(1), cfg(2)].into_iter().map(|c| Flow::new(c).unwrap()).collect();
     together_and_alone_in(&flows, 5, 3, Some(0.5), Mode::TrainingUnfused);
+    // With 1×1 convolutions, whose fixed permutations and signs differ by seed.
+    let arch = ConvArch { permute: ChannelPermute::Conv1x1, ..arch };
+    let cfg = |seed| FlowConfig { d: 16, b: 1, blocks: 2, depth: 2, hidden: 6, seed, conv: Some(arch.clone()) };
+    let flows: Vec<Flow> = [cfg(3), cfg(4)].into_iter().map(|c| Flow::new(c).unwrap()).collect();
+    together_and_alone_in(&flows, 5, 3, None, Mode::TrainingUnfused);
 }

@@ -77,13 +77,18 @@ pub struct GpuFlow {
 }
 
 /// Whether two flows can share one `GpuFlow`: the same layers at the same parameter offsets
-/// (same Q, L, depth, H). D, B, parameter values and shuffle permutations may differ.
+/// (same Q, L, depth, H). D, B, parameter values, shuffle permutations and 1×1
+/// convolutions' fixed permutations and signs (drawn from the seed; every model gets its own
+/// copy on the GPU) may differ.
 pub fn same_shape(a: &Flow, b: &Flow) -> bool {
     let strip = |f: &Flow| -> Vec<Layer> {
         f.layers
             .iter()
             .map(|l| match l {
                 Layer::Shuffle { index, .. } => Layer::Shuffle { index: *index, perm: Vec::new() },
+                Layer::Inv1x1 { index, at, lu, .. } => {
+                    Layer::Inv1x1 { index: *index, at: *at, lu: *lu, perm: Vec::new(), sign: Vec::new() }
+                }
                 l => l.clone(),
             })
             .collect()
