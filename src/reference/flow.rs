@@ -36,6 +36,13 @@ pub fn conditioner(params: &[f64], linears: &[Linear], x: &[f64], n: usize, q: u
     outs
 }
 
+/// The head's columns (`FlowConfig::head`) of every row of `y`, as rows of their own.
+fn head_columns(flow: &Flow, y: &[f64], n: usize) -> Vec<f64> {
+    let q = flow.config.q();
+    let off = flow.config.head().0;
+    (0..n).flat_map(|s| y[s * q + off..(s + 1) * q].iter().copied()).collect()
+}
+
 /// Runs a dense layer's `f` on the head's columns of every row (the whole row of a dense
 /// flow; the tail of a conv flow's), leaving the others as they are.
 fn on_head(flow: &Flow, y: &[f64], n: usize, f: impl FnOnce(&[f64], usize) -> Vec<f64>) -> Vec<f64> {
@@ -44,8 +51,7 @@ fn on_head(flow: &Flow, y: &[f64], n: usize, f: impl FnOnce(&[f64], usize) -> Ve
     if width == q {
         return f(y, q);
     }
-    let sub: Vec<f64> = (0..n).flat_map(|s| y[s * q + off..(s + 1) * q].iter().copied()).collect();
-    let done = f(&sub, width);
+    let done = f(&head_columns(flow, y, n), width);
     let mut out = y.to_vec();
     for s in 0..n {
         out[s * q + off..(s + 1) * q].copy_from_slice(&done[s * width..(s + 1) * width]);
@@ -133,13 +139,12 @@ pub fn log_prob(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> Vec<f64> {
 /// initialised).
 pub fn init_actnorms(flow: &Flow, params: &mut [f64], y: &[f64], n: usize) {
     let q = flow.config.q();
-    let (off, width) = flow.config.head();
+    let width = flow.config.head().1;
     let mut logdet = vec![0.0; n];
     let mut x = y.to_vec();
     for layer in &flow.layers {
         if let Layer::ActNorm { beta, a, .. } = layer {
-            let head: Vec<f64> = (0..n).flat_map(|s| x[s * q + off..(s + 1) * q].iter().copied()).collect();
-            actnorm::init(params, *beta, *a, &head, n, width);
+            actnorm::init(params, *beta, *a, &head_columns(flow, &x, n), n, width);
         }
         conv::layer_init(layer, params, &x, n, q);
         x = step_forward(flow, layer, params, &x, &mut logdet, n);
@@ -273,7 +278,7 @@ pub fn loss_and_grad(flow: &Flow, params: &[f64], y: &[f64], n: usize) -> (f64, 
     let mut du = vec![0.0; n * q];
     let mut dld = vec![0.0; n];
     loss::backward(&x, &mut du, &mut dld, n, q);
-    let cols = |v: &[f64]| -> Vec<f64> { (0..n).flat_map(|s| v[s * q + off..(s + 1) * q].iter().copied()).collect() };
+    let cols = |v: &[f64]| head_columns(flow, v, n);
     for (k, layer) in flow.layers.iter().enumerate().rev() {
         let x = &inputs[k];
         du = match conv::layer_backward(layer, params, x, &du, &dld, &mut grads, n, q) {
