@@ -342,7 +342,7 @@ fn train_part(
             }
         }
     }
-    for (key, res) in keys.into_iter().zip(run::train_members(gpu, ready, progress, tuning)?) {
+    for (key, res) in keys.into_iter().zip(run::train_members(gpu, ready, progress, tuning, None)?) {
         match res {
             Ok(s) => {
                 outcome.ran += 1;

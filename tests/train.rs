@@ -229,7 +229,7 @@ fn train_group(dirs: &[std::path::PathBuf], epochs: usize) -> Vec<mflow::run::Su
         .zip(dirs)
         .map(|(c, d)| Member::prepare(gpu(), c, RunFolder::lock(d).unwrap(), Start::Auto, false).unwrap())
         .collect();
-    mflow::run::train_members(gpu(), members, false, Default::default())
+    mflow::run::train_members(gpu(), members, false, Default::default(), None)
         .unwrap()
         .into_iter()
         .map(|r| r.unwrap())

@@ -321,6 +321,7 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<()> {
         force: args.force,
         allow_changes: args.allow_config_change,
         tuning: ctx.tuning,
+        on_step: None,
     };
     match crate::run::train(&gpu, &cfg, &args.out, args.resume.as_deref(), &opts) {
         Ok(s) => {

@@ -158,6 +158,35 @@ pub enum DataSpec {
     Digits,
     /// The user's own N×D array (`npy:PATH`, `csv:PATH`, or explicit split files).
     Tabular(TabularSpec),
+    /// Arrays a program embedding mflow handed over in memory (the Python package's `fit`):
+    /// split and scaled as `npy:PATH` is. Only their shape and a hash of their bytes are
+    /// recorded; nothing can reload them from the spec.
+    Array(ArraySpec),
+}
+
+/// What a run records of arrays handed over in memory.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArraySpec {
+    pub rows: usize,
+    /// One point's shape: `[D]` for real-valued rows, `[C, H, W]` for images of 8-bit levels.
+    pub shape: Vec<usize>,
+    /// (train, validation, test) fractions, shuffled by the data seed (`--split-fractions`).
+    pub fractions: [f64; 3],
+    /// Standardise real-valued columns with the training split's mean and std.
+    pub standardize: bool,
+    /// FNV-1a of the array's bytes (as `content_hash` of a file).
+    pub content: String,
+}
+
+/// FNV-1a over `bytes`, as a hex string: what identifies a user's data.
+pub fn fnv1a(chunks: &[&[u8]]) -> String {
+    let mut h = 0xcbf29ce484222325u64;
+    for chunk in chunks {
+        for b in chunk.iter().chain(&[0xff]) {
+            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// Where a user's array comes from and how it is split and scaled.
@@ -321,13 +350,8 @@ impl DataSpec {
         if files.is_empty() {
             return Ok(None);
         }
-        let mut h = 0xcbf29ce484222325u64;
-        for f in files {
-            for b in crate::checkpoint::read_regular(f)?.iter().chain(&[0xff]) {
-                h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-            }
-        }
-        Ok(Some(format!("{h:016x}")))
+        let bytes = files.into_iter().map(crate::checkpoint::read_regular).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(fnv1a(&bytes.iter().map(|b| b.as_slice()).collect::<Vec<_>>())))
     }
 
     /// The spec's own bounds (a bad one is refused before anything is generated or read).
@@ -352,13 +376,14 @@ impl DataSpec {
                 }
             }
             DataSpec::Digits => {}
-            DataSpec::Tabular(t) => {
-                let f = t.fractions;
-                if f.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || (f.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
-                    anyhow::bail!(
-                        "--split-fractions {f:?}: three fractions ≥ 0 (train, validation, test) that sum to 1"
-                    );
+            DataSpec::Array(a) => {
+                check_fractions(a.fractions)?;
+                if !(a.shape.len() == 1 || a.shape.len() == 3) || a.shape.contains(&0) {
+                    anyhow::bail!("the array's points have shape {:?}: expected (D,) or (C, H, W)", a.shape);
                 }
+            }
+            DataSpec::Tabular(t) => {
+                check_fractions(t.fractions)?;
                 for p in [&t.path, &t.train, &t.validation, &t.test].into_iter().flatten() {
                     if !p.is_file() {
                         anyhow::bail!("--data {}: {} is not a file", self.describe(), p.display());
@@ -370,11 +395,19 @@ impl DataSpec {
     }
 
     pub fn is_image(&self) -> bool {
-        matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits)
+        match self {
+            DataSpec::Array(a) => a.shape.len() == 3,
+            _ => matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits),
+        }
     }
 
     pub fn describe(&self) -> String {
         match self {
+            DataSpec::Array(a) => {
+                let dims: Vec<String> =
+                    std::iter::once(a.rows).chain(a.shape.iter().copied()).map(|v| v.to_string()).collect();
+                format!("array:{}", dims.join("x"))
+            }
             DataSpec::Gauss { d, psi } => format!("gauss:d={d},psi={psi}"),
             DataSpec::Moons { noise } => format!("moons:noise={noise}"),
             DataSpec::Mnist { name, dir } => format!("{name}:{}", dir.display()),
@@ -448,8 +481,69 @@ impl DataSpec {
             DataSpec::Cifar10 { dir } => image_dataset(self, images::cifar10(dir)?, mode, 0.0)?,
             DataSpec::Digits => image_dataset(self, images::digits()?, mode, 0.3)?,
             DataSpec::Tabular(t) => tabular_dataset(self, t, seed, None)?,
+            DataSpec::Array(_) => anyhow::bail!(
+                "the data ({}) was handed over in memory by the program that trained the model (Python's fit), so it cannot be read again: pass --data",
+                self.describe()
+            ),
         })
     }
+}
+
+fn check_fractions(f: [f64; 3]) -> anyhow::Result<()> {
+    if f.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || (f.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
+        anyhow::bail!("--split-fractions {f:?}: three fractions ≥ 0 (train, validation, test) that sum to 1");
+    }
+    Ok(())
+}
+
+/// Arrays handed over in memory (`DataSpec::Array`): `table` holds every point, real values
+/// or (images) 8-bit levels. Split by the spec's fractions and the data seed exactly as
+/// `npy:PATH` is, then standardised (real values) or dequantised like the image datasets.
+pub fn array_dataset(spec: &DataSpec, table: Table, seed: u64, mode: images::Mode) -> anyhow::Result<Dataset> {
+    let DataSpec::Array(a) = spec else { anyhow::bail!("array_dataset takes an array spec") };
+    spec.validate()?;
+    let dim: usize = a.shape.iter().product();
+    if table.dim != dim || table.rows() != a.rows {
+        anyhow::bail!("the array holds {} points of {}, the spec says {} of {dim}", table.rows(), table.dim, a.rows);
+    }
+    let what = format!("the array ({})", spec.describe());
+    let [train, validation, test] = tabular::split_by_fractions(&table, a.fractions, seed, &what)?;
+    if let [c, h, w] = a.shape[..] {
+        let im = images::Images {
+            name: "array",
+            channels: c,
+            height: h,
+            width: w,
+            levels: 256,
+            train,
+            test,
+            train_labels: None,
+            test_labels: None,
+        };
+        let mut data = image_dataset(spec, im, mode, if c == 1 { 0.3 } else { 0.0 })?;
+        data.validation = validation;
+        return Ok(data);
+    }
+    let mut splits = [train, validation, test];
+    let standardize = tabular::Standardize::fit(&splits[0], &what)?;
+    if a.standardize {
+        for t in &mut splits {
+            standardize.apply(t);
+        }
+    }
+    let [train, validation, test] = splits;
+    Ok(Dataset {
+        spec: spec.describe(),
+        train: train.into(),
+        validation,
+        test,
+        truth: None,
+        true_ll_expected: None,
+        image: None,
+        train_labels: None,
+        test_labels: None,
+        standardize: a.standardize.then_some(standardize),
+    })
 }
 
 /// A user's array: read, split, and (by default) standardised. `fitted` replaces the fit

@@ -92,16 +92,24 @@ pub fn read(path: &Path, format: Format, header: Option<bool>) -> Result<Table> 
         Format::Npy => parse_npy(&bytes, &what)?,
         Format::Csv => parse_csv(&bytes, &what, header)?,
     };
+    check_shape(&t, &what)?;
+    Ok(t)
+}
+
+/// What every array of points must be: at least two columns and a row.
+pub fn check_shape(t: &Table, what: &str) -> Result<()> {
     if t.dim < 2 {
         bail!("{what}: {} column(s); mflow needs D ≥ 2 (a coupling splits the dimensions in two)", t.dim);
     }
     if t.rows() == 0 {
         bail!("{what}: no rows");
     }
-    Ok(t)
+    Ok(())
 }
 
-fn check_finite(t: &Table, what: &str, first_row: usize) -> Result<()> {
+/// Every value finite, else an error naming the first bad one's row (counted from
+/// `first_row`) and column (from 1).
+pub fn check_finite(t: &Table, what: &str, first_row: usize) -> Result<()> {
     if let Some(k) = t.data.iter().position(|v| !v.is_finite()) {
         bail!(
             "{what}: row {}, column {} is {} (values must be finite)",
@@ -328,12 +336,19 @@ pub fn split_by_fractions(t: &Table, fractions: [f64; 3], seed: u64, what: &str)
             fractions[0]
         );
     }
+    // Image levels stay levels (a quarter of f32's memory).
     let take = |range: std::ops::Range<usize>| {
-        let mut out = Table::new(t.dim, Vec::with_capacity(range.len() * t.dim));
-        for &r in &order[range] {
-            t.extend_rows(r..r + 1, &mut out.data);
+        let rows = &order[range];
+        if t.levels.is_empty() {
+            let mut out = Table::new(t.dim, Vec::with_capacity(rows.len() * t.dim));
+            for &r in rows {
+                t.extend_rows(r..r + 1, &mut out.data);
+            }
+            out
+        } else {
+            let levels = rows.iter().flat_map(|&r| &t.levels[r * t.dim..(r + 1) * t.dim]).copied().collect();
+            Table::from_levels(t.dim, levels)
         }
-        out
     };
     Ok([take(0..n_train), take(n_train..n_train + n_val), take(n_train + n_val..n)])
 }

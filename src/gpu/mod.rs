@@ -5,5 +5,5 @@ pub mod context;
 pub mod kernel;
 
 pub use buffer::{read_back, storage, storage_init, try_read_back, uniform, uniform_storage};
-pub use context::{AdapterChoice, DeviceError, Gpu};
+pub use context::{list_adapters, AdapterChoice, DeviceError, Gpu};
 pub use kernel::{grid, submit, Dispatch, Kernel};

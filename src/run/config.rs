@@ -150,6 +150,7 @@ impl RunConfig {
             DataSpec::Cifar10 { .. } => (32, 5e-4, Some(0.6), 16, 1024),
             // Your own arrays: the images' schedule, with the tabular width (MODEL.md's 128).
             DataSpec::Tabular(_) => (32, 5e-4, Some(0.6), 10, 128),
+            DataSpec::Array(a) if a.shape.len() == 1 => (32, 5e-4, Some(0.6), 10, 128),
             _ => (32, 5e-4, Some(0.6), 10, 1024),
         };
         let d = match &data {

@@ -40,7 +40,12 @@ pub fn split_log_likelihood(
         _ => full,
     };
     if t.rows() == 0 {
-        bail!("the {} split of {} is empty", split.name(), data.spec);
+        let hint = if data.spec.starts_with("array:") {
+            " (the model was trained on arrays handed over in memory, from Python: pass --data)"
+        } else {
+            ""
+        };
+        bail!("the {} split of {} is empty{hint}", split.name(), data.spec);
     }
     let ll: Vec<f64> = match &data.image {
         None => {
@@ -89,7 +94,13 @@ pub struct Model {
 }
 
 pub fn load_model(path: &Path) -> Result<Model> {
-    let (flow, state) = checkpoint::load(path, None)?;
+    parse_model(&checkpoint::read_regular(path)?, path)
+}
+
+/// `load_model` on a checkpoint's bytes (the Python package keeps models in memory); `path`
+/// names it in errors.
+pub fn parse_model(bytes: &[u8], path: &Path) -> Result<Model> {
+    let (flow, state) = checkpoint::parse(bytes, path, None)?;
     let extra = |key: &str| state.as_ref().and_then(|s| s.extra.get(key));
     let run: Option<RunConfig> = match extra("run") {
         Some(json) => Some(
@@ -155,27 +166,17 @@ pub fn model_data(model: &Model, spec: Option<&str>, mode: Option<Mode>) -> Resu
             cfg.data.validate()?;
             match (&t.path, spec.is_some()) {
                 (Some(path), true) => {
-                    let mut all = tabular::read(path, t.format, t.header)?;
-                    if let Some(s) = &model.standardize {
-                        check_columns(&all, s, path)?;
-                        s.apply(&mut all);
-                    }
-                    Dataset {
-                        spec: cfg.data.describe(),
-                        train: Table::new(all.dim, Vec::new()).into(),
-                        validation: Table::new(all.dim, Vec::new()),
-                        test: all,
-                        truth: None,
-                        true_ll_expected: None,
-                        image: None,
-                        train_labels: None,
-                        test_labels: None,
-                        standardize: model.standardize.clone(),
-                    }
+                    let all = tabular::read(path, t.format, t.header)?;
+                    points_dataset(model, &cfg.data.describe(), all, &path.display().to_string())?
                 }
                 _ => crate::data::tabular_dataset(&cfg.data, t, cfg.data_seed, model.standardize.as_ref())
                     .with_context(|| recorded(spec))?,
             }
+        }
+        // Arrays handed over in memory are gone: the model's scaling, and no points.
+        DataSpec::Array(a) => {
+            let empty = Table { dim: a.shape.iter().product(), ..Default::default() };
+            points_dataset(model, &cfg.data.describe(), empty, "the model's data")?
         }
         _ => {
             let mut data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess).with_context(|| recorded(spec))?;
@@ -210,11 +211,49 @@ fn recorded(spec: Option<&str>) -> String {
     }
 }
 
-fn check_columns(t: &Table, s: &Standardize, path: &Path) -> Result<()> {
-    if t.dim != s.mean.len() {
-        bail!("{}: {} columns, but the model was trained on {}", path.display(), t.dim, s.mean.len());
+/// Points a trained model evaluates, as the test split of a dataset seen the way the model
+/// was trained: real values (in the data's units) through its standardisation, images (8-bit
+/// levels, the model's shape) through its dequantisation. `what` names the points in errors.
+pub fn points_dataset(model: &Model, spec: &str, mut points: Table, what: &str) -> Result<Dataset> {
+    let d = model.flow.config.d;
+    let run = model.run.as_ref();
+    let image = match run.map(|r| &r.data) {
+        Some(DataSpec::Array(a)) if a.shape.len() == 3 => {
+            let mode = run.map_or(Mode::Dequant, |r| r.preprocess);
+            if mode != Mode::Dequant {
+                bail!("{what}: the model was trained in {mode:?} mode, whose scaling needs its training images");
+            }
+            let pre = crate::data::images::Preprocess { mode, levels: 256, mean: 0.0, std: 1.0, noise: 0.0 };
+            Some(crate::data::ImageInfo { channels: a.shape[0], height: a.shape[1], width: a.shape[2], pre })
+        }
+        _ => None,
+    };
+    if points.dim != d {
+        bail!("{what}: {} values per point, but the model was trained on D = {d}", points.dim);
     }
-    Ok(())
+    let levels = !points.levels.is_empty();
+    if image.is_some() != levels && points.rows() > 0 {
+        bail!(
+            "{what}: the model was trained on {}, these points are {}",
+            if image.is_some() { "images of 8-bit levels" } else { "real values" },
+            if image.is_some() { "real values" } else { "8-bit levels" }
+        );
+    }
+    if let Some(s) = &model.standardize {
+        s.apply(&mut points);
+    }
+    Ok(Dataset {
+        spec: spec.to_string(),
+        train: Table { dim: d, ..Default::default() }.into(),
+        validation: Table { dim: d, ..Default::default() },
+        test: points,
+        truth: None,
+        true_ll_expected: None,
+        image,
+        train_labels: None,
+        test_labels: None,
+        standardize: model.standardize.clone(),
+    })
 }
 
 /// A progress bar over the points of a long evaluation (drawn only on a terminal).

@@ -11,7 +11,7 @@ pub mod schedule;
 pub mod training;
 
 pub use config::{Overrides, RunConfig};
-pub use evaluate::{evaluate, load_model, model_data, split_log_likelihood, EvalRow};
+pub use evaluate::{evaluate, load_model, model_data, parse_model, points_dataset, split_log_likelihood, EvalRow};
 pub use finish::Summary;
 pub use schedule::{batch_stream, Schedule};
-pub use training::{group_key, train, train_members, Member, Options, Start};
+pub use training::{group_key, prepare_run, train, train_members, train_on, Member, Options, Start, StepHook};

@@ -33,6 +33,24 @@ pub struct Options {
     pub allow_changes: bool,
     /// Where the kernel choices come from (`--no-tune`: the defaults).
     pub tuning: Tuning,
+    /// Called after every step (an embedding program's progress and stop button).
+    pub on_step: Option<StepHook>,
+}
+
+/// What an embedding program (the Python package) sees of a run as it trains, and how it
+/// stops one: called after every step with the step, the last step, and the latest logged
+/// (step, loss) when that step read one back. Returning false asks for a stop, as SIGINT
+/// does: a checkpoint of the current step, then `Interrupted`.
+#[derive(Clone)]
+pub struct StepHook(pub std::sync::Arc<StepFn>);
+
+/// `StepHook`'s function: (step, last step, latest logged (step, loss)) → keep training.
+pub type StepFn = dyn Fn(u64, u64, Option<(u64, f64)>) -> bool + Send + Sync;
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepHook")
+    }
 }
 
 /// Where a run starts.
@@ -76,8 +94,24 @@ impl Member {
     /// Loads the data and the starting point, validating everything before the folder is
     /// touched: a run that cannot train leaves the folder as it was.
     pub fn prepare(gpu: &Gpu, cfg: &RunConfig, folder: RunFolder, start: Start, force: bool) -> Result<Self> {
+        Self::prepare_with(gpu, cfg, None, folder, start, force)
+    }
+
+    /// `prepare` on data already loaded (`DataSpec::Array`: arrays handed over in memory),
+    /// or on what `cfg.data` names when `data` is None.
+    pub fn prepare_with(
+        gpu: &Gpu,
+        cfg: &RunConfig,
+        data: Option<Dataset>,
+        folder: RunFolder,
+        start: Start,
+        force: bool,
+    ) -> Result<Self> {
         cfg.validate()?;
-        let data = cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?;
+        let data = match data {
+            Some(d) => d,
+            None => cfg.data.load(cfg.sizes, cfg.data_seed, cfg.preprocess)?,
+        };
         let mut cfg = cfg.clone();
         cfg.fit_data(&data)?;
         // What identifies your own arrays is recorded, and compared on resume.
@@ -208,14 +242,39 @@ pub fn group_key(cfg: &RunConfig) -> String {
 
 /// Trains one run: `mflow train`.
 pub fn train(gpu: &Gpu, cfg: &RunConfig, out: &Path, resume: Option<&Path>, opts: &Options) -> Result<Summary> {
+    train_on(gpu, cfg, None, out, resume, opts)
+}
+
+/// `train` on data already loaded (the Python package's arrays), or on `cfg.data` when None.
+pub fn train_on(
+    gpu: &Gpu,
+    cfg: &RunConfig,
+    data: Option<Dataset>,
+    out: &Path,
+    resume: Option<&Path>,
+    opts: &Options,
+) -> Result<Summary> {
+    let member = prepare_run(gpu, cfg, data, out, resume, opts)?;
+    train_members(gpu, vec![member], opts.progress, opts.tuning, opts.on_step.clone())?.pop().context("no result")?
+}
+
+/// `train_on`'s checks of its input, folder and starting point: everything that can refuse
+/// a run before the GPU works on it (the Python package raises these as `ValueError`).
+pub fn prepare_run(
+    gpu: &Gpu,
+    cfg: &RunConfig,
+    data: Option<Dataset>,
+    out: &Path,
+    resume: Option<&Path>,
+    opts: &Options,
+) -> Result<Member> {
     cfg.validate()?;
     let folder = RunFolder::lock(out)?;
     let start = match resume {
         Some(from) => Start::Resume { from, allow_changes: opts.allow_changes },
         None => Start::Fresh,
     };
-    let member = Member::prepare(gpu, cfg, folder, start, opts.force)?;
-    train_members(gpu, vec![member], opts.progress, opts.tuning)?.pop().context("no result")?
+    Member::prepare_with(gpu, cfg, data, folder, start, opts.force)
 }
 
 /// How one model's training is going.
@@ -322,6 +381,7 @@ pub fn train_members(
     mut members: Vec<Member>,
     progress: bool,
     tuning: Tuning,
+    on_step: Option<StepHook>,
 ) -> Result<Vec<Result<Summary>>> {
     let Some(head) = members.first() else { return Ok(Vec::new()) };
     let (key, step0, batch) = (group_key(&head.cfg), head.start_step(), head.cfg.optim.batch);
@@ -341,7 +401,7 @@ pub fn train_members(
         let mut out = Vec::new();
         while !members.is_empty() {
             let part: Vec<Member> = members.drain(..cap.min(members.len())).collect();
-            out.extend(train_members(gpu, part, progress, tuning)?);
+            out.extend(train_members(gpu, part, progress, tuning, on_step.clone())?);
         }
         return Ok(out);
     }
@@ -352,6 +412,7 @@ pub fn train_members(
     // The kernels for this shape: chosen once here, used by training and the evaluation after.
     let kernels = tune::kernels(gpu, tuning, &Need::run(&head.cfg.flow, batch))?;
     let mut group = Group::new(gpu, &members, &kernels, progress)?;
+    group.on_step = on_step;
     let train_seconds = group.train()?;
     group.finish(train_seconds, progress, &kernels)
 }
@@ -380,6 +441,9 @@ struct Group<'a> {
     /// Each run's parameter average at its last checkpoint (`--ema`).
     last_ema: Vec<Option<Vec<f32>>>,
     validation_seconds: f64,
+    on_step: Option<StepHook>,
+    /// The hook asked for a stop.
+    stop_asked: bool,
 }
 
 impl<'a> Group<'a> {
@@ -471,6 +535,8 @@ impl<'a> Group<'a> {
             validation_points: points,
             last_ema: vec![None; members.len()],
             validation_seconds: 0.0,
+            on_step: None,
+            stop_asked: false,
         })
     }
 
@@ -638,7 +704,7 @@ impl<'a> Group<'a> {
             self.checkpoint()?;
         }
         for step in first + 1..=total {
-            if let Some(signal) = interrupt::requested() {
+            if let Some(signal) = interrupt::requested().or(self.stop_asked.then_some(interrupt::SIGINT)) {
                 let epoch = (step.saturating_sub(2) / spe) as usize;
                 let logged = self.trainer.drain(gpu)?;
                 self.handle(logged, epoch)?;
@@ -667,8 +733,12 @@ impl<'a> Group<'a> {
             // The first step is logged alone: its loss is the divergence reference.
             let log = save || validate || step == first + 1 || step.is_multiple_of(self.cfg.log_every as u64);
             let logged = self.trainer.step(gpu, &x, log);
+            let latest = logged.last().map(|l| (l.step, l.loss));
             self.handle(logged, epoch)?;
             gpu.check()?;
+            if let Some(hook) = &self.on_step {
+                self.stop_asked |= !(hook.0)(step, total, latest);
+            }
             if validate {
                 let logged = self.trainer.drain(gpu)?;
                 self.handle(logged, epoch)?;
