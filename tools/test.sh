@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine too: builds, makes sure a Vulkan
-# adapter exists (installing Mesa's lavapipe when none answers), then runs every test.
+# adapter exists (installing Mesa's lavapipe when none answers), runs every Rust test, then
+# builds the Python package (python/) into a venv of its own and runs its pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Silences a harmless message from Mesa's device-select Vulkan layer.
@@ -23,3 +24,19 @@ if ! python3 -c 'import numpy' 2>/dev/null; then
     python3 -c 'import numpy' || { echo "test.sh: numpy could not be installed" >&2; exit 1; }
 fi
 cargo test --release "$@"
+
+# The Python package: `pip install ./python` (maturin, from the package registry) into a
+# venv under the target folder; the build reuses the library compiled above.
+venv="${CARGO_TARGET_DIR:-target}/pyenv"
+if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        echo "test.sh: installing python3-venv for the Python package's tests"
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+        $SUDO apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+    fi
+fi
+"$venv/bin/python" -m pip install -q ./python pytest
+MFLOW_BIN="$mflow" "$venv/bin/python" -m pytest -q python/tests
