@@ -24,7 +24,7 @@ def moons(n, rng, noise=0.1):
 
 
 def main():
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 80
+    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     out = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "quickstart")
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -32,7 +32,7 @@ def main():
 
     print("adapter:", mflow.adapter())
     m = mflow.MarginalizingFlow(aux=2, hidden=64, blocks=6, epochs=epochs, batch=128, lr=2e-3,
-                                lr_schedule="cosine", samples=50, seed=0)
+                                lr_schedule="cosine", samples=50, eval_points=500, seed=0)
     t = time.time()
     m.fit(X)
     print(f"trained {m.summary_['steps']} steps in {time.time() - t:.1f} s "

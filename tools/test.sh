@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 # Silences a harmless message from Mesa's device-select Vulkan layer.
 export NODEVICE_SELECT=1
 
-cargo build --release --quiet
+# --workspace: the library is built once, with the features the Python package's build
+# (pip install ./python, below) resolves too, so that build only adds the bindings.
+cargo build --release --workspace --quiet
 mflow="${CARGO_TARGET_DIR:-target}/release/mflow"
 # A GL-only adapter (Mesa's llvmpipe through EGL) is not what the tests are meant for.
 if ! "$mflow" info 2>/dev/null | tail -n 1 | grep -qE '\((Vulkan|Metal|Dx12),'; then
@@ -23,7 +25,7 @@ if ! python3 -c 'import numpy' 2>/dev/null; then
         || { SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq python3-numpy >/dev/null; }
     python3 -c 'import numpy' || { echo "test.sh: numpy could not be installed" >&2; exit 1; }
 fi
-cargo test --release "$@"
+cargo test --release --workspace "$@"
 
 # The Python package: `pip install ./python` (maturin, from the package registry) into a
 # venv under the target folder; the build reuses the library compiled above.

@@ -7,7 +7,7 @@ from conftest import ROOT
 
 
 def test_quickstart(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "3", str(tmp_path)],
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "2", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "held-out log-likelihood" in r.stdout
