@@ -40,5 +40,7 @@ if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
         python3 -m venv "$venv"
     fi
 fi
+t0=$SECONDS
 "$venv/bin/python" -m pip install -q ./python pytest
+echo "test.sh: pip install ./python pytest took $((SECONDS - t0)) s"
 MFLOW_BIN="$mflow" "$venv/bin/python" -m pytest -q python/tests
