@@ -185,8 +185,9 @@ class MarginalizingFlow:
     verbose : bool
         A progress bar (tqdm when importable) during ``fit``.
     callback : callable(step, loss), optional
-        Called at every step whose loss was read back; returning False stops ``fit``
-        as Ctrl-C does (the checkpoint is written, then ``KeyboardInterrupt``).
+        Called with each loss read back (every ``log_every`` steps; a readback arrives a
+        step or two after its step). Returning False stops ``fit`` after the step in
+        progress, as Ctrl-C does: the checkpoint is written, then ``KeyboardInterrupt``.
 
     Attributes
     ----------
@@ -315,11 +316,13 @@ class MarginalizingFlow:
         show = self.verbose if verbose is None else verbose
         bar = _Progress() if show else None
 
-        def hook(step: int, total: int, loss: Optional[float]) -> bool:
+        def hook(step: int, total: int, losses: List[Tuple[int, float]]) -> bool:
             if bar is not None:
-                bar.update(step, total, loss)
-            if cb is not None and loss is not None:
-                return cb(step, loss) is not False
+                bar.update(step, total, losses[-1][1] if losses else None)
+            if cb is not None:
+                for logged, loss in losses:
+                    if cb(logged, loss) is False:
+                        return False
             return True
 
         try:

@@ -17,7 +17,7 @@ def fit(
     options: str,
     out: Optional[_Path] = None,
     force: bool = False,
-    hook: Optional[Callable[[int, int, Optional[float]], object]] = None,
+    hook: Optional[Callable[[int, int, List[Tuple[int, float]]], object]] = None,
     progress: bool = False,
 ) -> Tuple[str, bytes]:
     """Trains on x (settings as JSON); returns the summary (JSON) and the selected model."""

@@ -229,8 +229,10 @@ fn scratch_dir() -> PathBuf {
 /// `split_fractions`, standardised on the training split), in `out` (else a scratch folder).
 /// Returns the summary (JSON) and the selected model's checkpoint bytes.
 ///
-/// `hook(step, total, loss_or_None)` is called after every step with the GIL held; a falsy
-/// return or an exception stops the run after that step, as does Ctrl-C.
+/// `hook(step, total, losses)` is called after every step with the GIL held (`losses`: the
+/// (step, loss) pairs read back during it, usually none; readbacks lag the GPU by a step or
+/// two); a falsy return or an exception stops the run after the current step, as does
+/// Ctrl-C.
 #[pyfunction]
 #[pyo3(signature = (x, options, out=None, force=false, hook=None, progress=false))]
 fn fit<'py>(
@@ -289,7 +291,7 @@ fn fit<'py>(
                 }
                 match &hook {
                     None => true,
-                    Some(h) => match h.call1(py, (step, total, logged.map(|l| l.1))) {
+                    Some(h) => match h.call1(py, (step, total, logged.to_vec())) {
                         Ok(v) => v.is_none(py) || v.is_truthy(py).unwrap_or(true),
                         Err(e) => stop(e),
                     },

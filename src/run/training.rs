@@ -38,14 +38,15 @@ pub struct Options {
 }
 
 /// What an embedding program (the Python package) sees of a run as it trains, and how it
-/// stops one: called after every step with the step, the last step, and the latest logged
-/// (step, loss) when that step read one back. Returning false asks for a stop, as SIGINT
-/// does: a checkpoint of the current step, then `Interrupted`.
+/// stops one: called after every step with the step, the last step, and the (step, loss)
+/// pairs read back during it (none on most steps; readbacks lag the GPU by a step or two,
+/// and a group of models reads back one pair per model). Returning false asks for a stop,
+/// as SIGINT does: a checkpoint of the current step, then `Interrupted`.
 #[derive(Clone)]
 pub struct StepHook(pub std::sync::Arc<StepFn>);
 
-/// `StepHook`'s function: (step, last step, latest logged (step, loss)) → keep training.
-pub type StepFn = dyn Fn(u64, u64, Option<(u64, f64)>) -> bool + Send + Sync;
+/// `StepHook`'s function: (step, last step, (step, loss) read back) → keep training.
+pub type StepFn = dyn Fn(u64, u64, &[(u64, f64)]) -> bool + Send + Sync;
 
 impl std::fmt::Debug for StepHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -733,11 +734,11 @@ impl<'a> Group<'a> {
             // The first step is logged alone: its loss is the divergence reference.
             let log = save || validate || step == first + 1 || step.is_multiple_of(self.cfg.log_every as u64);
             let logged = self.trainer.step(gpu, &x, log);
-            let latest = logged.last().map(|l| (l.step, l.loss));
+            let losses: Vec<(u64, f64)> = logged.iter().map(|l| (l.step, l.loss)).collect();
             self.handle(logged, epoch)?;
             gpu.check()?;
             if let Some(hook) = &self.on_step {
-                self.stop_asked |= !(hook.0)(step, total, latest);
+                self.stop_asked |= !(hook.0)(step, total, &losses);
             }
             if validate {
                 let logged = self.trainer.drain(gpu)?;
