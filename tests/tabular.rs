@@ -372,3 +372,93 @@ fn the_numpy_module_evaluates_conv_models_as_the_engine_does() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A uint8 NPY (version 1) of `shape`, as numpy writes one.
+fn npy_u8(shape: &[usize], levels: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({}), }}", dims.join(", "));
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((header.len() as u16).to_le_bytes());
+    b.extend(header.as_bytes());
+    b.extend(levels);
+    b
+}
+
+/// Bright 3×3 squares on a dark noisy background, `n` images of c×8×8.
+fn squares(n: usize, c: usize, seed: u64) -> Vec<u8> {
+    let u = common::uniform(seed, n * c * 64 + 2 * n, 1.0);
+    let mut x: Vec<u8> = u[..n * c * 64].iter().map(|v| (20.0 + 20.0 * v) as u8).collect();
+    for k in 0..n {
+        let (i, j) =
+            (((u[n * c * 64 + 2 * k] + 1.0) * 2.5) as usize, ((u[n * c * 64 + 2 * k + 1] + 1.0) * 2.5) as usize);
+        for ch in 0..c {
+            for di in 0..3 {
+                for dj in 0..3 {
+                    x[((k * c + ch) * 8 + i + di) * 8 + j + dj] = 220;
+                }
+            }
+        }
+    }
+    x
+}
+
+#[test]
+fn uint8_npy_images_train_conv_and_dense_flows_and_evaluate_in_bits_per_dim() {
+    let dir = tmp("images");
+    let (grey, colour) = (dir.join("grey.npy"), dir.join("colour.npy"));
+    std::fs::write(&grey, npy_u8(&[80, 8, 8], &squares(80, 1, 1))).unwrap();
+    std::fs::write(&colour, npy_u8(&[60, 3, 8, 8], &squares(60, 3, 2))).unwrap();
+    let (g, c) = (format!("npy:{}", grey.display()), format!("npy:{}", colour.display()));
+    for (data, arch, out) in [(&g, "conv", "conv"), (&c, "dense", "dense")] {
+        let out = dir.join(out);
+        let o = out.to_str().unwrap();
+        let mut args = vec!["train", "--data", data, "--arch", arch, "--aux", "1", "--epochs", "1", "--batch", "8"];
+        args.extend(["--samples", "2", "--quiet", "--out", o, "--hidden", "8"]);
+        if arch == "conv" {
+            args.extend(["--head-hidden", "16", "--head-blocks", "1"]);
+        } else {
+            args.extend(["--blocks", "2"]);
+        }
+        ok(&args);
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let bpd = s["heldout_bits_per_dim"].as_f64().expect("image runs report bits/dim");
+        assert!(bpd.is_finite() && bpd > 0.0 && bpd < 16.0, "{bpd}");
+        assert!(out.join("samples.png").exists());
+        // The CLI evaluates the model on the same file (every row: its test split), per point.
+        let model = out.join("model.safetensors");
+        let pp = dir.join(format!("{arch}.csv"));
+        let text = ok(&["eval", "--model", model.to_str().unwrap(), "--data", data, "--samples", "2"]);
+        assert!(text.contains("bits/dim"), "{text}");
+        ok(&["eval", "--model", model.to_str().unwrap(), "--data", data, "--samples", "2", "--per-point"]
+            .into_iter()
+            .chain([pp.to_str().unwrap()])
+            .collect::<Vec<_>>());
+        let rows = std::fs::read_to_string(&pp).unwrap().lines().count();
+        assert_eq!(rows, 1 + if arch == "conv" { 80 } else { 60 }, "a header and every image");
+    }
+    // Images of another shape, real rows and uint8 rows are refused, naming the files.
+    let other = dir.join("other.npy");
+    std::fs::write(&other, npy_u8(&[10, 4, 4], &[7; 160])).unwrap();
+    let model = dir.join("conv/model.safetensors");
+    refused(
+        &["eval", "--model", model.to_str().unwrap(), "--data", &format!("npy:{}", other.display())],
+        &["other.npy", "16 values per point", "D = 64"],
+    );
+    let rows = dir.join("rows.npy");
+    std::fs::write(&rows, npy_u8(&[10, 4], &[7; 40])).unwrap();
+    refused(
+        &["eval", "--model", model.to_str().unwrap(), "--data", &format!("npy:{}", rows.display())],
+        &["rows.npy", "uint8 arrays are images"],
+    );
+    let real = dir.join("real.npy");
+    std::fs::write(&real, npy_bytes(&measurements(50, 1))).unwrap();
+    let split = format!("npy:train={},test={}", real.display(), grey.display());
+    let out = dir.join("mixed");
+    refused(&train_args(&split, out.to_str().unwrap(), "1"), &["grey.npy", "real.npy", "uint8 images of 1×8×8"]);
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+}

@@ -209,6 +209,10 @@ pub struct TabularSpec {
     /// resumed on changed data continues a different run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// (C, H, W) when the files hold uint8 images, recorded when a run loads them: a
+    /// model's points are then images of that shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<[usize; 3]>,
 }
 
 /// The default `--split-fractions`.
@@ -290,6 +294,7 @@ impl DataSpec {
                     fractions: SPLIT_FRACTIONS,
                     standardize: true,
                     content: None,
+                    image: None,
                 };
                 for item in rest.split(',').filter(|s| !s.is_empty()) {
                     match item.split_once('=') {
@@ -394,10 +399,28 @@ impl DataSpec {
         Ok(())
     }
 
+    /// Whether this is image data, as far as the spec alone says (`npy:` files say once
+    /// read: `image_shape` then).
     pub fn is_image(&self) -> bool {
+        self.image_shape().is_some()
+            || matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits)
+    }
+
+    /// Whether the data may be images (then `RunConfig::fit_data` decides, once loaded).
+    pub fn may_be_image(&self) -> bool {
+        self.is_image() || matches!(self, DataSpec::Tabular(t) if t.format == tabular::Format::Npy)
+    }
+
+    /// The (C, H, W) of images a spec records: arrays handed over in memory, or `npy:`
+    /// files of uint8 images once a run has read them.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
         match self {
-            DataSpec::Array(a) => a.shape.len() == 3,
-            _ => matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits),
+            DataSpec::Array(a) => match a.shape[..] {
+                [c, h, w] => Some([c, h, w]),
+                _ => None,
+            },
+            DataSpec::Tabular(t) => t.image,
+            _ => None,
         }
     }
 
@@ -480,7 +503,7 @@ impl DataSpec {
             }
             DataSpec::Cifar10 { dir } => image_dataset(self, images::cifar10(dir)?, mode, 0.0)?,
             DataSpec::Digits => image_dataset(self, images::digits()?, mode, 0.3)?,
-            DataSpec::Tabular(t) => tabular_dataset(self, t, seed, None)?,
+            DataSpec::Tabular(t) => tabular_dataset(self, t, seed, None, mode)?,
             DataSpec::Array(_) => anyhow::bail!(
                 "the data ({}) was handed over in memory by the program that trained the model (Python's fit), so it cannot be read again: pass --data",
                 self.describe()
@@ -509,20 +532,7 @@ pub fn array_dataset(spec: &DataSpec, table: Table, seed: u64, mode: images::Mod
     let what = format!("the array ({})", spec.describe());
     let [train, validation, test] = tabular::split_by_fractions(&table, a.fractions, seed, &what)?;
     if let [c, h, w] = a.shape[..] {
-        let im = images::Images {
-            name: "array",
-            channels: c,
-            height: h,
-            width: w,
-            levels: 256,
-            train,
-            test,
-            train_labels: None,
-            test_labels: None,
-        };
-        let mut data = image_dataset(spec, im, mode, if c == 1 { 0.3 } else { 0.0 })?;
-        data.validation = validation;
-        return Ok(data);
+        return split_images_dataset(spec, [train, validation, test], [c, h, w], mode);
     }
     let mut splits = [train, validation, test];
     let standardize = tabular::Standardize::fit(&splits[0], &what)?;
@@ -553,19 +563,43 @@ pub fn tabular_dataset(
     t: &TabularSpec,
     seed: u64,
     fitted: Option<&tabular::Standardize>,
+    mode: images::Mode,
 ) -> anyhow::Result<Dataset> {
-    let read = |p: &std::path::Path| tabular::read(p, t.format, t.header);
+    // Every file holds the same kind of points: images of one shape, or real values.
+    let kind = std::cell::Cell::new(None::<(Option<[usize; 3]>, std::path::PathBuf)>);
+    let read = |p: &std::path::Path| -> anyhow::Result<Table> {
+        let (table, shape) = tabular::read_points(p, t.format, t.header)?;
+        match kind.take() {
+            Some((first, f)) if first != shape => anyhow::bail!(
+                "{}: {} but {} holds {}",
+                p.display(),
+                describe_points(shape),
+                f.display(),
+                describe_points(first)
+            ),
+            Some(k) => kind.set(Some(k)),
+            None => kind.set(Some((shape, p.to_path_buf()))),
+        }
+        Ok(table)
+    };
     let [mut train, mut validation, mut test] = match (&t.path, &t.train, &t.test) {
         (Some(p), _, _) => tabular::split_by_fractions(&read(p)?, t.fractions, seed, &p.display().to_string())?,
         (None, Some(a), Some(b)) => {
+            let (a, b) = (read(a)?, read(b)?);
             let v = match &t.validation {
                 Some(c) => read(c)?,
-                None => Table::default(),
+                None => Table { dim: a.dim, ..Default::default() },
             };
-            [read(a)?, v, read(b)?]
+            [a, v, b]
         }
         _ => anyhow::bail!("--data {}: no files", spec.describe()),
     };
+    if let Some((Some(shape), _)) = kind.take() {
+        if fitted.is_some() {
+            anyhow::bail!("--data {}: images, but the model was trained on standardised real values", spec.describe());
+        }
+        return split_images_dataset(spec, [train, validation, test], shape, mode);
+    }
     let dim = train.dim;
     for (name, table, file) in [("test", &test, &t.test), ("validation", &validation, &t.validation)] {
         if table.rows() > 0 && table.dim != dim {
@@ -603,6 +637,38 @@ pub fn tabular_dataset(
         test_labels: None,
         standardize,
     })
+}
+
+fn describe_points(shape: Option<[usize; 3]>) -> String {
+    match shape {
+        Some([c, h, w]) => format!("uint8 images of {c}×{h}×{w}"),
+        None => "real-valued rows".into(),
+    }
+}
+
+/// Splits of a user's 8-bit images (arrays or `npy:` files) as an image dataset: dequantised,
+/// or (thesis mode) standardised with the training split's statistics and MNIST's noise for
+/// one channel.
+fn split_images_dataset(
+    spec: &DataSpec,
+    [train, validation, test]: [Table; 3],
+    [c, h, w]: [usize; 3],
+    mode: images::Mode,
+) -> anyhow::Result<Dataset> {
+    let im = images::Images {
+        name: "array",
+        channels: c,
+        height: h,
+        width: w,
+        levels: 256,
+        train,
+        test,
+        train_labels: None,
+        test_labels: None,
+    };
+    let mut data = image_dataset(spec, im, mode, if c == 1 { 0.3 } else { 0.0 })?;
+    data.validation = validation;
+    Ok(data)
 }
 
 fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise: f64) -> anyhow::Result<Dataset> {

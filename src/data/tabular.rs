@@ -84,16 +84,22 @@ impl Format {
     }
 }
 
-/// Reads an N×D array (`header`: whether a CSV's first row names the columns; None: detect).
+/// Reads an N×D array (`header`: whether a CSV's first row names the columns; None: detect),
+/// or a uint8 NPY of images (then a table of levels).
 pub fn read(path: &Path, format: Format, header: Option<bool>) -> Result<Table> {
+    Ok(read_points(path, format, header)?.0)
+}
+
+/// `read`, with the images' (C, H, W) when the file holds uint8 images.
+pub fn read_points(path: &Path, format: Format, header: Option<bool>) -> Result<(Table, Option<[usize; 3]>)> {
     let bytes = crate::checkpoint::read_regular(path)?;
     let what = path.display().to_string();
-    let t = match format {
-        Format::Npy => parse_npy(&bytes, &what)?,
-        Format::Csv => parse_csv(&bytes, &what, header)?,
+    let (t, shape) = match format {
+        Format::Npy => parse_npy_points(&bytes, &what)?,
+        Format::Csv => (parse_csv(&bytes, &what, header)?, None),
     };
     check_shape(&t, &what)?;
-    Ok(t)
+    Ok((t, shape))
 }
 
 /// What every array of points must be: at least two columns and a row.
@@ -122,8 +128,15 @@ pub fn check_finite(t: &Table, what: &str, first_row: usize) -> Result<()> {
 }
 
 /// NPY: magic, version 1–3, a header dict with descr '<f4' or '<f8', fortran_order False
-/// and a shape of (N, D); the data follows.
+/// and a shape of (N, D); the data follows. A uint8 file of images (`parse_npy_points`)
+/// gives a table of levels.
 pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
+    Ok(parse_npy_points(bytes, what)?.0)
+}
+
+/// `parse_npy`, also reading uint8 ('|u1') images of shape (N, H, W) or (N, C, H, W):
+/// their levels, and (C, H, W).
+pub fn parse_npy_points(bytes: &[u8], what: &str) -> Result<(Table, Option<[usize; 3]>)> {
     if !bytes.starts_with(b"\x93NUMPY") {
         bail!("{what}: not an NPY file (bad magic)");
     }
@@ -151,9 +164,11 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
         4
     } else if descr.starts_with("'<f8'") {
         8
+    } else if descr.starts_with("'|u1'") || descr.starts_with("'<u1'") {
+        1
     } else {
         bail!(
-            "{what}: dtype {} is not supported (float32 '<f4' or float64 '<f8')",
+            "{what}: dtype {} is not supported (float32 '<f4' or float64 '<f8' points, uint8 '|u1' images)",
             descr.split(',').next().unwrap_or("")
         );
     };
@@ -169,14 +184,20 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| anyhow::anyhow!("{what}: bad shape ({inner})")))
         .collect::<Result<_>>()?;
-    let (n, d) = match dims.as_slice() {
-        [n, d] => (*n, *d),
-        _ => bail!("{what}: shape ({inner}) is not two-dimensional (N rows × D columns)"),
+    let (n, d, image) = match (size, dims.as_slice()) {
+        (4 | 8, [n, d]) => (*n, *d, None),
+        (4 | 8, _) => bail!("{what}: shape ({inner}) is not two-dimensional (N rows × D columns)"),
+        (_, [n, h, w]) => (*n, h.saturating_mul(*w), Some([1, *h, *w])),
+        (_, [n, c, h, w]) => (*n, c.saturating_mul(*h).saturating_mul(*w), Some([*c, *h, *w])),
+        _ => bail!("{what}: uint8 arrays are images of 8-bit levels: shape (N, H, W) or (N, C, H, W), not ({inner})"),
     };
     let data = &bytes[start + len..];
     let want = n.checked_mul(d).and_then(|c| c.checked_mul(size)).with_context(|| format!("{what}: absurd shape"))?;
     if data.len() != want {
-        bail!("{what}: shape ({n}, {d}) needs {want} bytes of data, the file has {}", data.len());
+        bail!("{what}: shape ({inner}) needs {want} bytes of data, the file has {}", data.len());
+    }
+    if image.is_some() {
+        return Ok((Table::from_levels(d, data.to_vec()), image));
     }
     let values: Vec<f32> = if size == 4 {
         data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
@@ -196,7 +217,7 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Table> {
     };
     let t = Table::new(d, values);
     check_finite(&t, what, 0)?;
-    Ok(t)
+    Ok((t, None))
 }
 
 /// CSV of numbers separated by commas; a first row that is not all numbers is a header

@@ -182,9 +182,9 @@ impl RunConfig {
         self.data.validate()?;
         let f = &self.flow;
         if let Some(a) = &f.conv {
-            if !self.data.is_image() {
+            if !self.data.may_be_image() {
                 bail!(
-                    "--arch conv models images (digits, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR); --data {} is not image data",
+                    "--arch conv models images (digits, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, npy:PATH of uint8 images); --data {} is not image data",
                     self.data.describe()
                 );
             }

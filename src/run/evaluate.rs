@@ -169,8 +169,14 @@ pub fn model_data(model: &Model, spec: Option<&str>, mode: Option<Mode>) -> Resu
                     let all = tabular::read(path, t.format, t.header)?;
                     points_dataset(model, &cfg.data.describe(), all, &path.display().to_string())?
                 }
-                _ => crate::data::tabular_dataset(&cfg.data, t, cfg.data_seed, model.standardize.as_ref())
-                    .with_context(|| recorded(spec))?,
+                _ => crate::data::tabular_dataset(
+                    &cfg.data,
+                    t,
+                    cfg.data_seed,
+                    model.standardize.as_ref(),
+                    cfg.preprocess,
+                )
+                .with_context(|| recorded(spec))?,
             }
         }
         // Arrays handed over in memory are gone: the model's scaling, and no points.
@@ -217,16 +223,17 @@ fn recorded(spec: Option<&str>) -> String {
 pub fn points_dataset(model: &Model, spec: &str, mut points: Table, what: &str) -> Result<Dataset> {
     let d = model.flow.config.d;
     let run = model.run.as_ref();
-    let image = match run.map(|r| &r.data) {
-        Some(DataSpec::Array(a)) if a.shape.len() == 3 => {
+    // Images of the user's own (arrays, npy files) are known by the shape the run recorded.
+    let image = match run.and_then(|r| r.data.image_shape()) {
+        Some([channels, height, width]) => {
             let mode = run.map_or(Mode::Dequant, |r| r.preprocess);
             if mode != Mode::Dequant {
                 bail!("{what}: the model was trained in {mode:?} mode, whose scaling needs its training images");
             }
             let pre = crate::data::images::Preprocess { mode, levels: 256, mean: 0.0, std: 1.0, noise: 0.0 };
-            Some(crate::data::ImageInfo { channels: a.shape[0], height: a.shape[1], width: a.shape[2], pre })
+            Some(crate::data::ImageInfo { channels, height, width, pre })
         }
-        _ => None,
+        None => None,
     };
     if points.dim != d {
         bail!("{what}: {} values per point, but the model was trained on D = {d}", points.dim);

@@ -119,6 +119,7 @@ impl Member {
         let content = cfg.data.content_hash()?;
         if let DataSpec::Tabular(t) = &mut cfg.data {
             t.content = content;
+            t.image = data.image.as_ref().map(|i| [i.channels, i.height, i.width]);
         }
         cfg.check_device(gpu, 1)?;
         let total = total_steps(&cfg, data.train.rows())?;
