@@ -89,6 +89,7 @@ class _Progress:
     def __init__(self, total_hint: Optional[int] = None):
         self.bar = None
         self.next_line = 0
+        self.last_loss: Optional[float] = None
         try:
             from tqdm.auto import tqdm  # type: ignore
 
@@ -103,8 +104,11 @@ class _Progress:
             self.bar.update(step - self.bar.n)
             if loss is not None:
                 self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        elif step >= self.next_line or step == total:
-            tail = "" if loss is None else f", loss {loss:.4f}"
+            return
+        if loss is not None:
+            self.last_loss = loss
+        if step >= self.next_line or step == total:
+            tail = "" if self.last_loss is None else f", loss {self.last_loss:.4f}"
             print(f"mflow fit: step {step}/{total}{tail}", file=sys.stderr, flush=True)
             self.next_line = step + max(1, total // 10)
 
@@ -420,11 +424,25 @@ def load(path: str) -> MarginalizingFlow:
     run = info.get("run") or {}
     if flow.get("conv") is not None:
         m.arch = "conv"
+    # The settings it was trained under, so that a refit trains the same configuration.
     if run:
-        m.epochs, m.batch, m.lr = run["epochs"], run["optim"]["batch"], run["optim"]["lr"]
-        m.samples = run["samples"]
-    if flow.get("conv") is None:
+        optim, sel, sched = run["optim"], run.get("selection") or {}, run.get("lr_schedule") or {}
+        m.epochs, m.batch, m.lr, m.clip = run["epochs"], optim["batch"], optim["lr"], optim.get("clip") or 0.0
+        m.samples, m.log_every, m.checkpoint_every = run["samples"], run["log_every"], run["checkpoint_every"]
+        m.eval_points, m.time_limit, m.data_seed = run.get("eval_points"), run.get("time_limit"), run["data_seed"]
+        m.validate_every, m.validation_samples = sel.get("validate_every"), sel.get("validation_samples")
+        m.select, m.patience = sel.get("select"), sel.get("patience")
+        m.lr_schedule, m.warmup, m.lr_min = sched.get("kind"), sched.get("warmup"), sched.get("lr_min")
+        array = run["data"].get("Array") if isinstance(run["data"], dict) else None
+        if array is not None:
+            m.split_fractions, m.standardize = tuple(array["fractions"]), array["standardize"]
+    conv = flow.get("conv")
+    if conv is None:
         m.hidden, m.blocks, m.depth = flow["hidden"], flow["blocks"], flow["depth"]
+    else:
+        m.hidden, m.depth, m.scales = conv["hidden"], conv["depth"], conv["scales"]
+        m.aux_channels, m.permute = conv["aux_channels"], conv["permute"]
+        m.head_blocks, m.head_hidden = flow["blocks"], flow["hidden"]
     m._model = model
     m._set_shape()
     return m

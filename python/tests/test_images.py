@@ -42,6 +42,15 @@ def test_grey_images(arch, tmp_path):
     m2 = mflow.load(tmp_path / "m.safetensors")
     assert m2.image_shape_ == (1, 8, 8)
     np.testing.assert_array_equal(m2.score_samples(X[:20], samples=3), logp)
+    # The command line evaluates it on the same images saved as a uint8 npy: the same
+    # per-point log p and bits/dim.
+    np.save(tmp_path / "images.npy", X[:20])
+    cli("eval", "--model", tmp_path / "m.safetensors", "--data", f"npy:{tmp_path / 'images.npy'}",
+        "--samples", 3, "--seed", 0, "--per-point", tmp_path / "pp.npy")
+    pp = np.load(tmp_path / "pp.npy")
+    assert pp.shape == (20, 2)
+    np.testing.assert_allclose(pp[:, 0], logp, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(pp[:, 1], bpd, rtol=0, atol=1e-6)
 
 
 def test_colour_images_and_mismatches():

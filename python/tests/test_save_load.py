@@ -19,6 +19,9 @@ def test_round_trip_keeps_parameters_bit_identical(tmp_path):
     m2.save(tmp_path / "again.safetensors")
     assert (tmp_path / "m.safetensors").read_bytes() == (tmp_path / "again.safetensors").read_bytes()
     np.testing.assert_array_equal(m.score_samples(X[:50], seed=4), m2.score_samples(X[:50], seed=4))
+    # A loaded model carries the settings it was trained under: refitted, it is the same model.
+    m2.set_params(verbose=False).fit(X)
+    assert np.array_equal(a.view(np.uint32), m2.parameters_.view(np.uint32))
 
 
 def test_cli_evaluates_and_samples_a_model_saved_from_python(tmp_path):
