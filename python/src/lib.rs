@@ -9,9 +9,8 @@
 //! `KeyboardInterrupt` once the step's checkpoint is written.
 
 use anyhow::Context as _;
-use mflow::commands::Context;
 use mflow::data::{images::Mode, tabular, ArraySpec, DataSpec, Dataset, Split, Table};
-use mflow::gpu::Gpu;
+use mflow::gpu::{AdapterChoice, Gpu};
 use mflow::interrupt::Interrupted;
 use mflow::run::{self, Overrides, RunConfig, StepHook};
 use mflow::tune::{self, Need};
@@ -30,9 +29,10 @@ fn runtime_error(e: anyhow::Error) -> PyErr {
     PyRuntimeError::new_err(format!("{e:#}"))
 }
 
-/// The CLI's context: `MFLOW_ADAPTER` picks the adapter, `MFLOW_NO_TUNE` the kernels.
-fn context() -> Context {
-    Context::new(None, false)
+/// Kernels tuned on the adapter's first use unless `MFLOW_NO_TUNE` says otherwise, as the
+/// CLI without `--no-tune`.
+fn tuning() -> mflow::tune::Tuning {
+    mflow::tune::Tuning::from_flag(false)
 }
 
 /// One device per process, shared by every model and thread (wgpu's device and queue are
@@ -47,7 +47,11 @@ fn gpu() -> PyResult<&'static Gpu> {
     if let Some(g) = GPU.get() {
         return Ok(g);
     }
-    let g = context().open_gpu().map_err(runtime_error)?;
+    // `MFLOW_ADAPTER` picks the adapter, as `--adapter` does on the command line.
+    let g = Gpu::new(&AdapterChoice::from_cli(None)).map_err(runtime_error)?;
+    if let Some(hint) = g.slow_adapter_hint() {
+        eprintln!("{hint}");
+    }
     Ok(GPU.get_or_init(|| g))
 }
 
@@ -203,6 +207,9 @@ impl FitOptions {
     }
 }
 
+/// The longest `fit` goes without entering Python (progress, Ctrl-C) between readbacks.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A folder of its own when the user gave none, removed afterwards.
 struct Scratch(Option<PathBuf>);
 
@@ -229,10 +236,11 @@ fn scratch_dir() -> PathBuf {
 /// `split_fractions`, standardised on the training split), in `out` (else a scratch folder).
 /// Returns the summary (JSON) and the selected model's checkpoint bytes.
 ///
-/// `hook(step, total, losses)` is called after every step with the GIL held (`losses`: the
-/// (step, loss) pairs read back during it, usually none; readbacks lag the GPU by a step or
-/// two); a falsy return or an exception stops the run after the current step, as does
-/// Ctrl-C.
+/// `hook(step, total, losses)` is called with the GIL held after a step that read losses
+/// back, after the last step, and otherwise at most `PROGRESS_EVERY` apart (`losses`: the
+/// (step, loss) pairs read back since the last call, in order; readbacks lag the GPU by a
+/// step or two); a falsy return or an exception stops the run after the current step, as
+/// does Ctrl-C.
 #[pyfunction]
 #[pyo3(signature = (x, options, out=None, force=false, hook=None, progress=false))]
 fn fit<'py>(
@@ -280,7 +288,18 @@ fn fit<'py>(
     let raised: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
     let on_step = {
         let raised = raised.clone();
+        // Python is entered only when there is something to say (a loss read back, the last
+        // step) or PROGRESS_EVERY has passed: on a fast GPU a step takes less than taking the
+        // GIL back and running the progress bar would. A signal is seen within that time.
+        let since = Mutex::new((std::time::Instant::now(), Vec::<(u64, f64)>::new()));
         StepHook(Arc::new(move |step, total, logged| {
+            let mut since = since.lock().unwrap_or_else(|p| p.into_inner());
+            since.1.extend_from_slice(logged);
+            if since.1.is_empty() && step < total && since.0.elapsed() < PROGRESS_EVERY {
+                return true;
+            }
+            since.0 = std::time::Instant::now();
+            let logged = std::mem::take(&mut since.1);
             Python::attach(|py| {
                 let stop = |e: PyErr| {
                     *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -291,7 +310,7 @@ fn fit<'py>(
                 }
                 match &hook {
                     None => true,
-                    Some(h) => match h.call1(py, (step, total, logged.to_vec())) {
+                    Some(h) => match h.call1(py, (step, total, logged)) {
                         Ok(v) => v.is_none(py) || v.is_truthy(py).unwrap_or(true),
                         Err(e) => stop(e),
                     },
@@ -299,8 +318,7 @@ fn fit<'py>(
             })
         }))
     };
-    let run_opts =
-        run::Options { progress, force, allow_changes: false, tuning: context().tuning, on_step: Some(on_step) };
+    let run_opts = run::Options { progress, force, allow_changes: false, tuning: tuning(), on_step: Some(on_step) };
     // Refusals of the input, the folder or the adapter's limits come before any GPU work.
     let member = py.detach(|| run::prepare_run(gpu, &cfg, Some(data), &dir, None, &run_opts)).map_err(value_error)?;
     let result = py.detach(|| {
@@ -358,7 +376,7 @@ fn score<'py>(
     let gpu = gpu()?;
     let rows = py
         .detach(|| {
-            let kernels = tune::kernels(gpu, context().tuning, &[Need::Inference(m.flow.config.clone())])?;
+            let kernels = tune::kernels(gpu, tuning(), &[Need::Inference(m.flow.config.clone())])?;
             run::evaluate(gpu, &m.flow, &data, Split::Test, &[samples], None, seed, &kernels)
         })
         .map_err(runtime_error)?;
@@ -385,7 +403,7 @@ fn sample<'py>(py: Python<'py>, model: &[u8], n: usize, temperature: f32, seed: 
     let gpu = gpu()?;
     let t = py
         .detach(|| {
-            let kernels = tune::kernels(gpu, context().tuning, &[Need::Inference(m.flow.config.clone())])?;
+            let kernels = tune::kernels(gpu, tuning(), &[Need::Inference(m.flow.config.clone())])?;
             let s = mflow::sample::sample(gpu, &m.flow, n, temperature, seed, &kernels)?;
             Ok::<_, anyhow::Error>(mflow::sample::to_data_units(&s, &data))
         })
@@ -423,7 +441,7 @@ fn plot_density(py: Python<'_>, model: &[u8], path: PathBuf, samples: usize, res
     let data = run::points_dataset(&m, "", Table { dim: 2, ..Default::default() }, "the model").map_err(value_error)?;
     let gpu = gpu()?;
     py.detach(|| {
-        let kernels = tune::kernels(gpu, context().tuning, &[Need::Inference(m.flow.config.clone())])?;
+        let kernels = tune::kernels(gpu, tuning(), &[Need::Inference(m.flow.config.clone())])?;
         let s = mflow::sample::sample(gpu, &m.flow, 2048, 1.0, m.flow.config.seed, &kernels)?;
         let view = mflow::plot::view_of(&mflow::sample::to_data_units(&s, &data));
         let grid =
