@@ -273,8 +273,6 @@ fn fit<'py>(
     cfg.validate().map_err(value_error)?;
     let data: Dataset =
         mflow::data::array_dataset(&cfg.data, table, cfg.data_seed, cfg.preprocess).map_err(value_error)?;
-    let mut fitted = cfg.clone();
-    fitted.fit_data(&data).map_err(value_error)?;
     if let Some(o) = &out {
         if o.exists() && !o.is_dir() {
             return Err(PyValueError::new_err(format!("out={}: not a folder", o.display())));

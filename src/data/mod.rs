@@ -534,26 +534,7 @@ pub fn array_dataset(spec: &DataSpec, table: Table, seed: u64, mode: images::Mod
     if let [c, h, w] = a.shape[..] {
         return split_images_dataset(spec, [train, validation, test], [c, h, w], mode);
     }
-    let mut splits = [train, validation, test];
-    let standardize = tabular::Standardize::fit(&splits[0], &what)?;
-    if a.standardize {
-        for t in &mut splits {
-            standardize.apply(t);
-        }
-    }
-    let [train, validation, test] = splits;
-    Ok(Dataset {
-        spec: spec.describe(),
-        train: train.into(),
-        validation,
-        test,
-        truth: None,
-        true_ll_expected: None,
-        image: None,
-        train_labels: None,
-        test_labels: None,
-        standardize: a.standardize.then_some(standardize),
-    })
+    real_dataset(spec, [train, validation, test], a.standardize, None, &what)
 }
 
 /// A user's array: read, split, and (by default) standardised. `fitted` replaces the fit
@@ -582,7 +563,7 @@ pub fn tabular_dataset(
         }
         Ok(table)
     };
-    let [mut train, mut validation, mut test] = match (&t.path, &t.train, &t.test) {
+    let [train, mut validation, test] = match (&t.path, &t.train, &t.test) {
         (Some(p), _, _) => tabular::split_by_fractions(&read(p)?, t.fractions, seed, &p.display().to_string())?,
         (None, Some(a), Some(b)) => {
             let (a, b) = (read(a)?, read(b)?);
@@ -608,12 +589,25 @@ pub fn tabular_dataset(
         }
     }
     validation.dim = dim;
-    let standardize = match (fitted, t.standardize) {
+    real_dataset(spec, [train, validation, test], t.standardize, fitted, &spec.describe())
+}
+
+/// Real-valued splits (a user's files or arrays) as a dataset, standardised with `fitted`
+/// or (`standardize`) the training split's fit; `what` names the data in errors.
+fn real_dataset(
+    spec: &DataSpec,
+    [mut train, mut validation, mut test]: [Table; 3],
+    standardize: bool,
+    fitted: Option<&tabular::Standardize>,
+    what: &str,
+) -> anyhow::Result<Dataset> {
+    let dim = train.dim;
+    let standardize = match (fitted, standardize) {
         (Some(s), _) => Some(s.clone()),
-        (None, true) => Some(tabular::Standardize::fit(&train, &spec.describe())?),
+        (None, true) => Some(tabular::Standardize::fit(&train, what)?),
         (None, false) => {
             // A constant column is refused either way: ActNorm would divide by its zero spread.
-            tabular::Standardize::fit(&train, &spec.describe())?;
+            tabular::Standardize::fit(&train, what)?;
             None
         }
     };
