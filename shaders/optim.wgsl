@@ -10,7 +10,8 @@
 //                Bindings: 1 step (StepState); 2 norm (1); 3 grads (P); 4 params (P);
 //                5 m (P); 6 v (P); 7 ema (P; a stand-in when o.ema is 0).
 //                With o.ema = decay > 0 the same pass keeps the parameters' exponential
-//                moving average: ema ← decay·ema + (1 − decay)·params after the update, and
+//                moving average: ema ← d·ema + (1 − d)·params after the update, with the
+//                step's d = min(decay, (1 + t)/(10 + t)) from the host (st[z].ema), and
 //                ema ← params at t = 1 (after the ActNorms' data initialisation).
 //   adam4      — adam, four parameters per thread (count ≡ 0 mod 4); see below.
 // Binding 0 is the uniform Optim everywhere. Grid z is the model: each has its own
@@ -26,7 +27,7 @@ struct Optim {
 // Written by the host once per step (lr and the bias corrections 1 − β^t, computed in f64).
 struct StepState {
     t: u32, seed_lo: u32, seed_hi: u32, d: u32,
-    lr: f32, bc1: f32, bc2: f32, _p1: f32,
+    lr: f32, bc1: f32, bc2: f32, ema: f32,
 }
 
 @group(0) @binding(0) var<uniform> o: Optim;
@@ -107,7 +108,8 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let p = params[i] - st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
     params[i] = p;
     if (o.ema > 0.0) {
-        ema[i] = select(o.ema * ema[i] + (1.0 - o.ema) * p, p, st[z].t == 1u);
+        let d = st[z].ema;
+        ema[i] = select(d * ema[i] + (1.0 - d) * p, p, st[z].t == 1u);
     }
 }
 
@@ -144,6 +146,7 @@ fn adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let p = params4[i] - st[z].lr * (mi / st[z].bc1) / (sqrt(vi / st[z].bc2) + o.eps);
     params4[i] = p;
     if (o.ema > 0.0) {
-        ema4[i] = select(o.ema * ema4[i] + (1.0 - o.ema) * p, p, st[z].t == 1u);
+        let d = st[z].ema;
+        ema4[i] = select(d * ema4[i] + (1.0 - d) * p, p, st[z].t == 1u);
     }
 }

@@ -66,6 +66,8 @@ pub struct Trainer {
     /// Steps taken so far (Adam's t after the last step).
     pub step: u64,
     lr: f64,
+    /// `--ema`'s decay, when the parameters' average is kept.
+    ema_decay: Option<f64>,
     initialized: bool,
     /// A ring of minibatch buffers, each with its own noise-and-assemble dispatch: the host
     /// writes minibatch t + 1 while the GPU may still read minibatch t.
@@ -166,6 +168,7 @@ impl Trainer {
             states,
             step: 0,
             lr: opt.lr,
+            ema_decay: opt.ema,
             initialized: first.actnorm_initialized,
             x_ring,
             step_state,
@@ -204,7 +207,10 @@ impl Trainer {
         let t = u32::try_from(self.step).expect("fewer than 2^32 steps");
         let ring = (self.step % X_RING as u64) as usize;
         gpu.queue.write_buffer(&self.x_ring[ring].0, 0, bytemuck::cast_slice(x));
-        let fresh = StepState::new(t, 0, self.lr);
+        let fresh = StepState {
+            ema: self.ema_decay.map_or(0.0, |d| crate::kernels::optim::ema_decay(d, t) as f32),
+            ..StepState::new(t, 0, self.lr)
+        };
         for s in &mut self.states {
             *s = StepState { seed_lo: s.seed_lo, seed_hi: s.seed_hi, d: s.d, ..fresh };
         }

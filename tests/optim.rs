@@ -29,7 +29,8 @@ fn run_with(count: usize, clip: Option<f64>, steps: u32, grad_scale: f64, decay:
     for t in 1..=steps {
         let g = uniform(100 + t as u64, count, grad_scale);
         gpu.queue.write_buffer(&gb, 0, bytemuck::cast_slice(&g));
-        gpu.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepState::new(t, 0, 1e-2)));
+        let ema = decay.map_or(0.0, |d| mflow::kernels::optim::ema_decay(d, t) as f32);
+        gpu.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepState { ema, ..StepState::new(t, 0, 1e-2) }));
         submit(gpu, "adam test", &opt.dispatches());
         let g64 = to_f64(&g);
         let want_norm = r::grad_norm(&g64);
@@ -67,12 +68,23 @@ fn adam_matches_reference() {
 
 #[test]
 fn the_parameter_average_matches_its_twin() {
-    // t = 1 starts the average at the parameters; later steps blend. Both kernels (adam4 for
-    // counts ≡ 0 mod 4, adam otherwise), odd sizes, and with clipping engaged.
+    // t = 1 starts the average at the parameters; later steps blend, at (1 + t)/(10 + t)
+    // while that is below the decay. Both kernels (adam4 for counts ≡ 0 mod 4, adam
+    // otherwise), odd sizes, with clipping engaged, and past step 80, where 0.9 takes over.
     for count in [1, 3, 4, 257, 70_004] {
         run_with(count, None, 4, 1.0, Some(0.9));
     }
     run_with(1000, Some(0.6), 3, 1.0, Some(0.99));
+    run_with(257, None, 120, 1.0, Some(0.9));
+}
+
+#[test]
+fn the_average_forgets_early_steps_at_the_warm_up_rule() {
+    use mflow::kernels::optim::ema_decay;
+    assert_eq!(ema_decay(0.999, 1), 2.0 / 11.0);
+    assert_eq!(ema_decay(0.999, 90), 91.0 / 100.0);
+    assert_eq!(ema_decay(0.9, 90), 0.9);
+    assert_eq!(ema_decay(0.999, 100_000), 0.999);
 }
 
 #[test]

@@ -3,14 +3,15 @@
 use crate::kernels::optim::{BETA1, BETA2, EPS};
 
 /// The parameters' exponential moving average after a step t (1-based) of Adam: the
-/// parameters themselves at t = 1, else decay·avg + (1 − decay)·params. A step that Adam
-/// skips (a non-finite gradient norm) leaves it too.
+/// parameters themselves at t = 1, else d·avg + (1 − d)·params with d = min(decay,
+/// (1 + t)/(10 + t)). A step that Adam skips (a non-finite gradient norm) leaves it too.
 pub fn ema(avg: &mut [f64], params: &[f64], grads: &[f64], decay: f64, t: u32) {
     if !grad_norm(grads).is_finite() {
         return;
     }
+    let d = crate::kernels::optim::ema_decay(decay, t) as f32 as f64;
     for (a, &p) in avg.iter_mut().zip(params) {
-        *a = if t == 1 { p } else { decay * *a + (1.0 - decay) * p };
+        *a = if t == 1 { p } else { d * *a + (1.0 - d) * p };
     }
 }
 
