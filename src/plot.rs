@@ -299,12 +299,11 @@ pub fn image_grid(
     let (gw, gh) = (cols * tw, rows * th);
     let (cw, ch) = ((left + gw + 10).max(420) as u32, (top + gh + bottom) as u32);
     let mut img = RgbImage::from_pixel(cw, ch, Rgb([255, 255, 255]));
-    let max = (info.pre.levels - 1) as f32;
-    let mut draw = |slot: usize, levels: &dyn Fn(usize) -> f32| {
+    let mut draw = |slot: usize, shade: &dyn Fn(usize) -> f32| {
         let (gy, gx) = (slot / cols, slot % cols);
         for y in 0..h * zoom {
             for x in 0..w * zoom {
-                let px = |ch: usize| (levels(ch * h * w + (y / zoom) * w + x / zoom) / max * 255.0).round() as u8;
+                let px = |ch: usize| (shade(ch * h * w + (y / zoom) * w + x / zoom) * 255.0).round() as u8;
                 let rgb = if c == 3 { [px(0), px(1), px(2)] } else { [px(0); 3] };
                 img.put_pixel((left + gx * tw + 1 + x) as u32, (top + gy * th + 1 + y) as u32, Rgb(rgb));
             }
@@ -312,12 +311,12 @@ pub fn image_grid(
     };
     for i in 0..samples.rows() {
         let row = samples.row(i);
-        draw(i, &|k| info.pre.invert(row[k]));
+        draw(i, &|k| info.pre.shade(info.pre.invert(row[k])));
     }
     if let Some(real) = real {
         for i in 0..cols.min(real.rows()) {
             let row = real.row(i);
-            draw(sample_rows * cols + i, &|k| row[k]);
+            draw(sample_rows * cols + i, &|k| info.pre.shade(row[k]));
         }
     }
     // The labels go on top of the composed pixels.
@@ -332,10 +331,15 @@ pub fn image_grid(
         if real.is_some() {
             root.draw(&text("real test images".into(), 6, top + sample_rows * th + th / 2 - 6, 13)).map_err(pe)?;
         }
+        let range = match info.pre.mode {
+            crate::data::images::Mode::None => {
+                format!("values {:.3}..{:.3} (the training split's range) black to white", info.pre.lo, info.pre.hi)
+            }
+            _ => format!("grey levels 0..{}", info.pre.levels.saturating_sub(1)),
+        };
         let scale = format!(
-            "each image {w}×{h} pixels{}, grey levels 0..{}",
+            "each image {w}×{h} pixels{}, {range}",
             if zoom > 1 { format!(" (shown ×{zoom})") } else { String::new() },
-            info.pre.levels - 1
         );
         root.draw(&text(scale, left, top + gh + 8, 12)).map_err(pe)?;
         root.present().map_err(pe)?;

@@ -560,7 +560,7 @@ fn eval_ll(args: &[&str]) -> f64 {
 fn a_standardised_model_never_sees_unstandardised_data() {
     let d = tmp("standardised");
     // Moons' own test points, written as your array: the same points both ways.
-    let sizes = mflow::data::SplitSizes { train: 2048, validation: 2048, test: 10_000 };
+    let sizes = mflow::data::SplitSizes { train: 2048, validation: 2048, test: 10_000, held_out_images: 0 };
     let moons =
         mflow::data::DataSpec::parse("moons").unwrap().load(sizes, 0, mflow::data::images::Mode::Dequant).unwrap();
     let train = d.join("train.npy");

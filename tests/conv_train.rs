@@ -1,6 +1,6 @@
 //! Conv flows through the one training loop: a digits run stopped and resumed equals one
-//! trained straight through (parameters, Adam's moments, the loss), and training lowers the
-//! held-out bits/dim below a uniform model's.
+//! trained straight through (parameters, Adam's moments, the loss, the selected model), and
+//! training lowers the held-out bits/dim below a uniform model's.
 
 mod common;
 use common::*;
@@ -48,10 +48,15 @@ fn a_conv_run_stopped_and_resumed_equals_one_trained_straight_through() {
     let (fa, sa) = checkpoint::load(&a.join("model.safetensors"), None).unwrap();
     let (fb, sb) = checkpoint::load(&b.join("model.safetensors"), None).unwrap();
     assert!(fa.config.conv.as_ref().is_some_and(|c| (c.channels, c.height, c.width, c.scales) == (1, 8, 8, 2)));
-    assert_eq!((whole.steps, resumed.steps), (30, 30));
+    // 1,350 training images (150 are held out for validation) at batch 100: 13 steps an epoch.
+    assert_eq!((whole.steps, resumed.steps), (26, 26));
     assert_eq!(fa.params, fb.params, "parameters after 1 + 1 epochs equal those after 2");
     assert_eq!(sa.unwrap().v, sb.unwrap().v, "Adam's second moments");
     assert_eq!(whole.final_train_loss, resumed.final_train_loss);
+    // The held-out images select the model, straight through and resumed alike.
+    assert_eq!(whole.selected, "best");
+    assert!(whole.validation_ll.is_some_and(f64::is_finite), "validated on the held-out images");
+    assert_eq!((whole.selected_step, whole.validation_ll), (resumed.selected_step, resumed.validation_ll));
     // Two epochs already beat a uniform model of the 17 levels (log2 17 ≈ 4.09 bits/dim).
     let bpd = whole.heldout_bits_per_dim.expect("image runs report bits/dim");
     assert!(bpd.is_finite() && bpd < 4.0, "held-out bits/dim {bpd}");

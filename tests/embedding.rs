@@ -12,7 +12,7 @@ use mflow::run::{self, RunConfig, StepHook};
 use std::sync::{Arc, Mutex};
 
 /// Synthetic split sizes (unused by arrays and files).
-const SIZES: SplitSizes = SplitSizes { train: 0, validation: 0, test: 0 };
+const SIZES: SplitSizes = SplitSizes { train: 0, validation: 0, test: 0, held_out_images: 0 };
 
 fn tmp(name: &str) -> std::path::PathBuf {
     fresh_dir("embedding", name)

@@ -375,8 +375,13 @@ fn the_numpy_module_evaluates_conv_models_as_the_engine_does() {
 
 /// A uint8 NPY (version 1) of `shape`, as numpy writes one.
 fn npy_u8(shape: &[usize], levels: &[u8]) -> Vec<u8> {
+    npy_of("|u1", shape, levels)
+}
+
+/// An NPY (version 1) of dtype `descr` and `shape` holding `data`.
+fn npy_of(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({}), }}", dims.join(", "));
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}), }}", dims.join(", "));
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -384,7 +389,7 @@ fn npy_u8(shape: &[usize], levels: &[u8]) -> Vec<u8> {
     let mut b = b"\x93NUMPY\x01\x00".to_vec();
     b.extend((header.len() as u16).to_le_bytes());
     b.extend(header.as_bytes());
-    b.extend(levels);
+    b.extend(data);
     b
 }
 
@@ -461,4 +466,76 @@ fn uint8_npy_images_train_conv_and_dense_flows_and_evaluate_in_bits_per_dim() {
     let out = dir.join("mixed");
     refused(&train_args(&split, out.to_str().unwrap(), "1"), &["grey.npy", "real.npy", "uint8 images of 1×8×8"]);
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+}
+
+#[test]
+fn float_npy_images_are_modelled_as_their_values_with_preprocess_none() {
+    let dir = tmp("float-images");
+    // The squares as floats in about [-1, 1], with a little noise (a density of values).
+    let noise = common::uniform(4, 80 * 64, 0.02);
+    let vals: Vec<f32> = squares(80, 1, 3).iter().zip(&noise).map(|(&p, e)| p as f32 / 127.5 - 1.0 + e).collect();
+    let floats = dir.join("floats.npy");
+    std::fs::write(&floats, npy_of("<f4", &[80, 1, 8, 8], bytemuck::cast_slice(&vals))).unwrap();
+    let data = format!("npy:{}", floats.display());
+    for arch in ["conv", "dense"] {
+        let out = dir.join(arch);
+        let o = out.to_str().unwrap();
+        let mut args = vec!["train", "--data", &data, "--arch", arch, "--aux", "1", "--epochs", "1", "--batch", "8"];
+        args.extend(["--preprocess", "none", "--samples", "2", "--quiet", "--out", o, "--hidden", "8"]);
+        if arch == "conv" {
+            args.extend(["--head-hidden", "16", "--head-blocks", "1"]);
+        } else {
+            args.extend(["--blocks", "2"]);
+        }
+        ok(&args);
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        assert!(s["heldout_bits_per_dim"].is_null(), "no bits/dim for values: {}", s["heldout_bits_per_dim"]);
+        let ll = s["heldout_ll"].as_f64().unwrap();
+        assert!(ll.is_finite(), "{ll}");
+        assert!(out.join("samples.png").exists());
+        // mflow eval on the same file: nats, every image, and the summary's figure for its
+        // test split's images.
+        let model = out.join("model.safetensors");
+        let m = model.to_str().unwrap();
+        let text = ok(&["eval", "--model", m, "--data", &data, "--samples", "2"]);
+        assert!(text.contains("nats") && !text.contains("bits/dim"), "{text}");
+        let pp = dir.join(format!("{arch}.csv"));
+        ok(&["eval", "--model", m, "--data", &data, "--samples", "2", "--per-point", pp.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(&pp).unwrap().lines().count(), 81, "a header and every image");
+        // Samples come back as values (not levels), and draw as a grid.
+        let raw = dir.join(format!("{arch}-samples.npy"));
+        ok(&["sample", "--model", m, "--n", "5", "--out", raw.to_str().unwrap()]);
+        let t = read_npy(&raw);
+        assert_eq!((t.rows(), t.dim), (5, 64));
+        assert!(t.data.iter().any(|v| v.fract() != 0.0), "values, not levels");
+        ok(&["sample", "--model", m, "--n", "4", "--out", dir.join(format!("{arch}.png")).to_str().unwrap()]);
+    }
+    // Float images need --preprocess none, which takes nothing else: each refused by name.
+    let out = dir.join("refused");
+    let o = out.to_str().unwrap();
+    refused(&["train", "--data", &data, "--out", o, "--quiet"], &["floats.npy", "--preprocess none", "1×8×8"]);
+    let grey = dir.join("grey.npy");
+    std::fs::write(&grey, npy_u8(&[40, 8, 8], &squares(40, 1, 1))).unwrap();
+    let g = format!("npy:{}", grey.display());
+    refused(
+        &["train", "--data", &g, "--preprocess", "none", "--out", o, "--quiet"],
+        &["grey.npy", "uint8", "--preprocess none"],
+    );
+    refused(
+        &["train", "--data", "digits", "--preprocess", "none", "--out", o, "--quiet"],
+        &["digits", "--preprocess none takes float images"],
+    );
+    refused(
+        &["train", "--data", "moons", "--preprocess", "none", "--out", o, "--quiet"],
+        &["--preprocess none applies to images", "moons"],
+    );
+    // Float and uint8 images of one shape are not one dataset.
+    let split = format!("npy:train={},test={}", floats.display(), grey.display());
+    refused(
+        &["train", "--data", &split, "--preprocess", "none", "--out", o, "--quiet"],
+        &["grey.npy", "floats.npy", "uint8 images of 1×8×8", "float images of 1×8×8"],
+    );
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

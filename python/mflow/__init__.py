@@ -55,7 +55,8 @@ def adapter() -> str:
 
 
 def _points(X: Any, what: str = "X") -> np.ndarray:
-    """X as the engine takes it: float32 (N, D), or uint8 (N, C, H, W) images."""
+    """X as the engine takes it: float32 (N, D), or (N, C, H, W) images: uint8 levels or
+    float32 values."""
     X = np.asarray(X)
     if X.dtype.kind not in "iuf":
         raise ValueError(
@@ -73,10 +74,13 @@ def _points(X: Any, what: str = "X") -> np.ndarray:
         return np.ascontiguousarray(X, dtype=np.float32)
     if X.ndim > 4:
         raise ValueError(f"{what}: a {X.ndim}-D array; images are (N, H, W) or (N, C, H, W)")
-    if X.dtype != np.uint8:
+    if X.dtype.kind == "f":
+        # Float images are modelled as their values (mflow train --preprocess none).
+        X = X.astype(np.float32, copy=False)
+    elif X.dtype != np.uint8:
         raise ValueError(
-            f"{what}: images must be uint8 levels 0..255 (got dtype {X.dtype} of shape {X.shape}); "
-            "real-valued points are (N, D)"
+            f"{what}: images must be uint8 levels 0..255 or floats (got dtype {X.dtype} of shape "
+            f"{X.shape}); real-valued points are (N, D)"
         )
     if X.ndim == 3:
         X = X[:, None]
@@ -134,11 +138,13 @@ _RUN_SETTINGS = (
     "checkpoint_every",
     "validate_every",
     "validation_samples",
+    "validation_points",
     "select",
     "patience",
     "lr_schedule",
     "warmup",
     "lr_min",
+    "ema",
     "time_limit",
     "eval_points",
     "split_fractions",
@@ -179,8 +185,11 @@ class MarginalizingFlow:
         (``select="best"``), the test part is evaluated once into ``summary_``.
     standardize : bool
         Fit on standardised columns (real-valued data); scores stay in X's units.
-    validate_every, validation_samples, select, patience : model selection.
+    validate_every, validation_samples, validation_points, select, patience : model selection.
     lr_schedule, warmup, lr_min : learning-rate schedule ("constant" or "cosine").
+    ema : float
+        Keep a moving average of the parameters with this decay (e.g. 0.999); validation,
+        the final evaluation and the fitted model use it.
     time_limit : float
         Minutes of training after which ``fit`` stops (and evaluates).
     eval_points : int
@@ -221,11 +230,13 @@ class MarginalizingFlow:
         checkpoint_every: Optional[int] = None,
         validate_every: Optional[int] = None,
         validation_samples: Optional[int] = None,
+        validation_points: Optional[int] = None,
         select: Optional[str] = None,
         patience: Optional[int] = None,
         lr_schedule: Optional[str] = None,
         warmup: Optional[int] = None,
         lr_min: Optional[float] = None,
+        ema: Optional[float] = None,
         time_limit: Optional[float] = None,
         eval_points: Optional[int] = None,
         split_fractions: Optional[Sequence[float]] = None,
@@ -254,11 +265,13 @@ class MarginalizingFlow:
         self.checkpoint_every = checkpoint_every
         self.validate_every = validate_every
         self.validation_samples = validation_samples
+        self.validation_points = validation_points
         self.select = select
         self.patience = patience
         self.lr_schedule = lr_schedule
         self.warmup = warmup
         self.lr_min = lr_min
+        self.ema = ema
         self.time_limit = time_limit
         self.eval_points = eval_points
         self.split_fractions = split_fractions
@@ -310,8 +323,9 @@ class MarginalizingFlow:
         """Trains on X as ``mflow train --data npy:X.npy`` would, on the GPU.
 
         X is (N, D) real values (float32/float64, standardised per column unless
-        ``standardize=False``), or (N, H, W) / (N, C, H, W) uint8 images (dequantised as
-        the command line does). It is split by ``split_fractions``. ``out`` is a run
+        ``standardize=False``), or (N, H, W) / (N, C, H, W) images: uint8 levels
+        (dequantised as the command line does) or floats (modelled as their values, as
+        ``mflow train --preprocess none`` does). It is split by ``split_fractions``. ``out`` is a run
         folder like ``mflow train --out``: checkpoints, metrics.jsonl, summary.json,
         samples.png; it must not hold another run unless ``force=True``. ``y`` is ignored.
         """
@@ -384,8 +398,8 @@ class MarginalizingFlow:
         return float(np.mean(self.score_samples(X, samples=samples, seed=seed)))
 
     def sample(self, n: int = 1, temperature: float = 1.0, seed: Optional[int] = None) -> np.ndarray:
-        """``n`` samples in X's units: (n, D) float32, or uint8 images, (n, H, W) for one
-        channel and (n, C, H, W) otherwise. ``seed=None`` draws a fresh seed."""
+        """``n`` samples in X's units: (n, D) float32, or images (uint8, or float32 for a
+        model of float images), (n, H, W) for one channel and (n, C, H, W) otherwise. ``seed=None`` draws a fresh seed."""
         model = self._check_fitted()
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little")
@@ -431,6 +445,7 @@ def load(path: str) -> MarginalizingFlow:
         m.samples, m.log_every, m.checkpoint_every = run["samples"], run["log_every"], run["checkpoint_every"]
         m.eval_points, m.time_limit, m.data_seed = run.get("eval_points"), run.get("time_limit"), run["data_seed"]
         m.validate_every, m.validation_samples = sel.get("validate_every"), sel.get("validation_samples")
+        m.validation_points, m.ema = sel.get("validation_points"), optim.get("ema")
         m.select, m.patience = sel.get("select"), sel.get("patience")
         m.lr_schedule, m.warmup, m.lr_min = sched.get("kind"), sched.get("warmup"), sched.get("lr_min")
         array = run["data"].get("Array") if isinstance(run["data"], dict) else None

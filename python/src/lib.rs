@@ -76,6 +76,16 @@ impl Points {
             tabular::check_finite(&t, what, 0).map_err(value_error)?;
             return Ok(Points::Real(t));
         }
+        if let Ok(a) = x.extract::<PyReadonlyArray4<f32>>() {
+            let s = a.shape();
+            let shape = [s[1], s[2], s[3]];
+            if s[0] == 0 || shape.contains(&0) {
+                return Err(PyValueError::new_err(format!("{what}: no images (shape {s:?})")));
+            }
+            let t = Table::new(shape.iter().product(), a.as_array().iter().copied().collect());
+            tabular::check_finite(&t, what, 0).map_err(value_error)?;
+            return Ok(Points::Images { table: t, shape });
+        }
         if let Ok(a) = x.extract::<PyReadonlyArray4<u8>>() {
             let s = a.shape();
             let shape = [s[1], s[2], s[3]];
@@ -85,7 +95,9 @@ impl Points {
             let levels = a.as_array().iter().copied().collect::<Vec<u8>>();
             return Ok(Points::Images { table: Table::from_levels(shape.iter().product(), levels), shape });
         }
-        Err(PyValueError::new_err(format!("{what}: expected a float32 (N, D) or uint8 (N, C, H, W) array")))
+        Err(PyValueError::new_err(format!(
+            "{what}: expected a float32 (N, D), or a uint8 or float32 (N, C, H, W) array"
+        )))
     }
 
     fn table(self) -> Table {
@@ -115,11 +127,13 @@ struct FitOptions {
     checkpoint_every: Option<usize>,
     validate_every: Option<usize>,
     validation_samples: Option<usize>,
+    validation_points: Option<usize>,
     select: Option<String>,
     patience: Option<usize>,
     lr_schedule: Option<String>,
     warmup: Option<u64>,
     lr_min: Option<f64>,
+    ema: Option<f64>,
     time_limit: Option<f64>,
     eval_points: Option<usize>,
     split_fractions: Option<[f64; 3]>,
@@ -193,11 +207,13 @@ impl FitOptions {
             data_seed: self.data_seed,
             validate_every: self.validate_every,
             validation_samples: self.validation_samples,
+            validation_points: self.validation_points,
             select: choice("select", &self.select)?,
             patience: self.patience,
             lr_schedule: choice("lr_schedule", &self.lr_schedule)?,
             warmup: self.warmup,
             lr_min: self.lr_min,
+            ema: self.ema,
             time_limit: self.time_limit,
             conv,
             ..Default::default()
@@ -259,6 +275,7 @@ fn fit<'py>(
         Points::Real(t) => vec![t.dim],
         Points::Images { shape, .. } => shape.to_vec(),
     };
+    let float_images = matches!(&points, Points::Images { table, .. } if table.levels.is_empty());
     let table = points.table();
     let bytes: &[u8] = if table.levels.is_empty() { bytemuck::cast_slice(&table.data) } else { &table.levels };
     let spec = DataSpec::Array(ArraySpec {
@@ -269,7 +286,8 @@ fn fit<'py>(
         content: mflow::data::fnv1a(&[bytes]),
     });
     let mut cfg = opts.config(spec).map_err(value_error)?;
-    cfg.preprocess = Mode::Dequant;
+    // 8-bit images are dequantised; float images modelled as their values.
+    cfg.preprocess = if float_images { Mode::None } else { Mode::Dequant };
     cfg.validate().map_err(value_error)?;
     let data: Dataset =
         mflow::data::array_dataset(&cfg.data, table, cfg.data_seed, cfg.preprocess).map_err(value_error)?;
@@ -407,6 +425,10 @@ fn sample<'py>(py: Python<'py>, model: &[u8], n: usize, temperature: f32, seed: 
         })
         .map_err(runtime_error)?;
     match &data.image {
+        Some(i) if i.pre.mode == Mode::None => {
+            let a = PyArray1::from_vec(py, t.data);
+            Ok(a.reshape([n, i.channels, i.height, i.width])?.into_any())
+        }
         Some(i) => {
             let levels: Vec<u8> = t.data.iter().map(|&v| v as u8).collect();
             let a = PyArray1::from_vec(py, levels);

@@ -64,7 +64,9 @@ pub struct TrainArgs {
     /// Steps between loss readbacks and divergence checks.
     #[arg(long, value_parser = at_least_one)]
     pub log_every: Option<usize>,
-    /// Validation points of synthetic data [default: 2048].
+    /// Validation points of synthetic data [default: 2048], or training images an image
+    /// dataset holds out for validation [default: 150 of digits, 5000 of MNIST's or CIFAR-10's;
+    /// 0: none, and the last model is evaluated].
     #[arg(long)]
     pub validation_size: Option<usize>,
     /// Continue from this checkpoint (its configuration must match); exact: N steps, resume,
@@ -90,6 +92,9 @@ pub struct TrainArgs {
     /// Importance samples S of each validation (B > 0; a fixed ε seed) [default: 10].
     #[arg(long, value_parser = at_least_one)]
     pub validation_samples: Option<usize>,
+    /// Validate on at most this many points of the validation split (its first) [default: 1000].
+    #[arg(long, value_parser = at_least_one)]
+    pub validation_points: Option<usize>,
     /// The model the final evaluation uses: the best validation, or the last step.
     #[arg(long, value_enum)]
     pub select: Option<Select>,
@@ -261,6 +266,12 @@ impl TrainArgs {
                 );
             }
         }
+        if let Some(p) = self.preprocess.filter(|_| !spec.may_be_image()) {
+            anyhow::bail!(
+                "--preprocess {} applies to images (digits, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, cifar10:DIR, npy: images), not --data {text}",
+                format!("{p:?}").to_lowercase()
+            );
+        }
         Ok(spec)
     }
 
@@ -281,6 +292,7 @@ impl TrainArgs {
             data_seed: self.data_seed,
             validate_every: self.validate_every,
             validation_samples: self.validation_samples,
+            validation_points: self.validation_points,
             select: self.select,
             patience: self.patience,
             lr_schedule: self.lr_schedule,

@@ -6,7 +6,8 @@
 
 use super::{cifar, idx, Table};
 use anyhow::{bail, Result};
-use rand::Rng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use std::path::Path;
 
 /// The logit transform's squeeze λ (MODEL.md).
@@ -19,6 +20,8 @@ pub enum Mode {
     Thesis,
     /// v = (p + U(0,1))/levels, z = logit(λ + (1 − 2λ) v); bits per dimension.
     Dequant,
+    /// Float images (npy arrays) modelled as their values, no noise; nats per image.
+    None,
 }
 
 /// How raw pixel levels become the flow's input.
@@ -32,15 +35,27 @@ pub struct Preprocess {
     pub std: f64,
     /// Half-width of the thesis mode's uniform noise.
     pub noise: f64,
+    /// The training split's lowest and highest value (none mode), drawn black and white.
+    #[serde(default)]
+    pub lo: f64,
+    #[serde(default)]
+    pub hi: f64,
 }
 
 impl Preprocess {
     pub fn new(mode: Mode, levels: u32, train: &Table, noise: f64) -> Self {
-        let scale = 1.0 / (levels - 1) as f64;
+        let scale = 1.0 / levels.saturating_sub(1).max(1) as f64;
         let n = (train.rows() * train.dim) as f64;
         let mean = train.values().map(|p| p * scale).sum::<f64>() / n;
         let var = train.values().map(|p| (p * scale - mean).powi(2)).sum::<f64>() / n;
-        Self { mode, levels, mean, std: var.sqrt().max(1e-12), noise }
+        let (lo, hi) = train.values().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        Self { mode, levels, mean, std: var.sqrt().max(1e-12), noise, lo, hi }
+    }
+
+    /// Float images taken as they are (`--preprocess none`): only their range is kept, to
+    /// draw them.
+    pub fn none(train: &Table) -> Self {
+        Self { noise: 0.0, ..Self::new(Mode::None, 0, train, 0.0) }
     }
 
     /// Maps raw levels (in place) to the flow's input, with noise from `rng`. Returns the
@@ -50,6 +65,7 @@ impl Preprocess {
         let n = rows.len() / dim;
         let mut jac = vec![0.0; n];
         match self.mode {
+            Mode::None => {}
             Mode::Thesis => {
                 let scale = 1.0 / (self.levels - 1) as f64;
                 for v in rows.iter_mut() {
@@ -75,10 +91,12 @@ impl Preprocess {
         jac
     }
 
-    /// Back to pixel levels, clamped to 0..levels−1 (for pictures of samples).
+    /// Back to pixel levels, clamped to 0..levels−1 (for pictures of samples); float images'
+    /// values as they are.
     pub fn invert(&self, x: f32) -> f32 {
-        let max = (self.levels - 1) as f64;
+        let max = self.levels.saturating_sub(1) as f64;
         let p = match self.mode {
+            Mode::None => return x,
             Mode::Thesis => (x as f64 * self.std + self.mean) * max,
             Mode::Dequant => {
                 let w = 1.0 / (1.0 + (-(x as f64)).exp());
@@ -86,6 +104,20 @@ impl Preprocess {
             }
         };
         p.round().clamp(0.0, max) as f32
+    }
+
+    /// How bright a value in the data's units (a level, or a float image's value) is drawn:
+    /// 0 black to 1 white.
+    pub fn shade(&self, v: f32) -> f32 {
+        let (lo, hi) = match self.mode {
+            Mode::None => (self.lo, self.hi),
+            _ => (0.0, self.levels.saturating_sub(1) as f64),
+        };
+        if hi > lo {
+            (((v as f64 - lo) / (hi - lo)) as f32).clamp(0.0, 1.0)
+        } else {
+            0.5
+        }
     }
 
     /// Bits per dimension in the data's own pixel space from log p(v) (dequant mode).
@@ -106,6 +138,44 @@ pub struct Images {
     /// Class labels per image, where the dataset has them (checked against the images).
     pub train_labels: Option<Vec<u8>>,
     pub test_labels: Option<Vec<u8>>,
+}
+
+impl Images {
+    /// Moves `k` training images, chosen by `seed`, out of the training split and returns
+    /// them (in their file order) as the validation split; the rest keep theirs.
+    pub fn hold_out(&mut self, k: usize, seed: u64) -> Result<Table> {
+        let n = self.train.rows();
+        let dim = self.train.dim;
+        if k == 0 {
+            return Ok(Table::from_levels(dim, Vec::new()));
+        }
+        if k + 2 > n {
+            bail!(
+                "--validation-size {k}: {} has {n} training images; hold out at most {} (0: none, the last model is evaluated)",
+                self.name,
+                n.saturating_sub(2)
+            );
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x7a11d));
+        let mut held = vec![false; n];
+        for &i in &order[..k] {
+            held[i] = true;
+        }
+        let (mut train, mut val) = (Vec::with_capacity((n - k) * dim), Vec::with_capacity(k * dim));
+        for (i, row) in self.train.levels.chunks_exact(dim).enumerate() {
+            if held[i] { &mut val } else { &mut train }.extend_from_slice(row);
+        }
+        self.train = Table::from_levels(dim, train);
+        if let Some(l) = &mut self.train_labels {
+            let mut i = 0;
+            l.retain(|_| {
+                i += 1;
+                !held[i - 1]
+            });
+        }
+        Ok(Table::from_levels(dim, val))
+    }
 }
 
 fn table(pixels: Vec<u8>, dim: usize) -> Table {
@@ -249,5 +319,33 @@ mod tests {
         let (tl, vl) = (d.train_labels.unwrap(), d.test_labels.unwrap());
         assert_eq!((tl.len(), vl.len()), (1500, 297));
         assert!(tl.iter().chain(&vl).all(|&l| l < 10) && tl.contains(&9));
+    }
+
+    #[test]
+    fn held_out_images_leave_the_training_split_with_their_labels() {
+        let full = digits().unwrap();
+        let mut d = digits().unwrap();
+        let val = d.hold_out(150, 3).unwrap();
+        assert_eq!((d.train.rows(), val.rows(), d.train_labels.as_ref().unwrap().len()), (1350, 150, 1350));
+        // Every image lands in exactly one split, with its own label, in file order.
+        let (mut t, mut v) = (0, 0);
+        for i in 0..1500 {
+            let row = &full.train.levels[i * 64..(i + 1) * 64];
+            if t < 1350 && &d.train.levels[t * 64..(t + 1) * 64] == row {
+                assert_eq!(d.train_labels.as_ref().unwrap()[t], full.train_labels.as_ref().unwrap()[i]);
+                t += 1;
+            } else {
+                assert_eq!(&val.levels[v * 64..(v + 1) * 64], row, "image {i}");
+                v += 1;
+            }
+        }
+        assert_eq!((t, v), (1350, 150));
+        // The data seed chooses them; the same seed the same ones.
+        let other = digits().unwrap().hold_out(150, 4).unwrap();
+        assert_ne!(other.levels, val.levels);
+        assert_eq!(digits().unwrap().hold_out(150, 3).unwrap().levels, val.levels);
+        assert_eq!(digits().unwrap().hold_out(0, 3).unwrap().rows(), 0);
+        let err = digits().unwrap().hold_out(1499, 0).unwrap_err().to_string();
+        assert!(err.contains("--validation-size 1499") && err.contains("at most 1498"), "{err}");
     }
 }

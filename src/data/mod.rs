@@ -225,6 +225,11 @@ pub struct SplitSizes {
     pub train: usize,
     pub validation: usize,
     pub test: usize,
+    /// Image datasets (digits, IDX files, CIFAR-10), which ship a training and a test split:
+    /// this many training images, chosen by the data seed, are held out as the validation
+    /// split that model selection uses (a run recorded before it held none out: 0).
+    #[serde(default)]
+    pub held_out_images: usize,
 }
 
 fn kv(opts: &str, spec: &str) -> anyhow::Result<std::collections::HashMap<String, String>> {
@@ -499,10 +504,12 @@ impl DataSpec {
                     "fashion-mnist" => "fashion-mnist",
                     _ => "kmnist",
                 };
-                image_dataset(self, images::mnist_family(name, dir)?, mode, 0.3)?
+                image_dataset(self, images::mnist_family(name, dir)?, mode, 0.3, sizes.held_out_images, seed)?
             }
-            DataSpec::Cifar10 { dir } => image_dataset(self, images::cifar10(dir)?, mode, 0.0)?,
-            DataSpec::Digits => image_dataset(self, images::digits()?, mode, 0.3)?,
+            DataSpec::Cifar10 { dir } => {
+                image_dataset(self, images::cifar10(dir)?, mode, 0.0, sizes.held_out_images, seed)?
+            }
+            DataSpec::Digits => image_dataset(self, images::digits()?, mode, 0.3, sizes.held_out_images, seed)?,
             DataSpec::Tabular(t) => tabular_dataset(self, t, seed, None, mode)?,
             DataSpec::Array(_) => anyhow::bail!(
                 "the data ({}) was handed over in memory by the program that trained the model (Python's fit), so it cannot be read again: pass --data",
@@ -546,20 +553,22 @@ pub fn tabular_dataset(
     fitted: Option<&tabular::Standardize>,
     mode: images::Mode,
 ) -> anyhow::Result<Dataset> {
-    // Every file holds the same kind of points: images of one shape, or real values.
-    let kind = std::cell::Cell::new(None::<(Option<[usize; 3]>, std::path::PathBuf)>);
+    // Every file holds the same kind of points: images of one shape and type, or real values.
+    type Kind = (Option<[usize; 3]>, bool);
+    let kind = std::cell::Cell::new(None::<(Kind, std::path::PathBuf)>);
     let read = |p: &std::path::Path| -> anyhow::Result<Table> {
         let (table, shape) = tabular::read_points(p, t.format, t.header)?;
+        let this = (shape, !table.levels.is_empty());
         match kind.take() {
-            Some((first, f)) if first != shape => anyhow::bail!(
+            Some((first, f)) if first != this => anyhow::bail!(
                 "{}: {} but {} holds {}",
                 p.display(),
-                describe_points(shape),
+                describe_points(this),
                 f.display(),
                 describe_points(first)
             ),
             Some(k) => kind.set(Some(k)),
-            None => kind.set(Some((shape, p.to_path_buf()))),
+            None => kind.set(Some((this, p.to_path_buf()))),
         }
         Ok(table)
     };
@@ -575,7 +584,7 @@ pub fn tabular_dataset(
         }
         _ => anyhow::bail!("--data {}: no files", spec.describe()),
     };
-    if let Some((Some(shape), _)) = kind.take() {
+    if let Some(((Some(shape), _), _)) = kind.take() {
         if fitted.is_some() {
             anyhow::bail!("--data {}: images, but the model was trained on standardised real values", spec.describe());
         }
@@ -633,9 +642,9 @@ fn real_dataset(
     })
 }
 
-fn describe_points(shape: Option<[usize; 3]>) -> String {
+fn describe_points((shape, levels): (Option<[usize; 3]>, bool)) -> String {
     match shape {
-        Some([c, h, w]) => format!("uint8 images of {c}×{h}×{w}"),
+        Some([c, h, w]) => format!("{} images of {c}×{h}×{w}", if levels { "uint8" } else { "float" }),
         None => "real-valued rows".into(),
     }
 }
@@ -649,6 +658,18 @@ fn split_images_dataset(
     [c, h, w]: [usize; 3],
     mode: images::Mode,
 ) -> anyhow::Result<Dataset> {
+    let floats = train.levels.is_empty();
+    if floats != (mode == images::Mode::None) {
+        anyhow::bail!(
+            "{}: {}",
+            spec.describe(),
+            if floats {
+                format!("float images ({c}×{h}×{w}): give --preprocess none to model their values as they are (nats), or save 8-bit pixels as uint8 to dequantise them")
+            } else {
+                format!("uint8 images ({c}×{h}×{w}) with --preprocess none, which takes float images: drop it to dequantise the pixels (or --preprocess thesis)")
+            }
+        );
+    }
     let im = images::Images {
         name: "array",
         channels: c,
@@ -660,17 +681,33 @@ fn split_images_dataset(
         train_labels: None,
         test_labels: None,
     };
-    let mut data = image_dataset(spec, im, mode, if c == 1 { 0.3 } else { 0.0 })?;
+    let mut data = image_dataset(spec, im, mode, if c == 1 { 0.3 } else { 0.0 }, 0, 0)?;
     data.validation = validation;
     Ok(data)
 }
 
-fn image_dataset(spec: &DataSpec, im: images::Images, mode: images::Mode, noise: f64) -> anyhow::Result<Dataset> {
-    let pre = images::Preprocess::new(mode, im.levels, &im.train, noise);
-    let dim = im.train.dim;
+/// An image dataset's splits: `held_out` training images (chosen by the data seed) become
+/// the validation split; the preprocessing is fitted on the images left for training.
+fn image_dataset(
+    spec: &DataSpec,
+    mut im: images::Images,
+    mode: images::Mode,
+    noise: f64,
+    held_out: usize,
+    seed: u64,
+) -> anyhow::Result<Dataset> {
+    let validation = im.hold_out(held_out, seed)?;
+    let pre = match mode {
+        images::Mode::None if !im.train.levels.is_empty() => anyhow::bail!(
+            "--preprocess none takes float images (npy: arrays); {} holds 8-bit pixels: dequant or thesis",
+            spec.describe()
+        ),
+        images::Mode::None => images::Preprocess::none(&im.train),
+        _ => images::Preprocess::new(mode, im.levels, &im.train, noise),
+    };
     Ok(Dataset {
         spec: spec.describe(),
-        validation: Table::new(dim, Vec::new()),
+        validation,
         train: im.train.into(),
         test: im.test,
         truth: None,

@@ -184,11 +184,14 @@ pub fn parse_npy_points(bytes: &[u8], what: &str) -> Result<(Table, Option<[usiz
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| anyhow::anyhow!("{what}: bad shape ({inner})")))
         .collect::<Result<_>>()?;
+    // Two dimensions are points; three or four, images (floats: --preprocess none).
     let (n, d, image) = match (size, dims.as_slice()) {
         (4 | 8, [n, d]) => (*n, *d, None),
-        (4 | 8, _) => bail!("{what}: shape ({inner}) is not two-dimensional (N rows × D columns)"),
         (_, [n, h, w]) => (*n, h.saturating_mul(*w), Some([1, *h, *w])),
         (_, [n, c, h, w]) => (*n, c.saturating_mul(*h).saturating_mul(*w), Some([*c, *h, *w])),
+        (4 | 8, _) => bail!(
+            "{what}: shape ({inner}) is neither points (N rows × D columns) nor images ((N, H, W) or (N, C, H, W))"
+        ),
         _ => bail!("{what}: uint8 arrays are images of 8-bit levels: shape (N, H, W) or (N, C, H, W), not ({inner})"),
     };
     let data = &bytes[start + len..];
@@ -196,7 +199,7 @@ pub fn parse_npy_points(bytes: &[u8], what: &str) -> Result<(Table, Option<[usiz
     if data.len() != want {
         bail!("{what}: shape ({inner}) needs {want} bytes of data, the file has {}", data.len());
     }
-    if image.is_some() {
+    if size == 1 {
         return Ok((Table::from_levels(d, data.to_vec()), image));
     }
     let values: Vec<f32> = if size == 4 {
@@ -217,7 +220,7 @@ pub fn parse_npy_points(bytes: &[u8], what: &str) -> Result<(Table, Option<[usiz
     };
     let t = Table::new(d, values);
     check_finite(&t, what, 0)?;
-    Ok((t, None))
+    Ok((t, image))
 }
 
 /// CSV of numbers separated by commas; a first row that is not all numbers is a header

@@ -134,6 +134,16 @@ pub const MAX_SAMPLES: usize = 1 << 20;
 pub const MAX_ROWS: usize = 1 << 26;
 pub const MAX_EPOCHS: usize = 1 << 24;
 
+/// Training images an image dataset holds out for validation unless asked: a tenth of the
+/// embedded digits' 1,500, and 5,000 of MNIST's 60,000 or CIFAR-10's 50,000 (as is usual).
+pub fn held_out_images(data: &DataSpec) -> usize {
+    match data {
+        DataSpec::Digits => 150,
+        DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } => 5000,
+        _ => 0,
+    }
+}
+
 /// Epochs between checkpoints unless asked: ten per run, at least one epoch apart.
 pub fn default_checkpoint_every(epochs: usize) -> usize {
     (epochs / 10).max(1)
@@ -158,11 +168,12 @@ impl RunConfig {
             DataSpec::Moons { .. } => 2,
             _ => 0,
         };
+        let sizes = SplitSizes { train: 2048, validation: 2048, test: 10_000, held_out_images: held_out_images(&data) };
         RunConfig {
             data,
             preprocess: Mode::Dequant,
             data_seed: 0,
-            sizes: SplitSizes { train: 2048, validation: 2048, test: 10_000 },
+            sizes,
             flow: FlowConfig { d, b, blocks: 4, depth: 2, hidden, seed, conv: None },
             optim: OptimConfig { batch, lr, clip, noise_seed: seed, ema: None },
             epochs,
@@ -447,6 +458,11 @@ impl RunConfig {
         cmp("epochs", self.epochs.to_string(), other.epochs.to_string());
         cmp("samples", self.samples.to_string(), other.samples.to_string());
         cmp("validation size", self.sizes.validation.to_string(), other.sizes.validation.to_string());
+        cmp(
+            "held-out training images",
+            self.sizes.held_out_images.to_string(),
+            other.sizes.held_out_images.to_string(),
+        );
         cmp("test size", self.sizes.test.to_string(), other.sizes.test.to_string());
         cmp("eval points", format!("{:?}", self.eval_points), format!("{:?}", other.eval_points));
         cmp("selection", format!("{:?}", self.selection), format!("{:?}", other.selection));
@@ -479,6 +495,7 @@ pub struct Overrides {
     /// Epochs between validations (0: none).
     pub validate_every: Option<usize>,
     pub validation_samples: Option<usize>,
+    pub validation_points: Option<usize>,
     pub select: Option<Select>,
     pub patience: Option<usize>,
     pub lr_schedule: Option<LrKind>,
@@ -554,7 +571,12 @@ impl Overrides {
         c.samples = self.samples.unwrap_or(c.samples);
         c.log_every = self.log_every.unwrap_or(c.log_every);
         c.sizes.train = self.train_size.unwrap_or(c.sizes.train);
-        c.sizes.validation = self.validation_size.unwrap_or(c.sizes.validation);
+        // An image dataset's validation split is held out of its training images.
+        if matches!(c.data, DataSpec::Digits | DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. }) {
+            c.sizes.held_out_images = self.validation_size.unwrap_or(c.sizes.held_out_images);
+        } else {
+            c.sizes.validation = self.validation_size.unwrap_or(c.sizes.validation);
+        }
         c.sizes.test = self.test_size.unwrap_or(c.sizes.test);
         c.eval_points = self.eval_points.or(c.eval_points);
         c.preprocess = self.preprocess.unwrap_or(c.preprocess);
@@ -562,6 +584,7 @@ impl Overrides {
         let sel = &mut c.selection;
         sel.validate_every = self.validate_every.unwrap_or(default_validate_every(c.epochs));
         sel.validation_samples = self.validation_samples.unwrap_or(sel.validation_samples);
+        sel.validation_points = self.validation_points.unwrap_or(sel.validation_points);
         sel.select = self.select.unwrap_or(sel.select);
         sel.patience = self.patience.or(sel.patience);
         let s = &mut c.lr_schedule;

@@ -227,10 +227,22 @@ pub fn points_dataset(model: &Model, spec: &str, mut points: Table, what: &str) 
     let image = match run.and_then(|r| r.data.image_shape()) {
         Some([channels, height, width]) => {
             let mode = run.map_or(Mode::Dequant, |r| r.preprocess);
-            if mode != Mode::Dequant {
-                bail!("{what}: the model was trained in {mode:?} mode, whose scaling needs its training images");
-            }
-            let pre = crate::data::images::Preprocess { mode, levels: 256, mean: 0.0, std: 1.0, noise: 0.0 };
+            let pre = match mode {
+                Mode::Thesis => {
+                    bail!("{what}: the model was trained in {mode:?} mode, whose scaling needs its training images")
+                }
+                // Float images: their values, drawn over the range of these points.
+                Mode::None => crate::data::images::Preprocess::none(&points),
+                Mode::Dequant => crate::data::images::Preprocess {
+                    mode,
+                    levels: 256,
+                    mean: 0.0,
+                    std: 1.0,
+                    noise: 0.0,
+                    lo: 0.0,
+                    hi: 255.0,
+                },
+            };
             Some(crate::data::ImageInfo { channels, height, width, pre })
         }
         None => None,
@@ -238,12 +250,23 @@ pub fn points_dataset(model: &Model, spec: &str, mut points: Table, what: &str) 
     if points.dim != d {
         bail!("{what}: {} values per point, but the model was trained on D = {d}", points.dim);
     }
-    let levels = !points.levels.is_empty();
-    if image.is_some() != levels && points.rows() > 0 {
+    // 8-bit images are levels; float images and other points real values.
+    let want_levels = image.as_ref().is_some_and(|i| i.pre.mode != Mode::None);
+    let kind = |levels: bool| {
+        if levels {
+            "images of 8-bit levels"
+        } else if image.is_some() {
+            "float images"
+        } else {
+            "real values"
+        }
+    };
+    let has_levels = !points.levels.is_empty();
+    if want_levels != has_levels && points.rows() > 0 {
         bail!(
             "{what}: the model was trained on {}, these points are {}",
-            if image.is_some() { "images of 8-bit levels" } else { "real values" },
-            if image.is_some() { "real values" } else { "8-bit levels" }
+            kind(want_levels),
+            if want_levels { "real values" } else { "8-bit levels" }
         );
     }
     if let Some(s) = &model.standardize {
