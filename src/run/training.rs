@@ -747,10 +747,11 @@ impl<'a> Group<'a> {
                 // A run that stops here keeps this step's checkpoint.
                 save |= self.validate(step)?;
             }
-            // The time limit: checked at logged steps (their readback has waited for the GPU),
-            // on the training time alone.
+            // The time limit, on the training time alone: checked after every step (a conv
+            // step on lavapipe takes seconds, and logged steps can be minutes apart); the drain
+            // below waits for the GPU to finish the steps submitted, which the checkpoint holds.
             let trained = || self.start.elapsed().as_secs_f64() - checkpoint_secs - self.validation_seconds;
-            if log && step < total && self.cfg.time_limit.is_some_and(|m| trained() >= 60.0 * m) {
+            if step < total && self.cfg.time_limit.is_some_and(|m| trained() >= 60.0 * m) {
                 let logged = self.trainer.drain(gpu)?;
                 self.handle(logged, epoch)?;
                 if every > 0 && !validate {
