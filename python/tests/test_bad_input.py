@@ -35,7 +35,8 @@ def test_unfitted_model():
         (np.array([["a", "b"], ["c", "d"]]), r"dtype <U1 is not numeric"),
         (np.array([[object(), 1]], dtype=object), r"is not numeric"),
         (np.zeros((5, 1)), r"1 column\(s\); mflow needs D ≥ 2"),
-        (np.zeros((5, 4, 4), dtype=np.float32), r"images must be uint8"),
+        (np.zeros((5, 4, 4), dtype=np.int16), r"images must be uint8 levels 0..255 or floats"),
+        (np.zeros((5, 4, 4), dtype=np.float32), r"16 values per point, but the model was trained on D = 2"),
     ],
 )
 def test_bad_arrays(fitted, X, message):

@@ -64,3 +64,29 @@ def test_colour_images_and_mismatches():
         mflow.MarginalizingFlow(hidden=8, blocks=2, **SMALL).fit(
             np.random.default_rng(0).normal(size=(200, 2))
         ).score_samples(np.zeros((2, 2)), bits_per_dim=True)
+
+
+@pytest.mark.parametrize("arch", ["dense", "conv"])
+def test_float_images_are_modelled_as_their_values(arch, tmp_path):
+    """Float (N, C, H, W) arrays: their values, in nats (mflow train --preprocess none)."""
+    rng = np.random.default_rng(2)
+    X = blobs(160, seed=2).astype(np.float64) / 127.5 - 1.0 + rng.uniform(-0.01, 0.01, (160, 1, 8, 8))
+    kw = dict(hidden=16, blocks=2) if arch == "dense" else dict(hidden=8, head_hidden=16, head_blocks=1)
+    m = mflow.MarginalizingFlow(arch=arch, **SMALL, **kw).fit(X, out=tmp_path / "run")
+    assert m.image_shape_ == (1, 8, 8) and m.config_["run"]["preprocess"] == "none"
+    assert (tmp_path / "run" / "samples.png").exists()
+    logp = m.score_samples(X[:20], samples=3)
+    assert logp.shape == (20,) and np.all(np.isfinite(logp))
+    with pytest.raises(ValueError, match="bits_per_dim=True applies to image models"):
+        m.score_samples(X[:20], bits_per_dim=True)
+    s = m.sample(4, seed=0)
+    assert s.shape == (4, 8, 8) and s.dtype == np.float32
+    # The command line evaluates the same float images, saved as a float32 npy, alike.
+    m.save(tmp_path / "m.safetensors")
+    np.save(tmp_path / "floats.npy", X[:20].astype(np.float32))
+    cli("eval", "--model", tmp_path / "m.safetensors", "--data", f"npy:{tmp_path / 'floats.npy'}",
+        "--samples", 3, "--seed", 0, "--per-point", tmp_path / "pp.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "pp.npy").reshape(-1), logp, rtol=0, atol=1e-5)
+    # 8-bit images are not float images.
+    with pytest.raises(ValueError, match="trained on float images"):
+        m.score_samples(blobs(2))
