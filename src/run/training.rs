@@ -4,7 +4,7 @@
 //! with only good checkpoints kept, SIGINT/SIGTERM answered with a checkpoint, exact resume,
 //! and one `metrics.jsonl` per run.
 
-use super::config::{RunConfig, Select};
+use super::config::{LrKind, RunConfig, Select};
 use super::evaluate::{split_log_likelihood, EVAL_SEED};
 use super::finish::{finish, Summary, Trained};
 use super::folder::{MetricsLog, RunFolder};
@@ -218,27 +218,38 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Runs with the same key can be trained in the same dispatches: one flow shape (Q, L,
-/// depth, H) and one schedule (batch, lr, clip, epochs, training-set size, log interval).
-/// Data, D, B (within Q), seeds and preprocessing may differ.
+/// depth, H, a conv flow's architecture) and one schedule (batch, learning rate and its
+/// schedule, clip, averaging, epochs, training-set size, log and checkpoint intervals).
+/// Data, D, B (within Q), seeds and preprocessing may differ. It reads as a description.
 pub fn group_key(cfg: &RunConfig) -> String {
     let (f, o) = (&cfg.flow, &cfg.optim);
     // Image data fixes D only when loaded; its spec stands in for it.
-    let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{}+{}", cfg.data.describe(), f.b) };
+    let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{} B={}", cfg.data.describe(), f.b) };
     // A conv flow's whole architecture (ε channels included) is part of its shape.
-    let conv = f.conv.as_ref().map_or(String::new(), |a| format!(" {a:?}"));
-    let limit = cfg.time_limit.map_or(String::new(), |m| format!(" limit{m}min"));
+    let conv = f.conv.as_ref().map_or(String::new(), |a| {
+        format!(
+            " conv: scales {} hidden {} depth {} eps channels {} permute {:?}; head",
+            a.scales, a.hidden, a.depth, a.aux_channels, a.permute
+        )
+    });
+    let limit = cfg.time_limit.map_or(String::new(), |m| format!(" limit {m} min"));
+    let s = &cfg.lr_schedule;
+    let schedule = match s.kind {
+        LrKind::Constant if s.warmup == 0 => String::new(),
+        LrKind::Constant => format!(" warmup {}", s.warmup),
+        LrKind::Cosine => format!(" warmup {} cosine to {}", s.warmup, s.lr_min),
+    };
+    let ema = o.ema.map_or(String::new(), |d| format!(" ema {d}"));
+    // An image dataset's training set is what its validation split leaves.
+    let train = if cfg.data.is_image() && cfg.data.image_shape().is_none() {
+        format!("{} held out", cfg.sizes.held_out_images)
+    } else {
+        format!("train {}", cfg.sizes.train)
+    };
+    let clip = o.clip.map_or("no clip".to_string(), |c| format!("clip {c}"));
     format!(
-        "{width}{conv}{limit} L{} depth{} H{} batch{} lr{} clip{:?} epochs{} train{} log{} ckpt{}",
-        f.blocks,
-        f.depth,
-        f.hidden,
-        o.batch,
-        o.lr,
-        o.clip,
-        cfg.epochs,
-        cfg.sizes.train,
-        cfg.log_every,
-        cfg.checkpoint_every
+        "{width}{conv}{limit} L{} depth {} H{} batch {} lr {}{schedule}{ema} {clip} epochs {} {train} log {} ckpt {}",
+        f.blocks, f.depth, f.hidden, o.batch, o.lr, cfg.epochs, cfg.log_every, cfg.checkpoint_every
     )
 }
 
