@@ -113,8 +113,8 @@ pub struct ScheduleArgs {
     /// Adam learning rate [default: MODEL.md's per dataset].
     #[arg(long, value_parser = positive)]
     pub lr: Option<f64>,
-    /// Hidden width H [default: 128 for synthetic data and your own arrays, 1024 for images;
-    /// a conv flow's conditioner channels: 64].
+    /// Hidden width H [default: 128 for synthetic data and your own arrays, 1024 for images,
+    /// 64 for the default job; a conv flow's conditioner channels: 64].
     #[arg(long, value_parser = at_least_one)]
     pub hidden: Option<usize>,
     /// Importance samples S for the final marginal log-likelihood [default: 200].
