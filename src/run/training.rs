@@ -227,9 +227,10 @@ pub fn group_key(cfg: &RunConfig) -> String {
     let width = if f.d > 0 { format!("q{}", f.q()) } else { format!("{} B={}", cfg.data.describe(), f.b) };
     // A conv flow's whole architecture (ε channels included) is part of its shape.
     let conv = f.conv.as_ref().map_or(String::new(), |a| {
+        let scales = if a.scales == 0 { "by image size".to_string() } else { a.scales.to_string() };
         format!(
-            " conv: scales {} hidden {} depth {} eps channels {} permute {:?}; head",
-            a.scales, a.hidden, a.depth, a.aux_channels, a.permute
+            " conv: scales {scales} hidden {} depth {} eps channels {} permute {:?}; head",
+            a.hidden, a.depth, a.aux_channels, a.permute
         )
     });
     let limit = cfg.time_limit.map_or(String::new(), |m| format!(" limit {m} min"));
