@@ -10,7 +10,7 @@ use mflow::run::config::ConvFlags;
 use mflow::run::{self, Overrides, RunConfig};
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("mflow-conv-train-{}-{name}", std::process::id()));
+    let d = common::scratch().join(format!("mflow-conv-train-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }

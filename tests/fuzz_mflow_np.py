@@ -14,6 +14,7 @@ import io
 import json
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -201,6 +202,7 @@ def main(argv):
                         "--model", os.path.join(tmp, "missing.safetensors"), "--data", x],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "missing.safetensors" in p.stderr, p.stderr
+    shutil.rmtree(tmp)
     print("%d passed, 0 failed" % (ran + 1))
 
 

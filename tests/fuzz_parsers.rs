@@ -72,7 +72,7 @@ fn cifar_reader_never_panics() {
 #[test]
 fn checkpoint_reader_never_panics() {
     let mut r = rand::rngs::StdRng::seed_from_u64(0x5a);
-    let dir = std::env::temp_dir().join(format!("mflow-fuzz-{}", std::process::id()));
+    let dir = common::scratch().join(format!("mflow-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut flow = Flow::new(FlowConfig { d: 3, b: 1, blocks: 2, depth: 1, hidden: 4, seed: 2, conv: None }).unwrap();
     flow.randomize(1, 0.5);

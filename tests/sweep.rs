@@ -21,7 +21,7 @@ fn tiny() -> Overrides {
 #[test]
 fn tiny_grid_runs_resumes_and_reports() {
     let gpu = gpu();
-    let dir = std::env::temp_dir().join(format!("mflow-sweep-{}", std::process::id()));
+    let dir = common::scratch().join(format!("mflow-sweep-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // Two configurations (B = 0, 1) × two seeds.
     let runs: Vec<_> =
@@ -48,7 +48,7 @@ fn tiny_grid_runs_resumes_and_reports() {
 #[test]
 fn runs_trained_together_match_runs_trained_alone() {
     let gpu = gpu();
-    let base = std::env::temp_dir().join(format!("mflow-sweep-group-{}", std::process::id()));
+    let base = common::scratch().join(format!("mflow-sweep-group-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     // Gauss D = 2 and D = 3 with B chosen so both have Q = 4: one group of mixed D.
     let runs: Vec<_> = sweep::runs(&Grid::Gauss, 1, &tiny())
@@ -133,7 +133,7 @@ fn confidence_intervals_use_student_t() {
 #[test]
 fn image_runs_train_together() {
     let gpu = gpu();
-    let dir = std::env::temp_dir().join(format!("mflow-sweep-images-{}", std::process::id()));
+    let dir = common::scratch().join(format!("mflow-sweep-images-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let o =
         Overrides { epochs: Some(1), samples: Some(2), hidden: Some(8), eval_points: Some(40), ..Default::default() };
@@ -172,7 +172,7 @@ fn sweep_cmd(out: &std::path::Path) -> std::process::Command {
 
 #[test]
 fn a_sweep_killed_mid_group_resumes_to_the_same_parameters() {
-    let base = std::env::temp_dir().join(format!("mflow-sweep-kill-{}", std::process::id()));
+    let base = common::scratch().join(format!("mflow-sweep-kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let (whole, cut) = (base.join("whole"), base.join("cut"));
     let o = sweep_cmd(&whole).output().unwrap();
@@ -218,7 +218,7 @@ fn a_sweep_killed_mid_group_resumes_to_the_same_parameters() {
 #[test]
 fn a_finished_run_under_other_settings_is_not_skipped_nor_overwritten() {
     let gpu = gpu();
-    let dir = std::env::temp_dir().join(format!("mflow-sweep-changed-{}", std::process::id()));
+    let dir = common::scratch().join(format!("mflow-sweep-changed-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let runs: Vec<_> =
         sweep::runs(&Grid::Moons, 1, &tiny()).unwrap().into_iter().filter(|r| r.cfg.flow.b == 0).collect();
@@ -239,7 +239,7 @@ fn a_conv_images_grid_runs_and_reports_b_by_eps_channels() {
     use mflow::data::DataSpec;
     use mflow::run::config::ConvFlags;
     let gpu = gpu();
-    let dir = std::env::temp_dir().join(format!("mflow-sweep-conv-{}", std::process::id()));
+    let dir = common::scratch().join(format!("mflow-sweep-conv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let o = Overrides {
         epochs: Some(1),

@@ -238,7 +238,7 @@ fn train_group(dirs: &[std::path::PathBuf], epochs: usize) -> Vec<mflow::run::Su
 
 #[test]
 fn a_group_stopped_and_resumed_equals_one_trained_straight_through() {
-    let base = std::env::temp_dir().join(format!("mflow-train-group-{}", std::process::id()));
+    let base = common::scratch().join(format!("mflow-train-group-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let dirs = |name: &str| -> Vec<std::path::PathBuf> { (0..3).map(|z| base.join(format!("{name}{z}"))).collect() };
     let whole = train_group(&dirs("whole"), 4);

@@ -77,8 +77,14 @@ pub fn rewrite_safetensors_header(bytes: &[u8], edit: impl FnOnce(&str) -> Strin
 }
 
 /// An empty folder `mflow-<binary>-<pid>-<name>` under the temporary directory (made anew).
+/// Where tests write: cargo's scratch folder for integration tests (target/tmp), so that
+/// the suite leaves nothing behind in the system's temporary folder.
+pub fn scratch() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
 pub fn fresh_dir(binary: &str, name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("mflow-{binary}-{}-{name}", std::process::id()));
+    let d = scratch().join(format!("mflow-{binary}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
