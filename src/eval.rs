@@ -69,7 +69,7 @@ pub fn max_rows(gpu: &Gpu, config: &FlowConfig) -> usize {
 
 /// The most importance samples S one point may take: its S rows share one pass.
 pub fn max_samples(gpu: &Gpu, config: &FlowConfig) -> usize {
-    if config.b == 0 {
+    if config.exact() {
         usize::MAX // exact: S is not used
     } else {
         max_rows(gpu, config)
@@ -96,7 +96,7 @@ impl Evaluator {
         mode: Mode,
         kernels: &Kernels,
     ) -> Result<Self> {
-        let s = if flow.config.b == 0 { 1 } else { s.max(1) };
+        let s = if flow.config.exact() { 1 } else { s.max(1) };
         let most = max_samples(gpu, &flow.config);
         if s > most {
             bail!("--samples {s}: at most {most} importance samples per point fit one evaluation pass of this model on this adapter");

@@ -306,7 +306,7 @@ pub fn measure_inference(gpu: &Gpu, config: &FlowConfig, kernels: &Kernels) -> R
     interrupt::check("kernel tuning")?;
     let mut flow = Flow::new(FlowConfig { seed: 0, ..config.clone() })?;
     flow.randomize(1, 0.5);
-    let s = if config.b == 0 { 1 } else { 16 };
+    let s = if config.exact() { 1 } else { 16 };
     let points = (1024 / s).max(1);
     let data = crate::data::Table::new(config.d, vec![0.25; points * config.d]);
     let evs = [Mode::Inference, Mode::InferenceUnfused]

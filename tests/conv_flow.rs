@@ -96,3 +96,24 @@ fn conv_flow_initialisation_and_gradients_match_the_twin() {
         }
     }
 }
+
+#[test]
+fn eps_channels_alone_are_marginalised_with_the_samples_asked_for() {
+    // ε channels without flat ε (K_ε = 1, B = 0) are auxiliary dimensions too: the marginal
+    // is an S-sample estimate, not the exact B = 0 path (which once evaluated such a model
+    // at S = 1 and called the figure exact).
+    let gpu = gpu();
+    let flow = conv_flow(1, 4, 4, 1, 0, 2, 4);
+    assert!(flow.config.b == 0 && !flow.config.exact());
+    let x = mflow::data::Table::new(16, uniform(3, 6 * 16, 1.0));
+    let estimate = |s: usize| {
+        let ev = mflow::eval::Evaluator::new(gpu, &flow, s, kernels()).unwrap();
+        assert_eq!(ev.s, s, "the S asked for");
+        ev.upload_params(gpu, &flow.params);
+        ev.log_likelihood(gpu, &x, 0xD0).unwrap()
+    };
+    let (one, many) = (estimate(1), estimate(64));
+    assert!(one.iter().zip(&many).all(|(a, b)| a.is_finite() && b.is_finite() && a != b), "{one:?} {many:?}");
+    // Jensen: the mean of log-weights (S = 1, on average) lies below the log of their mean.
+    assert!(many.iter().sum::<f64>() > one.iter().sum::<f64>(), "{one:?} {many:?}");
+}

@@ -466,7 +466,7 @@ fn plot_density(py: Python<'_>, model: &[u8], path: PathBuf, samples: usize, res
         let view = mflow::plot::view_of(&mflow::sample::to_data_units(&s, &data));
         let grid =
             mflow::sample::density_grid(gpu, &m.flow, view, resolution, samples, data.standardize.as_ref(), &kernels)?;
-        let name = if m.flow.config.b == 0 { "model (exact)".to_string() } else { format!("model (S = {samples})") };
+        let name = if m.flow.config.exact() { "model (exact)".to_string() } else { format!("model (S = {samples})") };
         let title = m.run.as_ref().map_or(String::new(), |r| mflow::run::finish::model_title(r, samples, m.step));
         mflow::plot::heatmaps(&[(name.as_str(), &grid)], resolution, view, &format!("log p(x): {title}"), &path)
     })

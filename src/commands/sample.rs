@@ -74,7 +74,7 @@ pub fn sample(ctx: &Context, args: SampleArgs) -> Result<()> {
     let samples = crate::sample::sample(&gpu, flow, n, temperature, seed, &kernels)?;
     let title = match &trained.run {
         Some(cfg) => crate::run::finish::model_title(cfg, density_samples, trained.step),
-        None => format!("{}  D={} B={}", data.spec, flow.config.d, flow.config.b),
+        None => format!("{}  D={} {}", data.spec, flow.config.d, flow.config.aux_label()),
     };
     let title = format!("{title}  T = {temperature}");
     match (kind, &data.image) {
@@ -95,7 +95,7 @@ pub fn sample(ctx: &Context, args: SampleArgs) -> Result<()> {
         let grid =
             crate::sample::density_grid(&gpu, flow, view, 256, density_samples, data.standardize.as_ref(), &kernels)?;
         let name =
-            if flow.config.b == 0 { "model (exact)".to_string() } else { format!("model (S = {density_samples})") };
+            if flow.config.exact() { "model (exact)".to_string() } else { format!("model (S = {density_samples})") };
         crate::plot::heatmaps(&[(name.as_str(), &grid)], 256, view, &format!("log p(x): {title}"), &path)?;
         println!("wrote {}", path.display());
     }

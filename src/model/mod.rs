@@ -53,6 +53,18 @@ impl FlowConfig {
     pub fn aux(&self) -> usize {
         self.b + self.conv.as_ref().map_or(0, |c| c.aux_channels * c.height * c.width)
     }
+    /// The auxiliary dimensions as titles name them: `B=2`, and a conv flow's ε channels
+    /// (`B=0 K_eps=1`).
+    pub fn aux_label(&self) -> String {
+        match self.conv.as_ref().map_or(0, |c| c.aux_channels) {
+            0 => format!("B={}", self.b),
+            k => format!("B={} K_eps={k}", self.b),
+        }
+    }
+    /// No auxiliary dimensions (no flat ε, no ε channels): log p(x) is exact, S unused.
+    pub fn exact(&self) -> bool {
+        self.aux() == 0
+    }
     /// The columns the dense layers act on, `(offset, width)`: the whole row for a dense flow,
     /// the head's `concat(flatten(h_K), ε)` (the row's tail) for a conv flow.
     pub fn head(&self) -> (usize, usize) {

@@ -393,7 +393,7 @@ pub fn evaluate(
             units: units(data),
             seed,
             samples: ev.s,
-            exact: flow.config.b == 0,
+            exact: flow.config.exact(),
             ll: e.mean,
             ll_se: e.se,
             bits_per_dim: dequant.map(|i| i.pre.bits_per_dim(e.mean, flow.config.d)),
@@ -404,7 +404,7 @@ pub fn evaluate(
             log_p: ll,
             bits_per_dim_per_point: bpd_each,
         });
-        if flow.config.b == 0 {
+        if flow.config.exact() {
             break; // exact: every S gives the same number
         }
     }

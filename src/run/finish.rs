@@ -91,8 +91,13 @@ impl Summary {
         let f = &self.config.flow;
         let _ = writeln!(
             r,
-            "data {}  D={} B={}  {} steps in {:.1} s ({:.0} samples/s)",
-            self.data, f.d, f.b, self.steps, self.train_seconds, self.train_samples_per_s
+            "data {}  D={} {}  {} steps in {:.1} s ({:.0} samples/s)",
+            self.data,
+            f.d,
+            f.aux_label(),
+            self.steps,
+            self.train_seconds,
+            self.train_samples_per_s
         );
         let unit = if self.train_bits_per_dim.is_some() { "nats of log p(v)" } else { "nats" };
         let _ = writeln!(
@@ -120,7 +125,7 @@ impl Summary {
         }
         match (self.validation_ll, self.validation_ll_se) {
             (Some(v), Some(se)) => {
-                let s = if f.b == 0 {
+                let s = if f.exact() {
                     "exact".to_string()
                 } else {
                     format!("S = {}", self.validation_samples.unwrap_or(0))
@@ -135,7 +140,7 @@ impl Summary {
                 let _ = writeln!(r, "model: the {} (step {}; not validated)", self.selected, self.selected_step);
             }
         }
-        if f.b == 0 {
+        if f.exact() {
             let _ = writeln!(r, "(B = 0: the estimate is exact, S is not used)");
         }
         r
@@ -253,8 +258,8 @@ pub(crate) fn curves(folder: &RunFolder, cfg: &RunConfig, trained: &Trained) -> 
     if loss.is_empty() && val.is_empty() {
         return Ok(()); // nothing logged (resumed at its last step)
     }
-    let s = if cfg.flow.b == 0 { "exact".to_string() } else { format!("S = {}", cfg.selection.validation_samples) };
-    let title = format!("{}  D={} B={}: training and validation", cfg.data.describe(), cfg.flow.d, cfg.flow.b);
+    let s = if cfg.flow.exact() { "exact".to_string() } else { format!("S = {}", cfg.selection.validation_samples) };
+    let title = format!("{}  D={} {}: training and validation", cfg.data.describe(), cfg.flow.d, cfg.flow.aux_label());
     let selected = (trained.selected, trained.selected_step);
     crate::plot::curves(&loss, &val, &s, selected, &title, &folder.dir.join("curves.png"))
 }
@@ -263,9 +268,9 @@ pub(crate) fn curves(folder: &RunFolder, cfg: &RunConfig, trained: &Trained) -> 
 /// known: a run stopped early or selected on validation is not its schedule's end), and S.
 pub fn model_title(cfg: &RunConfig, s: usize, step: Option<u64>) -> String {
     let f = &cfg.flow;
-    let est = if f.b == 0 { "exact (B = 0)".to_string() } else { format!("S = {s}") };
+    let est = if f.exact() { "exact".to_string() } else { format!("S = {s}") };
     let when = step.map_or(format!("{} epochs", cfg.epochs), |n| format!("step {n}"));
-    format!("{}  D={} B={}  {when}  {est}", cfg.data.describe(), f.d, f.b)
+    format!("{}  D={} {}  {when}  {est}", cfg.data.describe(), f.d, f.aux_label())
 }
 
 /// The model's density beside the truth (where it is known) on one colour scale:
