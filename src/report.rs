@@ -128,7 +128,7 @@ pub fn report(dirs: &[&Path], out: &Path) -> Result<String> {
         let _ = writeln!(md, "## {title}\n");
         let _ = writeln!(
             md,
-            "Each cell: **honest** = held-out test split, mean ± 95% CI over seeds · *thesis* = training split, log of the mean likelihood, best of the seeds. Units: nats per point (images in dequant mode: nats of log p(v) per image).\n"
+            "Each cell: **honest** = held-out test split, mean ± 95% CI over seeds · *thesis* = training split, log of the mean likelihood, best of the seeds. Units: nats per point (images in dequant mode: nats of log p(v) per image). S: the importance samples of each estimate (none: exact, the flow has no auxiliary dimensions).\n"
         );
         results_table(&mut md, &mut csv, &chosen, &bs);
         md.push('\n');
@@ -179,7 +179,12 @@ fn results_table(md: &mut String, csv: &mut String, chosen: &[&Row], bs: &[usize
                     let held: Vec<f64> = runs.iter().map(|(_, s)| s.heldout_ll).collect();
                     let best = runs.iter().map(|(_, s)| s.train_log_mean_likelihood).fold(f64::NEG_INFINITY, f64::max);
                     let (m, ci) = mean_ci(&held);
-                    let _ = write!(line, " **{}** (n={}) · *{best:.3}* |", fmt_cell(m, ci), runs.len());
+                    // How each held-out figure was estimated: exact, or with S importance samples.
+                    let est = match runs.iter().find(|(_, s)| !s.config.flow.exact()) {
+                        Some((_, s)) => format!(", S={}", s.samples),
+                        None => String::new(),
+                    };
+                    let _ = write!(line, " **{}** (n={}{est}) · *{best:.3}* |", fmt_cell(m, ci), runs.len());
                     let _ = writeln!(
                         csv,
                         "{},{b},{},{m},{ci},{best},{}",

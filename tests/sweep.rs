@@ -38,7 +38,7 @@ fn tiny_grid_runs_resumes_and_reports() {
     assert_eq!(std::fs::metadata(dir.join("runs/moons_b0_s0/summary.json")).unwrap().modified().unwrap(), stamp);
     let md = mflow::report::report(&[&dir], &dir).unwrap();
     assert!(md.contains("Table 3") && md.contains("| moons |"), "{md}");
-    assert!(md.contains("(n=2)"), "two seeds per cell: {md}");
+    assert!(md.contains("(n=2)") && md.contains("(n=2, S="), "two seeds per cell, S where estimated: {md}");
     assert!(dir.join("ll_vs_b_moons.png").exists() && dir.join("samples_by_b_moons.png").exists());
     // The runs validated during training: their curves, one panel per configuration.
     assert!(md.contains("curves_moons.png") && dir.join("curves_moons.png").exists(), "{md}");
