@@ -411,6 +411,19 @@ fn squares(n: usize, c: usize, seed: u64) -> Vec<u8> {
     x
 }
 
+/// One epoch of a small `arch` flow (conv or dense) with one flat ε on image `data`.
+fn image_train_args<'a>(data: &'a str, arch: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", "--data", data, "--arch", arch, "--aux", "1", "--epochs", "1", "--batch", "8"];
+    args.extend(["--samples", "2", "--quiet", "--out", out, "--hidden", "8"]);
+    if arch == "conv" {
+        args.extend(["--head-hidden", "16", "--head-blocks", "1"]);
+    } else {
+        args.extend(["--blocks", "2"]);
+    }
+    args.extend(extra);
+    args
+}
+
 #[test]
 fn uint8_npy_images_train_conv_and_dense_flows_and_evaluate_in_bits_per_dim() {
     let dir = tmp("images");
@@ -420,15 +433,7 @@ fn uint8_npy_images_train_conv_and_dense_flows_and_evaluate_in_bits_per_dim() {
     let (g, c) = (format!("npy:{}", grey.display()), format!("npy:{}", colour.display()));
     for (data, arch, out) in [(&g, "conv", "conv"), (&c, "dense", "dense")] {
         let out = dir.join(out);
-        let o = out.to_str().unwrap();
-        let mut args = vec!["train", "--data", data, "--arch", arch, "--aux", "1", "--epochs", "1", "--batch", "8"];
-        args.extend(["--samples", "2", "--quiet", "--out", o, "--hidden", "8"]);
-        if arch == "conv" {
-            args.extend(["--head-hidden", "16", "--head-blocks", "1"]);
-        } else {
-            args.extend(["--blocks", "2"]);
-        }
-        ok(&args);
+        ok(&image_train_args(data, arch, out.to_str().unwrap(), &[]));
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
         let bpd = s["heldout_bits_per_dim"].as_f64().expect("image runs report bits/dim");
@@ -479,15 +484,7 @@ fn float_npy_images_are_modelled_as_their_values_with_preprocess_none() {
     let data = format!("npy:{}", floats.display());
     for arch in ["conv", "dense"] {
         let out = dir.join(arch);
-        let o = out.to_str().unwrap();
-        let mut args = vec!["train", "--data", &data, "--arch", arch, "--aux", "1", "--epochs", "1", "--batch", "8"];
-        args.extend(["--preprocess", "none", "--samples", "2", "--quiet", "--out", o, "--hidden", "8"]);
-        if arch == "conv" {
-            args.extend(["--head-hidden", "16", "--head-blocks", "1"]);
-        } else {
-            args.extend(["--blocks", "2"]);
-        }
-        ok(&args);
+        ok(&image_train_args(&data, arch, out.to_str().unwrap(), &["--preprocess", "none"]));
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
         assert!(s["heldout_bits_per_dim"].is_null(), "no bits/dim for values: {}", s["heldout_bits_per_dim"]);

@@ -62,8 +62,8 @@ enum Points {
 }
 
 impl Points {
-    /// A float32 (N, D) or uint8 (N, C, H, W) array, copied (the GPU work runs without the
-    /// GIL, so it cannot borrow numpy's memory).
+    /// A float32 (N, D), or a float32 or uint8 (N, C, H, W) array, copied (the GPU work runs
+    /// without the GIL, so it cannot borrow numpy's memory).
     fn extract(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
         if let Ok(a) = x.extract::<PyReadonlyArray2<f32>>() {
             let [n, d] = [a.shape()[0], a.shape()[1]];
@@ -76,22 +76,22 @@ impl Points {
             tabular::check_finite(&t, what, 0).map_err(value_error)?;
             return Ok(Points::Real(t));
         }
-        if let Ok(a) = x.extract::<PyReadonlyArray4<f32>>() {
-            let s = a.shape();
+        // (C, H, W) of an (N, C, H, W) array holding at least one image.
+        let image_shape = |s: &[usize]| {
             let shape = [s[1], s[2], s[3]];
             if s[0] == 0 || shape.contains(&0) {
                 return Err(PyValueError::new_err(format!("{what}: no images (shape {s:?})")));
             }
+            Ok(shape)
+        };
+        if let Ok(a) = x.extract::<PyReadonlyArray4<f32>>() {
+            let shape = image_shape(a.shape())?;
             let t = Table::new(shape.iter().product(), a.as_array().iter().copied().collect());
             tabular::check_finite(&t, what, 0).map_err(value_error)?;
             return Ok(Points::Images { table: t, shape });
         }
         if let Ok(a) = x.extract::<PyReadonlyArray4<u8>>() {
-            let s = a.shape();
-            let shape = [s[1], s[2], s[3]];
-            if s[0] == 0 || shape.contains(&0) {
-                return Err(PyValueError::new_err(format!("{what}: no images (shape {s:?})")));
-            }
+            let shape = image_shape(a.shape())?;
             let levels = a.as_array().iter().copied().collect::<Vec<u8>>();
             return Ok(Points::Images { table: Table::from_levels(shape.iter().product(), levels), shape });
         }

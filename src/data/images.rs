@@ -35,7 +35,8 @@ pub struct Preprocess {
     pub std: f64,
     /// Half-width of the thesis mode's uniform noise.
     pub noise: f64,
-    /// The training split's lowest and highest value (none mode), drawn black and white.
+    /// The values drawn black and white: levels 0 and levels − 1, or (none mode) the
+    /// training split's lowest and highest value.
     #[serde(default)]
     pub lo: f64,
     #[serde(default)]
@@ -48,14 +49,15 @@ impl Preprocess {
         let n = (train.rows() * train.dim) as f64;
         let mean = train.values().map(|p| p * scale).sum::<f64>() / n;
         let var = train.values().map(|p| (p * scale - mean).powi(2)).sum::<f64>() / n;
-        let (lo, hi) = train.values().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        Self { mode, levels, mean, std: var.sqrt().max(1e-12), noise, lo, hi }
+        let hi = levels.saturating_sub(1) as f64;
+        Self { mode, levels, mean, std: var.sqrt().max(1e-12), noise, lo: 0.0, hi }
     }
 
     /// Float images taken as they are (`--preprocess none`): only their range is kept, to
     /// draw them.
     pub fn none(train: &Table) -> Self {
-        Self { noise: 0.0, ..Self::new(Mode::None, 0, train, 0.0) }
+        let (lo, hi) = train.values().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        Self { lo, hi, ..Self::new(Mode::None, 0, train, 0.0) }
     }
 
     /// Maps raw levels (in place) to the flow's input, with noise from `rng`. Returns the
@@ -109,10 +111,7 @@ impl Preprocess {
     /// How bright a value in the data's units (a level, or a float image's value) is drawn:
     /// 0 black to 1 white.
     pub fn shade(&self, v: f32) -> f32 {
-        let (lo, hi) = match self.mode {
-            Mode::None => (self.lo, self.hi),
-            _ => (0.0, self.levels.saturating_sub(1) as f64),
-        };
+        let (lo, hi) = (self.lo, self.hi);
         if hi > lo {
             (((v as f64 - lo) / (hi - lo)) as f32).clamp(0.0, 1.0)
         } else {
@@ -168,11 +167,7 @@ impl Images {
         }
         self.train = Table::from_levels(dim, train);
         if let Some(l) = &mut self.train_labels {
-            let mut i = 0;
-            l.retain(|_| {
-                i += 1;
-                !held[i - 1]
-            });
+            *l = l.iter().zip(&held).filter(|(_, &h)| !h).map(|(&label, _)| label).collect();
         }
         Ok(Table::from_levels(dim, val))
     }

@@ -407,8 +407,13 @@ impl DataSpec {
     /// Whether this is image data, as far as the spec alone says (`npy:` files say once
     /// read: `image_shape` then).
     pub fn is_image(&self) -> bool {
-        self.image_shape().is_some()
-            || matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits)
+        self.image_shape().is_some() || self.is_image_dataset()
+    }
+
+    /// The image datasets (digits, IDX files, CIFAR-10): a training and a test split only,
+    /// so their validation split is held out of the training images.
+    pub fn is_image_dataset(&self) -> bool {
+        matches!(self, DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. } | DataSpec::Digits)
     }
 
     /// Whether the data may be images (then `RunConfig::fit_data` decides, once loaded).
@@ -658,18 +663,6 @@ fn split_images_dataset(
     [c, h, w]: [usize; 3],
     mode: images::Mode,
 ) -> anyhow::Result<Dataset> {
-    let floats = train.levels.is_empty();
-    if floats != (mode == images::Mode::None) {
-        anyhow::bail!(
-            "{}: {}",
-            spec.describe(),
-            if floats {
-                format!("float images ({c}×{h}×{w}): give --preprocess none to model their values as they are (nats), or save 8-bit pixels as uint8 to dequantise them")
-            } else {
-                format!("uint8 images ({c}×{h}×{w}) with --preprocess none, which takes float images: drop it to dequantise the pixels (or --preprocess thesis)")
-            }
-        );
-    }
     let im = images::Images {
         name: "array",
         channels: c,
@@ -696,12 +689,18 @@ fn image_dataset(
     held_out: usize,
     seed: u64,
 ) -> anyhow::Result<Dataset> {
+    // Float images are modelled as their values (--preprocess none), pixels otherwise.
+    let (floats, [c, h, w]) = (im.train.levels.is_empty(), [im.channels, im.height, im.width]);
+    if floats != (mode == images::Mode::None) {
+        let what = spec.describe();
+        anyhow::bail!(if floats {
+            format!("{what}: float images ({c}×{h}×{w}): give --preprocess none to model their values as they are (nats), or save 8-bit pixels as uint8 to dequantise them")
+        } else {
+            format!("--preprocess none takes float images (npy: arrays); {what} holds uint8 pixels ({c}×{h}×{w}): drop it to dequantise them, or --preprocess thesis")
+        });
+    }
     let validation = im.hold_out(held_out, seed)?;
     let pre = match mode {
-        images::Mode::None if !im.train.levels.is_empty() => anyhow::bail!(
-            "--preprocess none takes float images (npy: arrays); {} holds 8-bit pixels: dequant or thesis",
-            spec.describe()
-        ),
         images::Mode::None => images::Preprocess::none(&im.train),
         _ => images::Preprocess::new(mode, im.levels, &im.train, noise),
     };

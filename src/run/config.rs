@@ -572,7 +572,7 @@ impl Overrides {
         c.log_every = self.log_every.unwrap_or(c.log_every);
         c.sizes.train = self.train_size.unwrap_or(c.sizes.train);
         // An image dataset's validation split is held out of its training images.
-        if matches!(c.data, DataSpec::Digits | DataSpec::Mnist { .. } | DataSpec::Cifar10 { .. }) {
+        if c.data.is_image_dataset() {
             c.sizes.held_out_images = self.validation_size.unwrap_or(c.sizes.held_out_images);
         } else {
             c.sizes.validation = self.validation_size.unwrap_or(c.sizes.validation);

@@ -242,7 +242,7 @@ pub fn group_key(cfg: &RunConfig) -> String {
     };
     let ema = o.ema.map_or(String::new(), |d| format!(" ema {d}"));
     // An image dataset's training set is what its validation split leaves.
-    let train = if cfg.data.is_image() && cfg.data.image_shape().is_none() {
+    let train = if cfg.data.is_image_dataset() {
         format!("{} held out", cfg.sizes.held_out_images)
     } else {
         format!("train {}", cfg.sizes.train)
