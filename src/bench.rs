@@ -84,6 +84,9 @@ pub fn profile(gpu: &Gpu, dispatches: &[&Dispatch]) -> Option<Vec<(&'static str,
     let mut by_kernel: Vec<(&'static str, f64)> = Vec::new();
     for (i, d) in dispatches.iter().enumerate() {
         let secs = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
+        if std::env::var_os("MFLOW_PROFILE_ALL").is_some() {
+            eprintln!("{i:4} {:<24} {:?} {:8.2} ms", d.kernel, d.workgroups, secs * 1e3);
+        }
         match by_kernel.iter_mut().find(|(k, _)| *k == d.kernel) {
             Some((_, s)) => *s += secs,
             None => by_kernel.push((d.kernel, secs)),

@@ -1,8 +1,10 @@
 //! conv.wgsl against src/reference/conv.rs (itself checked against a hand-computed direct
 //! convolution and central differences): forward, data gradient, weight and bias gradient,
 //! on awkward shapes: C = 1, 3, 5, odd channel counts, H = W = 2, 7×7, batch 1, channel and
-//! pixel counts off the 32-wide tiles, the checkerboard mask of either parity, inputs that
-//! are a region of longer rows, and two models in one dispatch.
+//! pixel counts off the tiles (256 pixels × 2, 4 or 8 channels; weight-gradient blocks of
+//! 8 × 1, 4 × 2, 2 × 4, 8 × 8 and 2 × 32 channels), every generated entry point, the
+//! checkerboard mask of either parity, inputs that are a region of longer rows, and two
+//! models in one dispatch.
 
 mod common;
 use common::*;
@@ -24,13 +26,17 @@ struct Case {
     models: usize,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 9] = [
     Case { c_in: 1, c_out: 3, k: 3, h: 2, w: 2, n: 1, mask: None, row_pad: (0, 0), models: 1 },
     Case { c_in: 3, c_out: 5, k: 3, h: 7, w: 7, n: 2, mask: None, row_pad: (0, 0), models: 1 },
     Case { c_in: 5, c_out: 33, k: 1, h: 3, w: 5, n: 3, mask: None, row_pad: (0, 0), models: 1 },
     Case { c_in: 2, c_out: 7, k: 3, h: 4, w: 4, n: 5, mask: Some(1), row_pad: (3, 2), models: 1 },
     Case { c_in: 1, c_out: 6, k: 3, h: 8, w: 6, n: 1, mask: Some(0), row_pad: (5, 0), models: 2 },
     Case { c_in: 37, c_out: 2, k: 3, h: 5, w: 3, n: 2, mask: None, row_pad: (0, 1), models: 2 },
+    // 507 pixels: two pixel tiles and a partial third; 9 output channels: a block of 8 and 1.
+    Case { c_in: 2, c_out: 9, k: 3, h: 13, w: 13, n: 3, mask: Some(1), row_pad: (0, 0), models: 1 },
+    Case { c_in: 37, c_out: 2, k: 1, h: 3, w: 3, n: 2, mask: Some(0), row_pad: (1, 0), models: 2 },
+    Case { c_in: 2, c_out: 4, k: 1, h: 2, w: 5, n: 3, mask: None, row_pad: (0, 0), models: 1 },
 ];
 
 /// Model z's sample s as a contiguous (c, h, w) block, from rows of `rs` values.

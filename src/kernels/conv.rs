@@ -57,10 +57,20 @@ pub struct Conv {
     pub ps: usize,
 }
 
-/// Output tile of one workgroup of conv_forward and conv_wgrad (8×8 invocations of 4×4).
-pub const TILE: usize = 32;
-/// Pixels of one workgroup of conv_forward_narrow (64 invocations of 8).
-pub const NARROW_ROWS: usize = 512;
+/// Pixels of one conv_fwd workgroup (64 invocations of 4, tools/gen_gemm.py's CONV_PX).
+pub const FWD_PIXELS: usize = 256;
+/// Output channels per conv_fwd workgroup, by entry point (`Pipelines::conv_fwd3`, `conv_fwd1`).
+pub const FWD_OC: [usize; 3] = [2, 4, 8];
+/// (output, input) channels per conv_wgrad workgroup, by entry point, for k = 3 and k = 1.
+pub const WGRAD3: [(usize, usize); 3] = [(8, 1), (4, 2), (2, 4)];
+pub const WGRAD1: [(usize, usize); 2] = [(8, 8), (2, 32)];
+
+/// The index of the first tile that covers `n` output channels in one block, else the widest
+/// (tiles listed from narrow to wide by `width`): a conditioner's last convolution (64 → 2C)
+/// computes no clamped duplicates beyond its block.
+fn tile_for<T: Copy>(tiles: &[T], width: impl Fn(T) -> usize, n: usize) -> usize {
+    tiles.iter().position(|&t| width(t) >= n).unwrap_or(tiles.len() - 1)
+}
 
 impl Conv {
     /// `mask_flag` (MASK_IN or MASK_OUT) joins `flags` when the convolution is masked.
@@ -89,17 +99,18 @@ impl Conv {
         uniform(gpu, label, &u)
     }
 
-    /// The forward entry point for `n_out` output channels: 4-channel blocks, or one
-    /// channel per thread where fewer than 4 would leave most of a block clamped duplicates.
+    /// The forward entry point for `n_out` output channels: the narrowest tile that holds
+    /// them, or 8-channel blocks.
     fn run(&self, gpu: &Gpu, un: &wgpu::Buffer, bufs: &[&wgpu::Buffer], n_out: usize) -> Dispatch {
         let rows = self.n * self.h * self.w;
-        if n_out < 4 {
-            let wg = [rows.div_ceil(NARROW_ROWS) as u32, n_out as u32, 1];
-            gpu.pipelines().conv_forward_narrow.bind(gpu, un, bufs, wg)
-        } else {
-            let wg = [n_out.div_ceil(TILE) as u32, rows.div_ceil(TILE) as u32, 1];
-            gpu.pipelines().conv_forward.bind(gpu, un, bufs, wg)
-        }
+        let t = tile_for(&FWD_OC, |oc| oc, n_out);
+        let wg = [rows.div_ceil(FWD_PIXELS) as u32, n_out.div_ceil(FWD_OC[t]) as u32, 1];
+        let kernels = match self.conv.k {
+            3 => &gpu.pipelines().conv_fwd3,
+            1 => &gpu.pipelines().conv_fwd1,
+            k => panic!("conv.wgsl has 3×3 and 1×1 convolutions, not {k}×{k}"),
+        };
+        kernels[t].bind(gpu, un, bufs, wg)
     }
 
     /// y = conv(x) + bias (`accumulate`: y +=), x read through the mask.
@@ -129,7 +140,16 @@ impl Conv {
     pub fn backward_weights(&self, gpu: &Gpu, x: Planes, dy: Planes, grads: &wgpu::Buffer) -> Dispatch {
         let un = self.uniform(gpu, "conv_wgrad", 0, MASK_IN, &x, &dy);
         let c = &self.conv;
-        let wg = [(c.c_in * c.k * c.k).div_ceil(TILE) as u32, c.c_out.div_ceil(TILE) as u32, 1];
-        gpu.pipelines().conv_wgrad.bind(gpu, &un, &[dy.buf, x.buf, grads], wg)
+        let (tiles, kernels): (&[(usize, usize)], &[crate::kernels::LazyKernel]) = match c.k {
+            3 => (&WGRAD3, &gpu.pipelines().conv_wgrad3),
+            1 => (&WGRAD1, &gpu.pipelines().conv_wgrad1),
+            k => panic!("conv.wgsl has 3×3 and 1×1 convolutions, not {k}×{k}"),
+        };
+        // Tiles run from wide to narrow in output channels: the first whose block c_out fills
+        // more than half of, else the narrowest.
+        let t = tiles.iter().position(|&(ob, _)| 2 * c.c_out > ob).unwrap_or(tiles.len() - 1);
+        let (ob, cb) = tiles[t];
+        let wg = [c.c_in.div_ceil(cb) as u32, c.c_out.div_ceil(ob) as u32, 1];
+        kernels[t].bind(gpu, &un, &[dy.buf, x.buf, grads], wg)
     }
 }
