@@ -14,7 +14,10 @@
 //                  gradient instead: W̃(c, o, di, dj) = W(o, c, k−1−di, k−1−dj), N = c_in,
 //                  K = c_out·k², the input being ∂L/∂out. MASK_IN reads 0 where the
 //                  checkerboard mask (i + j) mod 2 = parity is 0 (the forward's b ⊙ y);
-//                  MASK_OUT stores 0 there (the data gradient of b ⊙ y). Invocations run along
+//                  MASK_OUT stores 0 there (the data gradient of b ⊙ y). NORM stores a
+//                  conditioner's hidden layer whole: ReLU((out − β_o)/σ_o), σ_o = exp(a_o) + γ,
+//                  its per-channel ActNorm (channorm.wgsl's forward) and ReLU folded into the
+//                  epilogue, β and a at norm_beta and norm_a in params. Invocations run along
 //                  pixels (neighbouring invocations, neighbouring addresses) and a workgroup's
 //                  OC output channels are the same for all of its invocations, so each weight
 //                  is one load they share: on CPU adapters a scalar load, on GPUs a broadcast.
@@ -35,7 +38,7 @@ struct Conv {
     c_in: u32, c_out: u32, flags: u32, parity: u32,
     x_off: u32, x_rs: u32, y_off: u32, y_rs: u32,
     w_off: u32, b_off: u32, x_ms: u32, y_ms: u32,
-    p_ms: u32, _p0: u32, _p1: u32, _p2: u32,
+    p_ms: u32, norm_beta: u32, norm_a: u32, _p0: u32,
 }
 
 const BIAS: u32 = 1u;
@@ -43,6 +46,8 @@ const ACCUM: u32 = 2u;
 const MASK_IN: u32 = 4u;
 const MASK_OUT: u32 = 8u;
 const FLIP: u32 = 16u;
+const NORM: u32 = 32u;
+const GAMMA: f32 = 1e-6; // channorm.wgsl's
 
 @group(0) @binding(0) var<uniform> cv: Conv;
 @group(0) @binding(1) var<storage, read> p1: array<f32>;
@@ -86,7 +91,8 @@ fn out_pixel(z: u32, m: u32) -> vec2<u32> {
     return vec2<u32>(cv.y_off + z * cv.y_ms + sp.x * cv.y_rs + sp.y, u32(keep));
 }
 
-// conv_fwd's store of channel o at pixel `at` (out_pixel's): bias, mask, accumulate.
+// conv_fwd's store of channel o at pixel `at` (out_pixel's): bias, ActNorm and ReLU, mask,
+// accumulate.
 fn store_out(z: u32, at: vec2<u32>, o: u32, acc: f32) {
     let n_out = select(cv.c_out, cv.c_in, has(FLIP));
     if (at.x == NONE || o >= n_out) {
@@ -96,6 +102,10 @@ fn store_out(z: u32, at: vec2<u32>, o: u32, acc: f32) {
     var v = acc;
     if (has(BIAS)) {
         v += p1[cv.b_off + z * cv.p_ms + o];
+    }
+    if (has(NORM)) {
+        let sigma = exp(p1[cv.norm_a + z * cv.p_ms + o]) + GAMMA;
+        v = max((v - p1[cv.norm_beta + z * cv.p_ms + o]) / sigma, 0.0);
     }
     if (at.y == 0u) {
         v = 0.0;

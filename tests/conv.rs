@@ -1,5 +1,6 @@
 //! conv.wgsl against src/reference/conv.rs (itself checked against a hand-computed direct
-//! convolution and central differences): forward, data gradient, weight and bias gradient,
+//! convolution and central differences): forward, forward with the ActNorm and ReLU folded
+//! in (against src/reference/channorm.rs after it), data gradient, weight and bias gradient,
 //! on awkward shapes: C = 1, 3, 5, odd channel counts, H = W = 2, 7×7, batch 1, channel and
 //! pixel counts off the tiles (256 pixels × 2, 4 or 8 channels; weight-gradient blocks of
 //! 8 × 1, 4 × 2, 2 × 4, 8 × 8 and 2 × 32 channels), every generated entry point, the
@@ -10,8 +11,8 @@ mod common;
 use common::*;
 use mflow::gpu::{read_back, storage_init, submit};
 use mflow::kernels::conv::{Conv, Planes};
-use mflow::model::Conv2d;
-use mflow::reference::conv as r;
+use mflow::model::{Conv2d, Norm};
+use mflow::reference::{channorm, conv as r};
 
 struct Case {
     c_in: usize,
@@ -52,7 +53,9 @@ fn conv_kernels_match_the_direct_convolution_twin() {
         let (hw, n) = (cs.h * cs.w, cs.n);
         let conv =
             Conv2d { w: 3, b: 3 + cs.c_out * cs.c_in * cs.k * cs.k + 1, c_in: cs.c_in, c_out: cs.c_out, k: cs.k };
-        let ps = (conv.b + cs.c_out + 2).next_multiple_of(4);
+        // After the bias, a per-channel ActNorm's β and a for the folded forward (NORM).
+        let norm = Norm { beta: conv.b + cs.c_out, a: conv.b + 2 * cs.c_out, c: cs.c_out };
+        let ps = (conv.b + 3 * cs.c_out + 2).next_multiple_of(4);
         let (x_len, y_len) = (cs.c_in * hw, cs.c_out * hw);
         let x_rs = cs.row_pad.0 + x_len + cs.row_pad.1;
         let (x_ms, y_ms) = (n * x_rs, n * y_len);
@@ -69,6 +72,7 @@ fn conv_kernels_match_the_direct_convolution_twin() {
             storage_init(gpu, "dx", &dx0),
         );
         let gb = storage_init(gpu, "grads", &vec![f32::NAN; cs.models * ps]);
+        let nb = storage_init(gpu, "y normed", &vec![f32::NAN; cs.models * y_ms]);
         let op = Conv { conv, n, h: cs.h, w: cs.w, mask: cs.mask, ps };
         let xp = Planes { buf: &xb, off: cs.row_pad.0, rs: x_rs, ms: x_ms };
         let dxp = Planes { buf: &dxb, ..xp };
@@ -79,12 +83,14 @@ fn conv_kernels_match_the_direct_convolution_twin() {
         let f = op.forward(gpu, &pb, xp, yp, acc).models(cs.models);
         let bd = op.backward_data(gpu, &pb, dyp, dxp, acc).models(cs.models);
         let bw = op.backward_weights(gpu, xp, dyp, &gb).models(cs.models);
-        submit(gpu, "conv test", &[&f, &bd, &bw]);
+        let fnorm = op.forward_norm(gpu, &pb, xp, Planes { buf: &nb, ..yp }, norm).models(cs.models);
+        submit(gpu, "conv test", &[&f, &bd, &bw, &fnorm]);
         let (got_y, got_dx, got_g) = (
             read_back::<f32>(gpu, &yb, 0, y0.len()),
             read_back::<f32>(gpu, &dxb, 0, dx0.len()),
             read_back::<f32>(gpu, &gb, 0, ps * cs.models),
         );
+        let got_norm = read_back::<f32>(gpu, &nb, 0, cs.models * y_ms);
         for z in 0..cs.models {
             let p64 = to_f64(&params[z * ps..(z + 1) * ps]);
             let on = |i: usize, j: usize| cs.mask.is_none_or(|p| r::mask(p, i, j));
@@ -95,6 +101,7 @@ fn conv_kernels_match_the_direct_convolution_twin() {
                 xin.extend(v.iter().enumerate().map(|(e, &v)| if on(e / cs.w % cs.h, e % cs.w) { v } else { 0.0 }));
             }
             let mut want_y = r::conv2d(&p64, &conv, &xin, n, cs.h, cs.w);
+            let want_norm = channorm::forward(&p64, &norm, &want_y, hw, true);
             let dy64 = to_f64(&dy[z * y_ms..(z + 1) * y_ms]);
             let mut g = vec![0.0; ps];
             let mut want_dx = r::conv2d_backward(&p64, &conv, &xin, &dy64, n, cs.h, cs.w, &mut g);
@@ -116,6 +123,7 @@ fn conv_kernels_match_the_direct_convolution_twin() {
             }
             let what = |t: &str| format!("case {ci} model {z}: {t}");
             assert_close(&what("y"), &got_y[z * y_ms..(z + 1) * y_ms], &want_y, 1e-4, 1e-4);
+            assert_close(&what("ReLU(ActNorm(y))"), &got_norm[z * y_ms..(z + 1) * y_ms], &want_norm, 1e-4, 1e-4);
             for s in 0..n {
                 let base = z * x_ms + s * x_rs;
                 let got = &got_dx[base + cs.row_pad.0..base + cs.row_pad.0 + x_len];

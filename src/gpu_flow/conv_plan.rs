@@ -428,6 +428,10 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
         for j in 0..convs.len() {
             if j == last {
                 d.push(conv_forward(j, src, act(rm, c_rm, hw, n)));
+            } else if !init && !as_gemm(&convs[j]) {
+                // The ActNorm and ReLU in the convolution's stores: no pre-activation pass.
+                d.push(z(convs[j].forward_norm(gpu, &c.params, src, act(post[j], wc, hw, n), net.norms[j])));
+                src = act(post[j], wc, hw, n);
             } else {
                 d.push(conv_forward(j, src, act(&cx.pre, wc, hw, n)));
                 if init {

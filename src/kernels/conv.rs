@@ -3,7 +3,7 @@
 //! `conv2d_backward`).
 
 use crate::gpu::{uniform, Dispatch, Gpu};
-use crate::model::Conv2d;
+use crate::model::{Conv2d, Norm};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -25,7 +25,9 @@ pub struct ConvUniform {
     pub x_ms: u32,
     pub y_ms: u32,
     pub p_ms: u32,
-    pub _pad: [u32; 3],
+    pub norm_beta: u32,
+    pub norm_a: u32,
+    pub _pad: u32,
 }
 
 pub const BIAS: u32 = 1;
@@ -33,6 +35,7 @@ pub const ACCUM: u32 = 2;
 pub const MASK_IN: u32 = 4;
 pub const MASK_OUT: u32 = 8;
 pub const FLIP: u32 = 16;
+pub const NORM: u32 = 32;
 
 /// A (n, c, h, w) tensor inside a buffer: element (s, c, p) of model z at
 /// `off + z·ms + s·rs + c·h·w + p` (a region of flow rows: rs = Q; contiguous: rs = c·h·w).
@@ -73,8 +76,19 @@ fn tile_for<T: Copy>(tiles: &[T], width: impl Fn(T) -> usize, n: usize) -> usize
 }
 
 impl Conv {
-    /// `mask_flag` (MASK_IN or MASK_OUT) joins `flags` when the convolution is masked.
-    fn uniform(&self, gpu: &Gpu, label: &str, flags: u32, mask_flag: u32, x: &Planes, y: &Planes) -> wgpu::Buffer {
+    /// `mask_flag` (MASK_IN or MASK_OUT) joins `flags` when the convolution is masked; `norm`
+    /// is the ActNorm a NORM forward folds in.
+    #[allow(clippy::too_many_arguments)]
+    fn uniform(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        flags: u32,
+        mask_flag: u32,
+        x: &Planes,
+        y: &Planes,
+        norm: Option<Norm>,
+    ) -> wgpu::Buffer {
         let c = &self.conv;
         let u = ConvUniform {
             n: self.n as u32,
@@ -94,7 +108,9 @@ impl Conv {
             x_ms: x.ms as u32,
             y_ms: y.ms as u32,
             p_ms: self.ps as u32,
-            _pad: [0; 3],
+            norm_beta: norm.map_or(0, |n| n.beta as u32),
+            norm_a: norm.map_or(0, |n| n.a as u32),
+            _pad: 0,
         };
         uniform(gpu, label, &u)
     }
@@ -116,7 +132,14 @@ impl Conv {
     /// y = conv(x) + bias (`accumulate`: y +=), x read through the mask.
     pub fn forward(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Planes, y: Planes, accumulate: bool) -> Dispatch {
         let flags = BIAS | if accumulate { ACCUM } else { 0 };
-        let un = self.uniform(gpu, "conv_forward", flags, MASK_IN, &x, &y);
+        let un = self.uniform(gpu, "conv_forward", flags, MASK_IN, &x, &y, None);
+        self.run(gpu, &un, &[params, x.buf, y.buf], self.conv.c_out)
+    }
+
+    /// y = ReLU(ActNorm(conv(x) + bias)) in one dispatch: a conditioner's hidden layer, its
+    /// per-channel ActNorm `norm` (`ChanNorm::forward` with `relu`) folded into the stores.
+    pub fn forward_norm(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Planes, y: Planes, norm: Norm) -> Dispatch {
+        let un = self.uniform(gpu, "conv_forward_norm", BIAS | NORM, MASK_IN, &x, &y, Some(norm));
         self.run(gpu, &un, &[params, x.buf, y.buf], self.conv.c_out)
     }
 
@@ -131,14 +154,14 @@ impl Conv {
         accumulate: bool,
     ) -> Dispatch {
         let flags = FLIP | if accumulate { ACCUM } else { 0 };
-        let un = self.uniform(gpu, "conv_backward_data", flags, MASK_OUT, &dy, &dx);
+        let un = self.uniform(gpu, "conv_backward_data", flags, MASK_OUT, &dy, &dx, None);
         self.run(gpu, &un, &[params, dy.buf, dx.buf], self.conv.c_in)
     }
 
     /// ∂W and ∂bias (=) into `grads` at the parameters' offsets, from the forward's input x
     /// (read through the mask) and dy.
     pub fn backward_weights(&self, gpu: &Gpu, x: Planes, dy: Planes, grads: &wgpu::Buffer) -> Dispatch {
-        let un = self.uniform(gpu, "conv_wgrad", 0, MASK_IN, &x, &dy);
+        let un = self.uniform(gpu, "conv_wgrad", 0, MASK_IN, &x, &dy, None);
         let c = &self.conv;
         let (tiles, kernels): (&[(usize, usize)], &[crate::kernels::LazyKernel]) = match c.k {
             3 => (&WGRAD3, &gpu.pipelines().conv_wgrad3),
