@@ -410,6 +410,93 @@ fn conv_fwd3_c8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     }
 }
 
+// conv_fwd3_c16 — 3×3: thread 2 pixels × 16 output channels; workgroup 64 → 128 pixels
+// × 16 channels; dispatch (⌈M/128⌉, ⌈N/16⌉, models).
+@compute @workgroup_size(64)
+fn conv_fwd3_c16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let hw = cv.h * cv.w;
+    let m_total = cv.n * hw;
+    let flip = has(FLIP);
+    let n_in = select(cv.c_in, cv.c_out, flip);
+    let n_out = select(cv.c_out, cv.c_in, flip);
+    let m0 = wg.x * 128u + lid;
+    let o0 = wg.y * 16u;
+    let x_off = cv.x_off + wg.z * cv.x_ms;
+    let w_off = cv.w_off + wg.z * cv.p_ms;
+    // W(o, c, di, dj) at o·c_in·k² + c·k² + tap; with FLIP, output channel o of the data
+    // gradient reads W(c, o, k−1−di, k−1−dj): c·c_in·k² + o·k² + (k² − 1 − tap).
+    let w_cs = select(9u, cv.c_in * 9u, flip);
+    let w_os = select(cv.c_in * 9u, 9u, flip);
+    let wo0 = w_off + min(o0 + 0u, n_out - 1u) * w_os;
+    let wo1 = w_off + min(o0 + 1u, n_out - 1u) * w_os;
+    let wo2 = w_off + min(o0 + 2u, n_out - 1u) * w_os;
+    let wo3 = w_off + min(o0 + 3u, n_out - 1u) * w_os;
+    let wo4 = w_off + min(o0 + 4u, n_out - 1u) * w_os;
+    let wo5 = w_off + min(o0 + 5u, n_out - 1u) * w_os;
+    let wo6 = w_off + min(o0 + 6u, n_out - 1u) * w_os;
+    let wo7 = w_off + min(o0 + 7u, n_out - 1u) * w_os;
+    let wo8 = w_off + min(o0 + 8u, n_out - 1u) * w_os;
+    let wo9 = w_off + min(o0 + 9u, n_out - 1u) * w_os;
+    let wo10 = w_off + min(o0 + 10u, n_out - 1u) * w_os;
+    let wo11 = w_off + min(o0 + 11u, n_out - 1u) * w_os;
+    let wo12 = w_off + min(o0 + 12u, n_out - 1u) * w_os;
+    let wo13 = w_off + min(o0 + 13u, n_out - 1u) * w_os;
+    let wo14 = w_off + min(o0 + 14u, n_out - 1u) * w_os;
+    let wo15 = w_off + min(o0 + 15u, n_out - 1u) * w_os;
+    let s0 = divmod(min(m0 + 0u, m_total - 1u), hw);
+    let q0 = divmod(s0.y, cv.w);
+    let xs0 = x_off + s0.x * cv.x_rs;
+    let s1 = divmod(min(m0 + 64u, m_total - 1u), hw);
+    let q1 = divmod(s1.y, cv.w);
+    let xs1 = x_off + s1.x * cv.x_rs;
+    var acc0_0 = 0.0; var acc0_1 = 0.0; var acc0_2 = 0.0; var acc0_3 = 0.0; var acc0_4 = 0.0; var acc0_5 = 0.0; var acc0_6 = 0.0; var acc0_7 = 0.0; var acc0_8 = 0.0; var acc0_9 = 0.0; var acc0_10 = 0.0; var acc0_11 = 0.0; var acc0_12 = 0.0; var acc0_13 = 0.0; var acc0_14 = 0.0; var acc0_15 = 0.0;
+    var acc1_0 = 0.0; var acc1_1 = 0.0; var acc1_2 = 0.0; var acc1_3 = 0.0; var acc1_4 = 0.0; var acc1_5 = 0.0; var acc1_6 = 0.0; var acc1_7 = 0.0; var acc1_8 = 0.0; var acc1_9 = 0.0; var acc1_10 = 0.0; var acc1_11 = 0.0; var acc1_12 = 0.0; var acc1_13 = 0.0; var acc1_14 = 0.0; var acc1_15 = 0.0;
+    for (var tap = 0u; tap < 9u; tap++) {
+        let di = tap / 3u;
+        let dj = tap % 3u;
+        let wt = select(tap, 8u - tap, flip);
+        let ok0 = tap_ok(q0, di, dj, 1u);
+        let a0 = select(xs0, xs0 + (q0.x + di - 1u) * cv.w + q0.y + dj - 1u, ok0);
+        let ok1 = tap_ok(q1, di, dj, 1u);
+        let a1 = select(xs1, xs1 + (q1.x + di - 1u) * cv.w + q1.y + dj - 1u, ok1);
+        for (var c = 0u; c < n_in; c++) {
+            let cw = c * w_cs + wt;
+            let w0 = p1[wo0 + cw];
+            let w1 = p1[wo1 + cw];
+            let w2 = p1[wo2 + cw];
+            let w3 = p1[wo3 + cw];
+            let w4 = p1[wo4 + cw];
+            let w5 = p1[wo5 + cw];
+            let w6 = p1[wo6 + cw];
+            let w7 = p1[wo7 + cw];
+            let w8 = p1[wo8 + cw];
+            let w9 = p1[wo9 + cw];
+            let w10 = p1[wo10 + cw];
+            let w11 = p1[wo11 + cw];
+            let w12 = p1[wo12 + cw];
+            let w13 = p1[wo13 + cw];
+            let w14 = p1[wo14 + cw];
+            let w15 = p1[wo15 + cw];
+            let x0 = select(0.0, p2[a0 + c * hw], ok0);
+            let x1 = select(0.0, p2[a1 + c * hw], ok1);
+            acc0_0 += x0 * w0; acc0_1 += x0 * w1; acc0_2 += x0 * w2; acc0_3 += x0 * w3; acc0_4 += x0 * w4; acc0_5 += x0 * w5; acc0_6 += x0 * w6; acc0_7 += x0 * w7; acc0_8 += x0 * w8; acc0_9 += x0 * w9; acc0_10 += x0 * w10; acc0_11 += x0 * w11; acc0_12 += x0 * w12; acc0_13 += x0 * w13; acc0_14 += x0 * w14; acc0_15 += x0 * w15;
+            acc1_0 += x1 * w0; acc1_1 += x1 * w1; acc1_2 += x1 * w2; acc1_3 += x1 * w3; acc1_4 += x1 * w4; acc1_5 += x1 * w5; acc1_6 += x1 * w6; acc1_7 += x1 * w7; acc1_8 += x1 * w8; acc1_9 += x1 * w9; acc1_10 += x1 * w10; acc1_11 += x1 * w11; acc1_12 += x1 * w12; acc1_13 += x1 * w13; acc1_14 += x1 * w14; acc1_15 += x1 * w15;
+        }
+    }
+    // Each pixel's address and mask once, then its channels' stores as a loop (unrolled,
+    // branchy stores take LLVM, lavapipe's compiler, long to build).
+    let at0 = out_pixel(wg.z, m0 + 0u);
+    let v0 = array<f32, 16>(acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7, acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15);
+    for (var t = 0u; t < 16u; t++) {
+        store_out(wg.z, at0, o0 + t, v0[t]);
+    }
+    let at1 = out_pixel(wg.z, m0 + 64u);
+    let v1 = array<f32, 16>(acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7, acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15);
+    for (var t = 0u; t < 16u; t++) {
+        store_out(wg.z, at1, o0 + t, v1[t]);
+    }
+}
+
 // conv_fwd1_c2 — 1×1: thread 4 pixels × 2 output channels; workgroup 64 → 256 pixels
 // × 2 channels; dispatch (⌈M/256⌉, ⌈N/2⌉, models).
 @compute @workgroup_size(64)
@@ -678,6 +765,93 @@ fn conv_fwd1_c8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let v3 = array<f32, 8>(acc3_0, acc3_1, acc3_2, acc3_3, acc3_4, acc3_5, acc3_6, acc3_7);
     for (var t = 0u; t < 8u; t++) {
         store_out(wg.z, at3, o0 + t, v3[t]);
+    }
+}
+
+// conv_fwd1_c16 — 1×1: thread 2 pixels × 16 output channels; workgroup 64 → 128 pixels
+// × 16 channels; dispatch (⌈M/128⌉, ⌈N/16⌉, models).
+@compute @workgroup_size(64)
+fn conv_fwd1_c16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let hw = cv.h * cv.w;
+    let m_total = cv.n * hw;
+    let flip = has(FLIP);
+    let n_in = select(cv.c_in, cv.c_out, flip);
+    let n_out = select(cv.c_out, cv.c_in, flip);
+    let m0 = wg.x * 128u + lid;
+    let o0 = wg.y * 16u;
+    let x_off = cv.x_off + wg.z * cv.x_ms;
+    let w_off = cv.w_off + wg.z * cv.p_ms;
+    // W(o, c, di, dj) at o·c_in·k² + c·k² + tap; with FLIP, output channel o of the data
+    // gradient reads W(c, o, k−1−di, k−1−dj): c·c_in·k² + o·k² + (k² − 1 − tap).
+    let w_cs = select(1u, cv.c_in * 1u, flip);
+    let w_os = select(cv.c_in * 1u, 1u, flip);
+    let wo0 = w_off + min(o0 + 0u, n_out - 1u) * w_os;
+    let wo1 = w_off + min(o0 + 1u, n_out - 1u) * w_os;
+    let wo2 = w_off + min(o0 + 2u, n_out - 1u) * w_os;
+    let wo3 = w_off + min(o0 + 3u, n_out - 1u) * w_os;
+    let wo4 = w_off + min(o0 + 4u, n_out - 1u) * w_os;
+    let wo5 = w_off + min(o0 + 5u, n_out - 1u) * w_os;
+    let wo6 = w_off + min(o0 + 6u, n_out - 1u) * w_os;
+    let wo7 = w_off + min(o0 + 7u, n_out - 1u) * w_os;
+    let wo8 = w_off + min(o0 + 8u, n_out - 1u) * w_os;
+    let wo9 = w_off + min(o0 + 9u, n_out - 1u) * w_os;
+    let wo10 = w_off + min(o0 + 10u, n_out - 1u) * w_os;
+    let wo11 = w_off + min(o0 + 11u, n_out - 1u) * w_os;
+    let wo12 = w_off + min(o0 + 12u, n_out - 1u) * w_os;
+    let wo13 = w_off + min(o0 + 13u, n_out - 1u) * w_os;
+    let wo14 = w_off + min(o0 + 14u, n_out - 1u) * w_os;
+    let wo15 = w_off + min(o0 + 15u, n_out - 1u) * w_os;
+    let s0 = divmod(min(m0 + 0u, m_total - 1u), hw);
+    let q0 = divmod(s0.y, cv.w);
+    let xs0 = x_off + s0.x * cv.x_rs;
+    let s1 = divmod(min(m0 + 64u, m_total - 1u), hw);
+    let q1 = divmod(s1.y, cv.w);
+    let xs1 = x_off + s1.x * cv.x_rs;
+    var acc0_0 = 0.0; var acc0_1 = 0.0; var acc0_2 = 0.0; var acc0_3 = 0.0; var acc0_4 = 0.0; var acc0_5 = 0.0; var acc0_6 = 0.0; var acc0_7 = 0.0; var acc0_8 = 0.0; var acc0_9 = 0.0; var acc0_10 = 0.0; var acc0_11 = 0.0; var acc0_12 = 0.0; var acc0_13 = 0.0; var acc0_14 = 0.0; var acc0_15 = 0.0;
+    var acc1_0 = 0.0; var acc1_1 = 0.0; var acc1_2 = 0.0; var acc1_3 = 0.0; var acc1_4 = 0.0; var acc1_5 = 0.0; var acc1_6 = 0.0; var acc1_7 = 0.0; var acc1_8 = 0.0; var acc1_9 = 0.0; var acc1_10 = 0.0; var acc1_11 = 0.0; var acc1_12 = 0.0; var acc1_13 = 0.0; var acc1_14 = 0.0; var acc1_15 = 0.0;
+    for (var tap = 0u; tap < 1u; tap++) {
+        let di = tap / 1u;
+        let dj = tap % 1u;
+        let wt = select(tap, 0u - tap, flip);
+        let ok0 = tap_ok(q0, di, dj, 0u);
+        let a0 = select(xs0, xs0 + (q0.x + di - 0u) * cv.w + q0.y + dj - 0u, ok0);
+        let ok1 = tap_ok(q1, di, dj, 0u);
+        let a1 = select(xs1, xs1 + (q1.x + di - 0u) * cv.w + q1.y + dj - 0u, ok1);
+        for (var c = 0u; c < n_in; c++) {
+            let cw = c * w_cs + wt;
+            let w0 = p1[wo0 + cw];
+            let w1 = p1[wo1 + cw];
+            let w2 = p1[wo2 + cw];
+            let w3 = p1[wo3 + cw];
+            let w4 = p1[wo4 + cw];
+            let w5 = p1[wo5 + cw];
+            let w6 = p1[wo6 + cw];
+            let w7 = p1[wo7 + cw];
+            let w8 = p1[wo8 + cw];
+            let w9 = p1[wo9 + cw];
+            let w10 = p1[wo10 + cw];
+            let w11 = p1[wo11 + cw];
+            let w12 = p1[wo12 + cw];
+            let w13 = p1[wo13 + cw];
+            let w14 = p1[wo14 + cw];
+            let w15 = p1[wo15 + cw];
+            let x0 = select(0.0, p2[a0 + c * hw], ok0);
+            let x1 = select(0.0, p2[a1 + c * hw], ok1);
+            acc0_0 += x0 * w0; acc0_1 += x0 * w1; acc0_2 += x0 * w2; acc0_3 += x0 * w3; acc0_4 += x0 * w4; acc0_5 += x0 * w5; acc0_6 += x0 * w6; acc0_7 += x0 * w7; acc0_8 += x0 * w8; acc0_9 += x0 * w9; acc0_10 += x0 * w10; acc0_11 += x0 * w11; acc0_12 += x0 * w12; acc0_13 += x0 * w13; acc0_14 += x0 * w14; acc0_15 += x0 * w15;
+            acc1_0 += x1 * w0; acc1_1 += x1 * w1; acc1_2 += x1 * w2; acc1_3 += x1 * w3; acc1_4 += x1 * w4; acc1_5 += x1 * w5; acc1_6 += x1 * w6; acc1_7 += x1 * w7; acc1_8 += x1 * w8; acc1_9 += x1 * w9; acc1_10 += x1 * w10; acc1_11 += x1 * w11; acc1_12 += x1 * w12; acc1_13 += x1 * w13; acc1_14 += x1 * w14; acc1_15 += x1 * w15;
+        }
+    }
+    // Each pixel's address and mask once, then its channels' stores as a loop (unrolled,
+    // branchy stores take LLVM, lavapipe's compiler, long to build).
+    let at0 = out_pixel(wg.z, m0 + 0u);
+    let v0 = array<f32, 16>(acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7, acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15);
+    for (var t = 0u; t < 16u; t++) {
+        store_out(wg.z, at0, o0 + t, v0[t]);
+    }
+    let at1 = out_pixel(wg.z, m0 + 64u);
+    let v1 = array<f32, 16>(acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7, acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15);
+    for (var t = 0u; t < 16u; t++) {
+        store_out(wg.z, at1, o0 + t, v1[t]);
     }
 }
 
@@ -1525,6 +1699,287 @@ fn conv_wgrad1_o8c8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     workgroupBarrier();
     if (lid < 8u) {
         store_wgrad(wg, 64u + lid, lid, 8u, 8u, 1u, 64u);
+    }
+    workgroupBarrier();
+}
+
+// conv_wgrad1_o4c16 — 1×1: workgroup 4 output × 16 input channels (64 weights and 4 biases)
+// over every pixel; dispatch (⌈c_in/16⌉, ⌈c_out/4⌉, models).
+@compute @workgroup_size(64)
+fn conv_wgrad1_o4c16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let hw = cv.h * cv.w;
+    let m_total = cv.n * hw;
+    let o0 = wg.y * 4u;
+    let c0 = wg.x * 16u;
+    let x_off = cv.x_off + wg.z * cv.x_ms;
+    let y_off = cv.y_off + wg.z * cv.y_ms;
+    let yo0 = min(o0 + 0u, cv.c_out - 1u) * hw;
+    let yo1 = min(o0 + 1u, cv.c_out - 1u) * hw;
+    let yo2 = min(o0 + 2u, cv.c_out - 1u) * hw;
+    let yo3 = min(o0 + 3u, cv.c_out - 1u) * hw;
+    let xc0 = min(c0 + 0u, cv.c_in - 1u) * hw;
+    let xc1 = min(c0 + 1u, cv.c_in - 1u) * hw;
+    let xc2 = min(c0 + 2u, cv.c_in - 1u) * hw;
+    let xc3 = min(c0 + 3u, cv.c_in - 1u) * hw;
+    let xc4 = min(c0 + 4u, cv.c_in - 1u) * hw;
+    let xc5 = min(c0 + 5u, cv.c_in - 1u) * hw;
+    let xc6 = min(c0 + 6u, cv.c_in - 1u) * hw;
+    let xc7 = min(c0 + 7u, cv.c_in - 1u) * hw;
+    let xc8 = min(c0 + 8u, cv.c_in - 1u) * hw;
+    let xc9 = min(c0 + 9u, cv.c_in - 1u) * hw;
+    let xc10 = min(c0 + 10u, cv.c_in - 1u) * hw;
+    let xc11 = min(c0 + 11u, cv.c_in - 1u) * hw;
+    let xc12 = min(c0 + 12u, cv.c_in - 1u) * hw;
+    let xc13 = min(c0 + 13u, cv.c_in - 1u) * hw;
+    let xc14 = min(c0 + 14u, cv.c_in - 1u) * hw;
+    let xc15 = min(c0 + 15u, cv.c_in - 1u) * hw;
+    var bs0 = 0.0;
+    var g0_0_0 = 0.0;
+    var g0_1_0 = 0.0;
+    var g0_2_0 = 0.0;
+    var g0_3_0 = 0.0;
+    var g0_4_0 = 0.0;
+    var g0_5_0 = 0.0;
+    var g0_6_0 = 0.0;
+    var g0_7_0 = 0.0;
+    var g0_8_0 = 0.0;
+    var g0_9_0 = 0.0;
+    var g0_10_0 = 0.0;
+    var g0_11_0 = 0.0;
+    var g0_12_0 = 0.0;
+    var g0_13_0 = 0.0;
+    var g0_14_0 = 0.0;
+    var g0_15_0 = 0.0;
+    var bs1 = 0.0;
+    var g1_0_0 = 0.0;
+    var g1_1_0 = 0.0;
+    var g1_2_0 = 0.0;
+    var g1_3_0 = 0.0;
+    var g1_4_0 = 0.0;
+    var g1_5_0 = 0.0;
+    var g1_6_0 = 0.0;
+    var g1_7_0 = 0.0;
+    var g1_8_0 = 0.0;
+    var g1_9_0 = 0.0;
+    var g1_10_0 = 0.0;
+    var g1_11_0 = 0.0;
+    var g1_12_0 = 0.0;
+    var g1_13_0 = 0.0;
+    var g1_14_0 = 0.0;
+    var g1_15_0 = 0.0;
+    var bs2 = 0.0;
+    var g2_0_0 = 0.0;
+    var g2_1_0 = 0.0;
+    var g2_2_0 = 0.0;
+    var g2_3_0 = 0.0;
+    var g2_4_0 = 0.0;
+    var g2_5_0 = 0.0;
+    var g2_6_0 = 0.0;
+    var g2_7_0 = 0.0;
+    var g2_8_0 = 0.0;
+    var g2_9_0 = 0.0;
+    var g2_10_0 = 0.0;
+    var g2_11_0 = 0.0;
+    var g2_12_0 = 0.0;
+    var g2_13_0 = 0.0;
+    var g2_14_0 = 0.0;
+    var g2_15_0 = 0.0;
+    var bs3 = 0.0;
+    var g3_0_0 = 0.0;
+    var g3_1_0 = 0.0;
+    var g3_2_0 = 0.0;
+    var g3_3_0 = 0.0;
+    var g3_4_0 = 0.0;
+    var g3_5_0 = 0.0;
+    var g3_6_0 = 0.0;
+    var g3_7_0 = 0.0;
+    var g3_8_0 = 0.0;
+    var g3_9_0 = 0.0;
+    var g3_10_0 = 0.0;
+    var g3_11_0 = 0.0;
+    var g3_12_0 = 0.0;
+    var g3_13_0 = 0.0;
+    var g3_14_0 = 0.0;
+    var g3_15_0 = 0.0;
+    for (var m = lid; m < m_total; m += 64u) {
+        let s = divmod(m, hw);
+        let q = divmod(s.y, cv.w);
+        let ys = y_off + s.x * cv.y_rs + s.y;
+        let xs = x_off + s.x * cv.x_rs;
+        let dy0 = p1[ys + yo0];
+        bs0 += dy0;
+        let dy1 = p1[ys + yo1];
+        bs1 += dy1;
+        let dy2 = p1[ys + yo2];
+        bs2 += dy2;
+        let dy3 = p1[ys + yo3];
+        bs3 += dy3;
+        let ok0 = tap_ok(q, 0u, 0u, 0u);
+        let a0 = select(xs, xs + (q.x + 0u - 0u) * cv.w + q.y + 0u - 0u, ok0);
+        let x0_0 = select(0.0, p2[a0 + xc0], ok0);
+        let x1_0 = select(0.0, p2[a0 + xc1], ok0);
+        let x2_0 = select(0.0, p2[a0 + xc2], ok0);
+        let x3_0 = select(0.0, p2[a0 + xc3], ok0);
+        let x4_0 = select(0.0, p2[a0 + xc4], ok0);
+        let x5_0 = select(0.0, p2[a0 + xc5], ok0);
+        let x6_0 = select(0.0, p2[a0 + xc6], ok0);
+        let x7_0 = select(0.0, p2[a0 + xc7], ok0);
+        let x8_0 = select(0.0, p2[a0 + xc8], ok0);
+        let x9_0 = select(0.0, p2[a0 + xc9], ok0);
+        let x10_0 = select(0.0, p2[a0 + xc10], ok0);
+        let x11_0 = select(0.0, p2[a0 + xc11], ok0);
+        let x12_0 = select(0.0, p2[a0 + xc12], ok0);
+        let x13_0 = select(0.0, p2[a0 + xc13], ok0);
+        let x14_0 = select(0.0, p2[a0 + xc14], ok0);
+        let x15_0 = select(0.0, p2[a0 + xc15], ok0);
+        g0_0_0 += dy0 * x0_0;
+        g0_1_0 += dy0 * x1_0;
+        g0_2_0 += dy0 * x2_0;
+        g0_3_0 += dy0 * x3_0;
+        g0_4_0 += dy0 * x4_0;
+        g0_5_0 += dy0 * x5_0;
+        g0_6_0 += dy0 * x6_0;
+        g0_7_0 += dy0 * x7_0;
+        g0_8_0 += dy0 * x8_0;
+        g0_9_0 += dy0 * x9_0;
+        g0_10_0 += dy0 * x10_0;
+        g0_11_0 += dy0 * x11_0;
+        g0_12_0 += dy0 * x12_0;
+        g0_13_0 += dy0 * x13_0;
+        g0_14_0 += dy0 * x14_0;
+        g0_15_0 += dy0 * x15_0;
+        g1_0_0 += dy1 * x0_0;
+        g1_1_0 += dy1 * x1_0;
+        g1_2_0 += dy1 * x2_0;
+        g1_3_0 += dy1 * x3_0;
+        g1_4_0 += dy1 * x4_0;
+        g1_5_0 += dy1 * x5_0;
+        g1_6_0 += dy1 * x6_0;
+        g1_7_0 += dy1 * x7_0;
+        g1_8_0 += dy1 * x8_0;
+        g1_9_0 += dy1 * x9_0;
+        g1_10_0 += dy1 * x10_0;
+        g1_11_0 += dy1 * x11_0;
+        g1_12_0 += dy1 * x12_0;
+        g1_13_0 += dy1 * x13_0;
+        g1_14_0 += dy1 * x14_0;
+        g1_15_0 += dy1 * x15_0;
+        g2_0_0 += dy2 * x0_0;
+        g2_1_0 += dy2 * x1_0;
+        g2_2_0 += dy2 * x2_0;
+        g2_3_0 += dy2 * x3_0;
+        g2_4_0 += dy2 * x4_0;
+        g2_5_0 += dy2 * x5_0;
+        g2_6_0 += dy2 * x6_0;
+        g2_7_0 += dy2 * x7_0;
+        g2_8_0 += dy2 * x8_0;
+        g2_9_0 += dy2 * x9_0;
+        g2_10_0 += dy2 * x10_0;
+        g2_11_0 += dy2 * x11_0;
+        g2_12_0 += dy2 * x12_0;
+        g2_13_0 += dy2 * x13_0;
+        g2_14_0 += dy2 * x14_0;
+        g2_15_0 += dy2 * x15_0;
+        g3_0_0 += dy3 * x0_0;
+        g3_1_0 += dy3 * x1_0;
+        g3_2_0 += dy3 * x2_0;
+        g3_3_0 += dy3 * x3_0;
+        g3_4_0 += dy3 * x4_0;
+        g3_5_0 += dy3 * x5_0;
+        g3_6_0 += dy3 * x6_0;
+        g3_7_0 += dy3 * x7_0;
+        g3_8_0 += dy3 * x8_0;
+        g3_9_0 += dy3 * x9_0;
+        g3_10_0 += dy3 * x10_0;
+        g3_11_0 += dy3 * x11_0;
+        g3_12_0 += dy3 * x12_0;
+        g3_13_0 += dy3 * x13_0;
+        g3_14_0 += dy3 * x14_0;
+        g3_15_0 += dy3 * x15_0;
+    }
+    // The 64 invocations' partial sums, 32 accumulators a round: accumulator a < 64 is
+    // W(o0 + a / 16, c0 + (a / 1) % 16, tap a % 1); the rest are the biases.
+    red[0u * 64u + lid] = g0_0_0;
+    red[1u * 64u + lid] = g0_1_0;
+    red[2u * 64u + lid] = g0_2_0;
+    red[3u * 64u + lid] = g0_3_0;
+    red[4u * 64u + lid] = g0_4_0;
+    red[5u * 64u + lid] = g0_5_0;
+    red[6u * 64u + lid] = g0_6_0;
+    red[7u * 64u + lid] = g0_7_0;
+    red[8u * 64u + lid] = g0_8_0;
+    red[9u * 64u + lid] = g0_9_0;
+    red[10u * 64u + lid] = g0_10_0;
+    red[11u * 64u + lid] = g0_11_0;
+    red[12u * 64u + lid] = g0_12_0;
+    red[13u * 64u + lid] = g0_13_0;
+    red[14u * 64u + lid] = g0_14_0;
+    red[15u * 64u + lid] = g0_15_0;
+    red[16u * 64u + lid] = g1_0_0;
+    red[17u * 64u + lid] = g1_1_0;
+    red[18u * 64u + lid] = g1_2_0;
+    red[19u * 64u + lid] = g1_3_0;
+    red[20u * 64u + lid] = g1_4_0;
+    red[21u * 64u + lid] = g1_5_0;
+    red[22u * 64u + lid] = g1_6_0;
+    red[23u * 64u + lid] = g1_7_0;
+    red[24u * 64u + lid] = g1_8_0;
+    red[25u * 64u + lid] = g1_9_0;
+    red[26u * 64u + lid] = g1_10_0;
+    red[27u * 64u + lid] = g1_11_0;
+    red[28u * 64u + lid] = g1_12_0;
+    red[29u * 64u + lid] = g1_13_0;
+    red[30u * 64u + lid] = g1_14_0;
+    red[31u * 64u + lid] = g1_15_0;
+    workgroupBarrier();
+    if (lid < 32u) {
+        store_wgrad(wg, 0u + lid, lid, 4u, 16u, 1u, 64u);
+    }
+    workgroupBarrier();
+    red[0u * 64u + lid] = g2_0_0;
+    red[1u * 64u + lid] = g2_1_0;
+    red[2u * 64u + lid] = g2_2_0;
+    red[3u * 64u + lid] = g2_3_0;
+    red[4u * 64u + lid] = g2_4_0;
+    red[5u * 64u + lid] = g2_5_0;
+    red[6u * 64u + lid] = g2_6_0;
+    red[7u * 64u + lid] = g2_7_0;
+    red[8u * 64u + lid] = g2_8_0;
+    red[9u * 64u + lid] = g2_9_0;
+    red[10u * 64u + lid] = g2_10_0;
+    red[11u * 64u + lid] = g2_11_0;
+    red[12u * 64u + lid] = g2_12_0;
+    red[13u * 64u + lid] = g2_13_0;
+    red[14u * 64u + lid] = g2_14_0;
+    red[15u * 64u + lid] = g2_15_0;
+    red[16u * 64u + lid] = g3_0_0;
+    red[17u * 64u + lid] = g3_1_0;
+    red[18u * 64u + lid] = g3_2_0;
+    red[19u * 64u + lid] = g3_3_0;
+    red[20u * 64u + lid] = g3_4_0;
+    red[21u * 64u + lid] = g3_5_0;
+    red[22u * 64u + lid] = g3_6_0;
+    red[23u * 64u + lid] = g3_7_0;
+    red[24u * 64u + lid] = g3_8_0;
+    red[25u * 64u + lid] = g3_9_0;
+    red[26u * 64u + lid] = g3_10_0;
+    red[27u * 64u + lid] = g3_11_0;
+    red[28u * 64u + lid] = g3_12_0;
+    red[29u * 64u + lid] = g3_13_0;
+    red[30u * 64u + lid] = g3_14_0;
+    red[31u * 64u + lid] = g3_15_0;
+    workgroupBarrier();
+    if (lid < 32u) {
+        store_wgrad(wg, 32u + lid, lid, 4u, 16u, 1u, 64u);
+    }
+    workgroupBarrier();
+    red[0u * 64u + lid] = bs0;
+    red[1u * 64u + lid] = bs1;
+    red[2u * 64u + lid] = bs2;
+    red[3u * 64u + lid] = bs3;
+    workgroupBarrier();
+    if (lid < 4u) {
+        store_wgrad(wg, 64u + lid, lid, 4u, 16u, 1u, 64u);
     }
     workgroupBarrier();
 }

@@ -1,8 +1,8 @@
 //! Per-adapter kernel choice. Where mflow has more than one correct way to run a piece of
 //! work (each coupling as one fused dispatch or as GEMMs and the affine kernel; the GEMMs'
-//! family; the fused couplings' rows per invocation) the tuner times the candidates on the
-//! user's adapter the first time they are needed, keeps the faster, and caches the choice
-//! per adapter, driver and kernel version in the user's cache directory
+//! family; the fused couplings' rows per invocation; the conv kernels' tiles) the tuner times
+//! the candidates on the user's adapter the first time they are needed, keeps the faster,
+//! and caches the choice per adapter, driver and kernel version in the user's cache directory
 //! (`$XDG_CACHE_HOME/mflow/tune.json`, else `~/.cache/mflow/tune.json`).
 //!
 //! The callers (`run/`, `sweep`, `bench`, the `sample` and `eval` commands) ask once, with
@@ -13,11 +13,13 @@
 //! least twice the best so far is dropped at once; the first use says on stderr what it times
 //! and about how long it takes; a signal during it exits at once (nothing is saved yet).
 //! Every candidate is tested against the f64 reference (tests/gemm.rs, tests/fused.rs,
-//! tests/flow.rs, tests/backward.rs), so the tuner only ever chooses among correct kernels.
+//! tests/flow.rs, tests/backward.rs, tests/conv.rs), so the tuner only ever chooses among
+//! correct kernels.
 
 use crate::gpu::Gpu;
 use crate::gpu_flow::{inference_class, training_class, GpuFlow, Kernels, Mode};
 use crate::interrupt;
+use crate::kernels::conv::ConvTiles;
 use crate::kernels::fused::FusedCoupling;
 use crate::kernels::gemm::{GemmChoice, Size, Variant, CLASSES, VARIANTS};
 use crate::measure::{fastest, race, time_once, GemmTrial};
@@ -202,6 +204,12 @@ pub struct GemmEntry {
     /// Per class, the candidates dropped after one timing (at least twice the best so far).
     #[serde(default)]
     pub dropped: BTreeMap<String, Vec<String>>,
+    /// conv.wgsl's tiles for wide layers, and the seconds per dispatch of each candidate
+    /// ("fwd_c8", "fwd_c16", "wgrad3_o8", ...) on `measure_conv_tiles`' shapes.
+    #[serde(default)]
+    pub conv: ConvTiles,
+    #[serde(default)]
+    pub conv_s: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -222,7 +230,7 @@ fn choice_of(e: &GemmEntry) -> Option<GemmChoice> {
     for (slot, (class, _)) in by_class.iter_mut().zip(CLASSES) {
         *slot = variant_named(e.choice.get(&class.to_string())?)?;
     }
-    Some(GemmChoice { by_class, fused_rows8: e.fused_rows8 })
+    Some(GemmChoice { by_class, fused_rows8: e.fused_rows8, conv: e.conv })
 }
 
 /// The GEMM families that race on `gpu`, in order: the adapter's built-in family first
@@ -276,7 +284,71 @@ pub fn measure_gemm(gpu: &Gpu) -> Result<GemmEntry> {
     } else {
         (GemmChoice::default_for(gpu).fused_rows8, BTreeMap::new())
     };
-    Ok(GemmEntry { choice, gflops, fused_rows8, fused_rows_s, dropped })
+    let (conv, conv_s) = measure_conv_tiles(gpu)?;
+    Ok(GemmEntry { choice, gflops, fused_rows8, fused_rows_s, dropped, conv, conv_s })
+}
+
+/// Races each pair of conv.wgsl's wide tiles on a layer of CONV.md's conditioners at MNIST's
+/// second scale (batch 32, 14×14, 64 channels): the forward of a 3×3 convolution from 4
+/// channels (the tiles of its data gradient too), that convolution's weight gradient, and a
+/// 1×1's (64 → 64). Every tile is tested against the f64 twin (tests/conv.rs).
+fn measure_conv_tiles(gpu: &Gpu) -> Result<(ConvTiles, BTreeMap<String, f64>)> {
+    use crate::gpu::storage_init;
+    use crate::kernels::conv::{Conv, Planes};
+    use crate::model::Conv2d;
+    let (n, h, w, wc) = (32, 14, 14, 64);
+    let buffers = |conv: Conv2d| {
+        let ps = conv.b + conv.c_out;
+        let len = |c: usize| vec![0.5f32; n * c * h * w];
+        (
+            storage_init(gpu, "tune conv params", &vec![0.01f32; ps]),
+            storage_init(gpu, "tune conv x", &len(conv.c_in)),
+            storage_init(gpu, "tune conv y", &len(conv.c_out)),
+            storage_init(gpu, "tune conv grads", &vec![0f32; ps]),
+        )
+    };
+    let c3 = Conv2d { w: 0, b: wc * 4 * 9, c_in: 4, c_out: wc, k: 3 };
+    let c1 = Conv2d { w: 0, b: wc * wc, c_in: wc, c_out: wc, k: 1 };
+    let (b3, b1) = (buffers(c3), buffers(c1));
+    let planes = |buf, c: usize| Planes { buf, off: 0, rs: c * h * w, ms: 0 };
+    let op = |conv, tiles| Conv { conv, n, h, w, mask: None, ps: 0, tiles };
+    let with = |f: fn(&mut ConvTiles)| {
+        let mut t = ConvTiles::default();
+        f(&mut t);
+        t
+    };
+    // (name of each candidate, its dispatch) per pair.
+    let pairs: [[(&str, crate::gpu::Dispatch); 2]; 3] = [
+        [ConvTiles::default(), with(|t| t.fwd_c16 = true)].map(|t| {
+            (
+                if t.fwd_c16 { "fwd_c16" } else { "fwd_c8" },
+                op(c3, t).forward(gpu, &b3.0, planes(&b3.1, 4), planes(&b3.2, wc), false),
+            )
+        }),
+        [ConvTiles::default(), with(|t| t.wgrad3_o4 = true)].map(|t| {
+            let name = if t.wgrad3_o4 { "wgrad3_o4" } else { "wgrad3_o8" };
+            (name, op(c3, t).backward_weights(gpu, planes(&b3.1, 4), planes(&b3.2, wc), &b3.3))
+        }),
+        [ConvTiles::default(), with(|t| t.wgrad1_o4 = true)].map(|t| {
+            let name = if t.wgrad1_o4 { "wgrad1_o4" } else { "wgrad1_o8" };
+            (name, op(c1, t).backward_weights(gpu, planes(&b1.1, wc), planes(&b1.2, wc), &b1.3))
+        }),
+    ];
+    let mut seconds = BTreeMap::new();
+    let mut wins = [false; 3];
+    for (pair, win) in pairs.iter().zip(&mut wins) {
+        interrupt::check("kernel tuning")?;
+        for (_, d) in pair {
+            time_once(gpu, &[d], 1); // warm-up: pipeline compilation
+        }
+        let r = race(2, 3, |i| Ok(time_once(gpu, &[&pair[i].1], 2)))?;
+        gpu.check()?;
+        *win = fastest(&r) == 1;
+        for ((name, _), (t, _)) in pair.iter().zip(&r) {
+            seconds.insert(name.to_string(), *t);
+        }
+    }
+    Ok((ConvTiles { fwd_c16: wins[0], wgrad3_o4: wins[1], wgrad1_o4: wins[2] }, seconds))
 }
 
 /// Seconds of a fused evaluation forward (a moons-shaped flow, Q = 4, H = 128, 1024 rows)

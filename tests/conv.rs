@@ -2,15 +2,16 @@
 //! convolution and central differences): forward, forward with the ActNorm and ReLU folded
 //! in (against src/reference/channorm.rs after it), data gradient, weight and bias gradient,
 //! on awkward shapes: C = 1, 3, 5, odd channel counts, H = W = 2, 7×7, batch 1, channel and
-//! pixel counts off the tiles (256 pixels × 2, 4 or 8 channels; weight-gradient blocks of
-//! 8 × 1, 4 × 2, 2 × 4, 8 × 8 and 2 × 32 channels), every generated entry point, the
+//! pixel counts off the tiles (256 pixels × 2, 4 or 8 channels, 128 × 16; weight-gradient
+//! blocks of 8 × 1, 4 × 2, 2 × 4, 8 × 8, 4 × 16 and 2 × 32 channels), every generated entry
+//! point with the tuner's choices either way, the
 //! checkerboard mask of either parity, inputs that are a region of longer rows, and two
 //! models in one dispatch.
 
 mod common;
 use common::*;
 use mflow::gpu::{read_back, storage_init, submit};
-use mflow::kernels::conv::{Conv, Planes};
+use mflow::kernels::conv::{Conv, ConvTiles, Planes};
 use mflow::model::{Conv2d, Norm};
 use mflow::reference::{channorm, conv as r};
 
@@ -48,7 +49,9 @@ fn planes(v: &[f32], z: usize, ms: usize, s: usize, rs: usize, off: usize, len: 
 #[test]
 fn conv_kernels_match_the_direct_convolution_twin() {
     let gpu = gpu();
-    for (ci, cs) in CASES.iter().enumerate() {
+    // The tuner's choices: the built-in tiles, and every alternative it may take instead.
+    let wide = ConvTiles { fwd_c16: true, wgrad3_o4: true, wgrad1_o4: true };
+    for (ci, cs, tiles) in CASES.iter().enumerate().flat_map(|(i, c)| [(i, c, ConvTiles::default()), (i, c, wide)]) {
         let seed = 10 * ci as u64;
         let (hw, n) = (cs.h * cs.w, cs.n);
         let conv =
@@ -73,7 +76,7 @@ fn conv_kernels_match_the_direct_convolution_twin() {
         );
         let gb = storage_init(gpu, "grads", &vec![f32::NAN; cs.models * ps]);
         let nb = storage_init(gpu, "y normed", &vec![f32::NAN; cs.models * y_ms]);
-        let op = Conv { conv, n, h: cs.h, w: cs.w, mask: cs.mask, ps };
+        let op = Conv { conv, n, h: cs.h, w: cs.w, mask: cs.mask, ps, tiles };
         let xp = Planes { buf: &xb, off: cs.row_pad.0, rs: x_rs, ms: x_ms };
         let dxp = Planes { buf: &dxb, ..xp };
         let yp = Planes { buf: &yb, off: 0, rs: y_len, ms: y_ms };
@@ -121,7 +124,7 @@ fn conv_kernels_match_the_direct_convolution_twin() {
                     }
                 }
             }
-            let what = |t: &str| format!("case {ci} model {z}: {t}");
+            let what = |t: &str| format!("case {ci} model {z} {tiles:?}: {t}");
             assert_close(&what("y"), &got_y[z * y_ms..(z + 1) * y_ms], &want_y, 1e-4, 1e-4);
             assert_close(&what("ReLU(ActNorm(y))"), &got_norm[z * y_ms..(z + 1) * y_ms], &want_norm, 1e-4, 1e-4);
             for s in 0..n {

@@ -244,17 +244,18 @@ def generated():
 
 CONV_SHADER = Path(__file__).resolve().parent.parent / "shaders" / "conv.wgsl"
 
-# Forward (and, with FLIP, data-gradient) tiles: output channels per thread; every thread
-# also owns CONV_PX pixels, 64 apart so that neighbouring invocations touch neighbouring pixels.
-CONV_PX = 4
-CONV_FWD_OC = (2, 4, 8)
-# Weight-gradient blocks: (output channels, input channels) per workgroup, per kernel size k.
-CONV_WGRAD = {3: ((8, 1), (4, 2), (2, 4)), 1: ((8, 8), (2, 32))}
+# Forward (and, with FLIP, data-gradient) tiles: (output channels, pixels) per thread, the
+# pixels 64 apart so that neighbouring invocations touch neighbouring pixels. The widest two
+# race in the tuner (src/tune.rs) for layers of more than 8 output channels.
+CONV_FWD = ((2, 4), (4, 4), (8, 4), (16, 2))
+# Weight-gradient blocks: (output channels, input channels) per workgroup, per kernel size k;
+# for k = 3, 8 × 1 and 4 × 2 race, for k = 1, 8 × 8 and 4 × 16.
+CONV_WGRAD = {3: ((8, 1), (4, 2), (2, 4)), 1: ((8, 8), (4, 16), (2, 32))}
 # Accumulators reduced through workgroup memory per round (CONV_RED × 64 floats, 8 KiB).
 CONV_RED = 32
 
 
-def conv_fwd(k, oc, px=CONV_PX):
+def conv_fwd(k, oc, px):
     """out(s, o, p) over a tile of 64·px pixels × oc output channels, the channel block
     uniform over the workgroup (its weights are loads every invocation shares)."""
     name = f"conv_fwd{k}_c{oc}"
@@ -377,7 +378,7 @@ def conv_wgrad(k, ob, cb):
 
 
 def conv_generated():
-    parts = [conv_fwd(k, oc) for k in (3, 1) for oc in CONV_FWD_OC]
+    parts = [conv_fwd(k, oc, px) for k in (3, 1) for oc, px in CONV_FWD]
     parts += [conv_wgrad(k, ob, cb) for k in (3, 1) for ob, cb in CONV_WGRAD[k]]
     return "\n".join(parts)
 

@@ -245,8 +245,23 @@ fn bench_tune(gpu: &Gpu) -> Result<()> {
         ),
         _ => println!("fused couplings: not raced on this adapter (GL's llvmpipe: the GEMMs, see `tune::fused_races`)"),
     }
+    let ms = |name: &str| e.conv_s.get(name).map_or("?".to_string(), |s| format!("{:.2}", s * 1e3));
+    let pick = |wide: bool, a: &'static str, b: &'static str| if wide { b } else { a };
+    println!(
+        "conv tiles (ms per dispatch, batch 32 at 14x14, 64 channels): forward 3x3 4->64: 8 channels x 256 pixels {}, 16 x 128 {}  choice: {}; weight gradient 3x3: 8 x 1 channels {}, 4 x 2 {}  choice: {}; 1x1: 8 x 8 {}, 4 x 16 {}  choice: {}",
+        ms("fwd_c8"),
+        ms("fwd_c16"),
+        pick(e.conv.fwd_c16, "8 x 256", "16 x 128"),
+        ms("wgrad3_o8"),
+        ms("wgrad3_o4"),
+        pick(e.conv.wgrad3_o4, "8 x 1", "4 x 2"),
+        ms("wgrad1_o8"),
+        ms("wgrad1_o4"),
+        pick(e.conv.wgrad1_o4, "8 x 8", "4 x 16"),
+    );
     crate::bench::record(serde_json::json!({
         "bench": "tune_gemm", "gflops": e.gflops, "choice": e.choice, "fused_rows_s": e.fused_rows_s, "fused_rows8": e.fused_rows8, "dropped": e.dropped,
+        "conv_s": e.conv_s, "conv_tiles": e.conv,
     }));
     if !rows.is_empty() {
         println!("{:<32} {:>12} {:>12}  choice", "shape class", "fused s", "GEMMs s");

@@ -349,7 +349,15 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
         .convs
         .iter()
         .enumerate()
-        .map(|(j, conv)| Conv { conv: *conv, n, h: at.h, w: at.w, mask: if j == 0 { mask } else { None }, ps })
+        .map(|(j, conv)| Conv {
+            conv: *conv,
+            n,
+            h: at.h,
+            w: at.w,
+            mask: if j == 0 { mask } else { None },
+            ps,
+            tiles: cx.gemms.conv,
+        })
         .collect();
     let norms: Vec<ChanNorm> = net.norms.iter().map(|norm| ChanNorm { norm: *norm, n, hw, relu: true, ps }).collect();
     let c_rm = split.rm_channels(at.c);

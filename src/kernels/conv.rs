@@ -58,21 +58,28 @@ pub struct Conv {
     pub w: usize,
     pub mask: Option<usize>,
     pub ps: usize,
+    pub tiles: ConvTiles,
 }
 
-/// Pixels of one conv_fwd workgroup (64 invocations of 4, tools/gen_gemm.py's CONV_PX).
-pub const FWD_PIXELS: usize = 256;
-/// Output channels per conv_fwd workgroup, by entry point (`Pipelines::conv_fwd3`, `conv_fwd1`).
-pub const FWD_OC: [usize; 3] = [2, 4, 8];
+/// conv_fwd's tiles, by entry point (`Pipelines::conv_fwd3`, `conv_fwd1`): output channels
+/// and pixels per workgroup (64 invocations; tools/gen_gemm.py's CONV_FWD).
+pub const FWD: [(usize, usize); 4] = [(2, 256), (4, 256), (8, 256), (16, 128)];
 /// (output, input) channels per conv_wgrad workgroup, by entry point, for k = 3 and k = 1.
 pub const WGRAD3: [(usize, usize); 3] = [(8, 1), (4, 2), (2, 4)];
-pub const WGRAD1: [(usize, usize); 2] = [(8, 8), (2, 32)];
+pub const WGRAD1: [(usize, usize); 3] = [(8, 8), (4, 16), (2, 32)];
 
-/// The index of the first tile that covers `n` output channels in one block, else the widest
-/// (tiles listed from narrow to wide by `width`): a conditioner's last convolution (64 → 2C)
-/// computes no clamped duplicates beyond its block.
-fn tile_for<T: Copy>(tiles: &[T], width: impl Fn(T) -> usize, n: usize) -> usize {
-    tiles.iter().position(|&t| width(t) >= n).unwrap_or(tiles.len() - 1)
+/// The tiles the tuner chooses between per adapter (`tune::measure_gemm`), for layers wider
+/// than the narrow tiles: each field takes the second candidate. Each tile is tested against
+/// the f64 twin (tests/conv.rs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConvTiles {
+    /// conv_fwd: 16 channels × 128 pixels per workgroup for more than 8 output channels,
+    /// not 8 × 256.
+    pub fwd_c16: bool,
+    /// 3×3 weight gradients of more than 4 output channels: 4 × 2 channels per workgroup, not 8 × 1.
+    pub wgrad3_o4: bool,
+    /// 1×1 weight gradients of more than 4 output channels: 4 × 16, not 8 × 8.
+    pub wgrad1_o4: bool,
 }
 
 impl Conv {
@@ -116,11 +123,14 @@ impl Conv {
     }
 
     /// The forward entry point for `n_out` output channels: the narrowest tile that holds
-    /// them, or 8-channel blocks.
+    /// them (a conditioner's last convolution, 64 → 2C, computes no clamped duplicates beyond
+    /// its block), else the widest the tuner allows.
     fn run(&self, gpu: &Gpu, un: &wgpu::Buffer, bufs: &[&wgpu::Buffer], n_out: usize) -> Dispatch {
         let rows = self.n * self.h * self.w;
-        let t = tile_for(&FWD_OC, |oc| oc, n_out);
-        let wg = [rows.div_ceil(FWD_PIXELS) as u32, n_out.div_ceil(FWD_OC[t]) as u32, 1];
+        let widest = if self.tiles.fwd_c16 { 3 } else { 2 };
+        let t = FWD[..=widest].iter().position(|&(oc, _)| oc >= n_out).unwrap_or(widest);
+        let (oc, pixels) = FWD[t];
+        let wg = [rows.div_ceil(pixels) as u32, n_out.div_ceil(oc) as u32, 1];
         let kernels = match self.conv.k {
             3 => &gpu.pipelines().conv_fwd3,
             1 => &gpu.pipelines().conv_fwd1,
@@ -163,14 +173,14 @@ impl Conv {
     pub fn backward_weights(&self, gpu: &Gpu, x: Planes, dy: Planes, grads: &wgpu::Buffer) -> Dispatch {
         let un = self.uniform(gpu, "conv_wgrad", 0, MASK_IN, &x, &dy, None);
         let c = &self.conv;
-        let (tiles, kernels): (&[(usize, usize)], &[crate::kernels::LazyKernel]) = match c.k {
-            3 => (&WGRAD3, &gpu.pipelines().conv_wgrad3),
-            1 => (&WGRAD1, &gpu.pipelines().conv_wgrad1),
+        // Tiles run from wide to narrow in output channels; of those the tuner allows, the
+        // first whose block c_out fills more than half of, else the narrowest.
+        let (tiles, kernels, first): (&[(usize, usize)], &[crate::kernels::LazyKernel], usize) = match c.k {
+            3 => (&WGRAD3, &gpu.pipelines().conv_wgrad3, self.tiles.wgrad3_o4 as usize),
+            1 => (&WGRAD1, &gpu.pipelines().conv_wgrad1, if self.tiles.wgrad1_o4 { 1 } else { 0 }),
             k => panic!("conv.wgsl has 3×3 and 1×1 convolutions, not {k}×{k}"),
         };
-        // Tiles run from wide to narrow in output channels: the first whose block c_out fills
-        // more than half of, else the narrowest.
-        let t = tiles.iter().position(|&(ob, _)| 2 * c.c_out > ob).unwrap_or(tiles.len() - 1);
+        let t = first + tiles[first..].iter().position(|&(ob, _)| 2 * c.c_out > ob).unwrap_or(tiles.len() - 1 - first);
         let (ob, cb) = tiles[t];
         let wg = [c.c_in.div_ceil(cb) as u32, c.c_out.div_ceil(ob) as u32, 1];
         kernels[t].bind(gpu, &un, &[dy.buf, x.buf, grads], wg)

@@ -166,17 +166,19 @@ pub struct GemmChoice {
     pub by_class: [Variant; CLASSES.len()],
     /// fused.wgsl's ROWS8: 8 rows per invocation in the forward's vec4 linears, not 4.
     pub fused_rows8: bool,
+    /// conv.wgsl's tiles for wide layers.
+    pub conv: crate::kernels::conv::ConvTiles,
 }
 
 impl From<Variant> for GemmChoice {
     fn from(v: Variant) -> Self {
-        Self { by_class: [v; CLASSES.len()], fused_rows8: false }
+        Self { by_class: [v; CLASSES.len()], fused_rows8: false, conv: Default::default() }
     }
 }
 
 impl GemmChoice {
-    /// The built-in choice (`--no-tune`): `Variant::for_adapter`, and 8 rows per invocation
-    /// on CPU adapters, which prefer fewer, fuller invocations.
+    /// The built-in choice (`--no-tune`): `Variant::for_adapter`, 8 rows per invocation on
+    /// CPU adapters, which prefer fewer, fuller invocations, and conv.wgsl's first tiles.
     pub fn default_for(gpu: &Gpu) -> Self {
         Self { fused_rows8: gpu.is_cpu(), ..Self::from(Variant::for_adapter(gpu)) }
     }

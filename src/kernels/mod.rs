@@ -80,11 +80,11 @@ pub struct Pipelines {
     pub assemble: LazyKernel,
     pub normal_fill: LazyKernel,
     pub marginal_reduce: LazyKernel,
-    /// conv.wgsl's generated tiles, indexed like `conv::FWD_OC` and `conv::WGRAD3`/`WGRAD1`.
-    pub conv_fwd3: [LazyKernel; 3],
-    pub conv_fwd1: [LazyKernel; 3],
+    /// conv.wgsl's generated tiles, indexed like `conv::FWD` and `conv::WGRAD3`/`WGRAD1`.
+    pub conv_fwd3: [LazyKernel; 4],
+    pub conv_fwd1: [LazyKernel; 4],
     pub conv_wgrad3: [LazyKernel; 3],
-    pub conv_wgrad1: [LazyKernel; 2],
+    pub conv_wgrad1: [LazyKernel; 3],
     pub channorm_forward: LazyKernel,
     pub channorm_inverse: LazyKernel,
     pub channorm_init: LazyKernel,
@@ -186,11 +186,14 @@ impl Pipelines {
             assemble: LazyKernel::new("rng.wgsl", "assemble"),
             normal_fill: LazyKernel::new("rng.wgsl", "normal_fill"),
             marginal_reduce: LazyKernel::new("marginal.wgsl", "marginal_reduce"),
-            conv_fwd3: ["conv_fwd3_c2", "conv_fwd3_c4", "conv_fwd3_c8"].map(|e| LazyKernel::new("conv.wgsl", e)),
-            conv_fwd1: ["conv_fwd1_c2", "conv_fwd1_c4", "conv_fwd1_c8"].map(|e| LazyKernel::new("conv.wgsl", e)),
+            conv_fwd3: ["conv_fwd3_c2", "conv_fwd3_c4", "conv_fwd3_c8", "conv_fwd3_c16"]
+                .map(|e| LazyKernel::new("conv.wgsl", e)),
+            conv_fwd1: ["conv_fwd1_c2", "conv_fwd1_c4", "conv_fwd1_c8", "conv_fwd1_c16"]
+                .map(|e| LazyKernel::new("conv.wgsl", e)),
             conv_wgrad3: ["conv_wgrad3_o8c1", "conv_wgrad3_o4c2", "conv_wgrad3_o2c4"]
                 .map(|e| LazyKernel::new("conv.wgsl", e)),
-            conv_wgrad1: ["conv_wgrad1_o8c8", "conv_wgrad1_o2c32"].map(|e| LazyKernel::new("conv.wgsl", e)),
+            conv_wgrad1: ["conv_wgrad1_o8c8", "conv_wgrad1_o4c16", "conv_wgrad1_o2c32"]
+                .map(|e| LazyKernel::new("conv.wgsl", e)),
             channorm_forward: LazyKernel::new("channorm.wgsl", "channorm_forward"),
             channorm_inverse: LazyKernel::new("channorm.wgsl", "channorm_inverse"),
             channorm_init: LazyKernel::new("channorm.wgsl", "channorm_init"),
