@@ -4,7 +4,10 @@
 // a_off + i*a_rs + k*a_cs, so the transposes backprop needs (dY·Wᵀ, Xᵀ·dY) are the same
 // kernel with other strides, and a column block (the coupling's y_a) is a view too.
 // flags: BIAS adds aux[aux_off + j] (with ROWBIAS, aux[aux_off + i]: a 1×1 convolution's
-// bias per output channel, its rows); RELU clamps at 0; ACCUM adds into C (C += A·B);
+// bias per output channel, its rows); NORM then applies an ActNorm indexed like the bias,
+// (v − aux[norm_beta + ·])/(exp(aux[norm_a + ·]) + γ), γ = 1e-6 (a conditioner's hidden 1×1
+// convolution: its ActNorm folded into the stores; the offsets advance aux_ms per model);
+// RELU clamps at 0; ACCUM adds into C (C += A·B);
 // MASK multiplies by 1[aux[aux_off + i·c_rs + j] > 0] — the ReLU derivative in backprop,
 // aux being the layer's post-ReLU output (same shape as C). COLSUM also writes (=) the
 // column sums of B, Σ_k B(k, j), to c[cs_off + j]: a weight gradient's GEMM (dW = Xᵀ·dZ)
@@ -40,7 +43,7 @@ struct Gemm {
     a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
     b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
     aux_off: u32, a_ms: u32, b_ms: u32, c_ms: u32,
-    aux_ms: u32, cs_off: u32, _p1: u32, _p2: u32,
+    aux_ms: u32, cs_off: u32, norm_beta: u32, norm_a: u32,
 }
 
 const BIAS: u32 = 1u;
@@ -49,6 +52,7 @@ const ACCUM: u32 = 4u;
 const MASK: u32 = 8u;
 const COLSUM: u32 = 16u;
 const ROWBIAS: u32 = 32u;
+const NORM: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -94,6 +98,10 @@ fn store(row: u32, col: u32, acc: f32) {
     }
     if ((g.flags & BIAS) != 0u) {
         v += aux[aux_off + select(col, row, (g.flags & ROWBIAS) != 0u)];
+    }
+    if ((g.flags & NORM) != 0u) {
+        let ch = aux_off - g.aux_off + select(col, row, (g.flags & ROWBIAS) != 0u);
+        v = (v - aux[ch + g.norm_beta]) / (exp(aux[ch + g.norm_a]) + 1e-6);
     }
     if ((g.flags & MASK) != 0u && aux[aux_off + row * g.c_rs + col] <= 0.0) {
         v = 0.0;

@@ -112,6 +112,7 @@ impl GemmTrial {
             relu: false,
             accumulate: false,
             colsum: None,
+            norm: None,
             models: 1,
         };
         let dispatch = g.dispatch(gpu, variant, "bench gemm");

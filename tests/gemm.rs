@@ -1,5 +1,6 @@
 //! gemm.wgsl (every entry point) against src/reference/gemm.rs: plain, transposed views,
-//! column blocks, bias, ReLU, accumulate; sizes that are not tile or vector multiples.
+//! column blocks, bias, an ActNorm by rows (against channorm's formula), ReLU, accumulate;
+//! sizes that are not tile or vector multiples.
 
 mod common;
 use common::*;
@@ -24,6 +25,8 @@ enum Aux {
     Bias,
     /// The bias by rows (ROWBIAS: a 1×1 convolution's per output channel).
     RowBias,
+    /// RowBias, then an ActNorm per row (NORM: a conditioner's hidden 1×1 convolution).
+    RowNorm,
     Mask,
 }
 
@@ -77,7 +80,8 @@ fn check_views(
     colsum: bool,
     aligned: bool,
 ) -> Entry {
-    let bias = matches!(aux, Aux::Bias | Aux::RowBias);
+    let bias = matches!(aux, Aux::Bias | Aux::RowBias | Aux::RowNorm);
+    let rows = matches!(aux, Aux::RowBias | Aux::RowNorm);
     let gpu = gpu();
     // Offsets and an extra leading dimension on A test strided views and column blocks;
     // for the vec4 paths they are multiples of 4 (else those paths must fall back).
@@ -96,7 +100,9 @@ fn check_views(
     // With COLSUM, B's column sums go right after each model's C.
     let cs_off = c_off + m * n;
     let c_ms = (cs_off + if colsum { n } else { 0 }).next_multiple_of(4);
-    let aux_ms = (bias_off + m * n).next_multiple_of(4);
+    // The aux buffer holds the bias, then RowNorm's β and a (m each), or a ReLU mask like C.
+    let aux_ms = (bias_off + (m * n).max(3 * m)).next_multiple_of(4);
+    let norm = (aux == Aux::RowNorm).then_some((bias_off + m, bias_off + 2 * m));
     let seed = (m * 1000 + n * 10 + k + 7 * models) as u64;
     let a = uniform(seed, models * a_ms, 1.0);
     let b = uniform(seed + 1, models * b_ms, 1.0);
@@ -116,9 +122,10 @@ fn check_views(
     let (a64, b64, bias64) = (to_f64(&a), to_f64(&b), to_f64(&bias_v));
     for z in 0..models {
         let auxz = &bias64[z * aux_ms..(z + 1) * aux_ms];
-        if aux == Aux::RowBias {
+        if rows {
+            let cz = &mut want[z * c_ms..(z + 1) * c_ms];
             mflow::reference::gemm::gemm_bias_rows(
-                &mut want[z * c_ms..(z + 1) * c_ms],
+                cz,
                 Strided::rows(c_off, n),
                 &a64[z * a_ms..(z + 1) * a_ms],
                 av,
@@ -128,9 +135,21 @@ fn check_views(
                 m,
                 n,
                 k,
-                relu,
+                relu && norm.is_none(),
                 accumulate,
             );
+            // channorm's forward over the rows (channels) of C, then the ReLU.
+            if let Some((beta, a)) = norm {
+                for i in 0..m {
+                    let sigma = auxz[a + i].exp() + 1e-6;
+                    for v in &mut cz[c_off + i * n..c_off + (i + 1) * n] {
+                        *v = (*v - auxz[beta + i]) / sigma;
+                        if relu {
+                            *v = v.max(0.0);
+                        }
+                    }
+                }
+            }
         } else {
             gemm(
                 &mut want[z * c_ms..(z + 1) * c_ms],
@@ -170,12 +189,13 @@ fn check_views(
         a: view(&ab, av, a_ms),
         b: view(&bb, bv, b_ms),
         bias: bias.then_some((&biasb, bias_off, aux_ms)),
-        bias_rows: aux == Aux::RowBias,
+        bias_rows: rows,
         mask: (aux == Aux::Mask).then_some((&biasb, bias_off, aux_ms)),
         c: View::rows(&cb, c_off, n).per_model(c_ms),
         relu,
         accumulate,
         colsum: colsum.then_some(cs_off),
+        norm,
         models,
     };
     let entry = g.entry(variant);
@@ -207,6 +227,7 @@ fn gemm_reg_matches_reference() {
     for &(m, n, k) in &SHAPES {
         check(Variant::Reg, Layout::Nn, m, n, k, Aux::Bias, true, false);
         check(Variant::Reg, Layout::Nn, m, n, k, Aux::RowBias, true, true);
+        check(Variant::Reg, Layout::Nn, m, n, k, Aux::RowNorm, true, false);
         check(Variant::Reg, Layout::Nt, m, n, k, Aux::Mask, false, true);
         check(Variant::Reg, Layout::Tn, m, n, k, Aux::None, false, false);
     }
@@ -218,6 +239,7 @@ fn gemm_tiled_matches_reference() {
         for v in [Variant::Tiled, Variant::TiledWide] {
             check(v, Layout::Nn, m, n, k, Aux::Bias, true, false);
             check(v, Layout::Nn, m, n, k, Aux::RowBias, false, false);
+            check(v, Layout::Nn, m, n, k, Aux::RowNorm, true, false);
             check(v, Layout::Nt, m, n, k, Aux::Mask, false, true);
             check(v, Layout::Tn, m, n, k, Aux::Bias, false, true);
         }
@@ -235,10 +257,12 @@ fn gemm_vec4_paths_match_reference() {
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::Bias, true, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::None, false, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::RowBias, false, true), nn);
+        assert_eq!(check(Variant::Vec4, Layout::Nn, m, n, k, Aux::RowNorm, true, false), nn);
         assert_eq!(check(Variant::Vec4, Layout::Tn, m, n, k, Aux::RowBias, true, false), Entry::Tn4);
         // The small-tile family: the same conditions, a quarter of the work per thread.
         let nn_s = if n < 16 { Entry::Nn4Narrow } else { Entry::Nn4S };
         assert_eq!(check(Variant::Vec4Small, Layout::Nn, m, n, k, Aux::Bias, true, false), nn_s);
+        assert_eq!(check(Variant::Vec4Small, Layout::Nn, m, n, k, Aux::RowNorm, true, false), nn_s);
         assert_eq!(check(Variant::Vec4Small, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4S);
         assert_eq!(check(Variant::Vec4Small, Layout::Tn, m, n, k, Aux::Bias, false, true), Entry::Tn4S);
         assert_eq!(check(Variant::Vec4, Layout::Nt, m, n, k, Aux::Mask, false, true), Entry::Nt4);

@@ -16,7 +16,7 @@ use crate::kernels::conv_coupling::ConvCoupling;
 use crate::kernels::gemm::{Gemm, GemmChoice, View};
 use crate::kernels::inv1x1::{self, Inv1x1};
 use crate::kernels::permute;
-use crate::model::{invert_perm, Flow, FlowConfig, Layer, Region, Split};
+use crate::model::{invert_perm, Flow, FlowConfig, Layer, Norm, Region, Split};
 
 /// Where a layer boundary's region lives: planes in buffer `buf` of the part's list.
 #[derive(Clone, Copy, Debug)]
@@ -383,10 +383,15 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
     // A 1×1 convolution of one model is a GEMM per sample, C_s = W·X_s (+ bias per output
     // channel), run by the tuned GEMM families with the sample as the grid's z.
     let as_gemm = |conv: &Conv| conv.conv.k == 1 && models == 1 && n <= 65535;
-    let conv_forward = |j: usize, src: Planes, dst: Planes| -> Dispatch {
+    // Convolution j from `src` into `dst`; with `norm`, a hidden layer stored whole,
+    // ReLU(ActNorm(conv)), the ActNorm and ReLU folded into the stores.
+    let conv_forward = |j: usize, src: Planes, dst: Planes, norm: Option<Norm>| -> Dispatch {
         let conv = &convs[j];
         if !as_gemm(conv) {
-            return z(conv.forward(gpu, &c.params, src, dst, false));
+            return z(match norm {
+                Some(norm) => conv.forward_norm(gpu, &c.params, src, dst, norm),
+                None => conv.forward(gpu, &c.params, src, dst, false),
+            });
         }
         let k = conv.conv;
         Gemm {
@@ -399,9 +404,10 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
             bias_rows: true,
             mask: None,
             c: View { buf: dst.buf, off: dst.off, rs: hw, cs: 1, ms: dst.rs },
-            relu: false,
+            relu: norm.is_some(),
             accumulate: false,
             colsum: None,
+            norm: norm.map(|n| (n.beta, n.a)),
             models: n,
         }
         .run(gpu, cx.gemms, &format!("cp{index}.conv{j}"))
@@ -426,6 +432,7 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
             relu: false,
             accumulate: false,
             colsum: None,
+            norm: None,
             models: n,
         }
         .run(gpu, cx.gemms, &format!("cp{index}.dconv{j}"))
@@ -435,13 +442,14 @@ fn coupling(cx: &Ctx, layer: &Layer, index: usize, x: Slot, out: Slot, fold: Opt
         let mut src = input;
         for j in 0..convs.len() {
             if j == last {
-                d.push(conv_forward(j, src, act(rm, c_rm, hw, n)));
-            } else if !init && !as_gemm(&convs[j]) {
+                d.push(conv_forward(j, src, act(rm, c_rm, hw, n), None));
+            } else if !init {
                 // The ActNorm and ReLU in the convolution's stores: no pre-activation pass.
-                d.push(z(convs[j].forward_norm(gpu, &c.params, src, act(post[j], wc, hw, n), net.norms[j])));
+                d.push(conv_forward(j, src, act(post[j], wc, hw, n), Some(net.norms[j])));
                 src = act(post[j], wc, hw, n);
             } else {
-                d.push(conv_forward(j, src, act(&cx.pre, wc, hw, n)));
+                // Data initialisation needs the pre-activations' statistics first.
+                d.push(conv_forward(j, src, act(&cx.pre, wc, hw, n), None));
                 if init {
                     d.push(z(norms[j].init(gpu, &c.params, act(&cx.pre, wc, hw, n))));
                 }

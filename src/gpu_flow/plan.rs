@@ -68,6 +68,7 @@ pub(super) fn conditioner(
                 relu: k + 1 < linears.len(),
                 accumulate: false,
                 colsum: None,
+                norm: None,
                 models: s.models,
             }
             .run(gpu, s.gemms, &format!("{label}.W{k}"))
@@ -108,6 +109,7 @@ pub(super) fn conditioner_backward(
             relu: false,
             accumulate: false,
             colsum: Some(lin.b),
+            norm: None,
             models: s.models,
         };
         out.push(dw.run(gpu, s.gemms, &format!("{label}.dW{j}")));
@@ -129,6 +131,7 @@ pub(super) fn conditioner_backward(
             relu: false,
             accumulate,
             colsum: None,
+            norm: None,
             models: s.models,
         };
         out.push(dinput.run(gpu, s.gemms, &format!("{label}.dX{j}")));

@@ -53,7 +53,8 @@ pub struct GemmUniform {
     pub c_ms: u32,
     pub aux_ms: u32,
     pub cs_off: u32,
-    pub _pad: [u32; 2],
+    pub norm_beta: u32,
+    pub norm_a: u32,
 }
 
 pub const BIAS: u32 = 1;
@@ -62,6 +63,7 @@ pub const ACCUM: u32 = 4;
 pub const MASK: u32 = 8;
 pub const COLSUM: u32 = 16;
 pub const ROWBIAS: u32 = 32;
+pub const NORM: u32 = 64;
 
 /// Which family of gemm.wgsl entry points runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,6 +259,9 @@ pub struct Gemm<'a> {
     pub c: View<'a>,
     pub relu: bool,
     pub accumulate: bool,
+    /// An ActNorm after the bias, (x − β)/(exp(a) + γ), indexed like the bias: β's and a's
+    /// offsets in the bias's buffer (a conditioner's hidden 1×1 convolution, with `relu`).
+    pub norm: Option<(usize, usize)>,
     /// Also write (=) the column sums of B, Σ_k B(k, j), at this offset of C's buffer (each
     /// model's `c.ms` apart): a weight gradient's GEMM then gives its bias gradient too.
     pub colsum: Option<usize>,
@@ -308,6 +313,10 @@ impl Gemm<'_> {
         if self.colsum.is_some() {
             flags |= COLSUM;
         }
+        if self.norm.is_some() {
+            assert!(self.bias.is_some(), "the ActNorm's parameters are read from the bias's buffer");
+            flags |= NORM;
+        }
         GemmUniform {
             m: u32_of(self.m, "m"),
             n: u32_of(self.n, "n"),
@@ -327,7 +336,8 @@ impl Gemm<'_> {
             c_ms: u32_of(self.c.ms, "c_ms"),
             aux_ms: self.bias.or(self.mask).map_or(0, |(_, _, s)| u32_of(s, "aux_ms")),
             cs_off: self.colsum.map_or(0, |o| u32_of(o, "colsum offset")),
-            _pad: [0; 2],
+            norm_beta: self.norm.map_or(0, |(b, _)| u32_of(b, "norm β offset")),
+            norm_a: self.norm.map_or(0, |(_, a)| u32_of(a, "norm a offset")),
         }
     }
 
