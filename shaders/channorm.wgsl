@@ -145,20 +145,20 @@ fn channorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     let sg = sigma(z, c);
     let ea = exp(params[z * cn.p_ms + cn.a + c]);
     let relu = (cn.flags & RELU) != 0u;
-    let count = cn.n * cn.hw;
     var dbeta = 0.0;
     var da = 0.0;
-    for (var e = lid; e < count; e += 64u) {
-        let s = e / cn.hw;
-        let p = e % cn.hw;
-        let o = out_fwd[y_at(z, s, c, p)];
-        var g = dout[y_at(z, s, c, p)];
-        if (relu && o <= 0.0) {
-            g = 0.0;
+    // Samples outer, pixels across the invocations: no division per element.
+    for (var s = 0u; s < cn.n; s++) {
+        for (var p = lid; p < cn.hw; p += 64u) {
+            let o = out_fwd[y_at(z, s, c, p)];
+            var g = dout[y_at(z, s, c, p)];
+            if (relu && o <= 0.0) {
+                g = 0.0;
+            }
+            dx[x_at(z, s, c, p)] = g / sg;
+            dbeta -= g;
+            da -= g * o;
         }
-        dx[x_at(z, s, c, p)] = g / sg;
-        dbeta -= g;
-        da -= g * o;
     }
     var dl = 0.0;
     if ((cn.flags & LOGDET) != 0u) {

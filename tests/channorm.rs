@@ -21,6 +21,8 @@ fn channel_actnorm_matches_its_twin() {
         (2, 3, 1, false, (2, 1), 2),
         (7, 2, 100, false, (5, 3), 2),
         (4, 3, 9, true, (0, 0), 2),
+        // More than two rounds of 64 pixels per sample in the per-channel reductions.
+        (2, 2, 130, true, (1, 0), 1),
     ]
     .iter()
     .enumerate()
