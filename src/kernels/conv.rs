@@ -131,12 +131,18 @@ impl Conv {
         let t = FWD[..=widest].iter().position(|&(oc, _)| oc >= n_out).unwrap_or(widest);
         let (oc, pixels) = FWD[t];
         let wg = [rows.div_ceil(pixels) as u32, n_out.div_ceil(oc) as u32, 1];
-        let kernels = match self.conv.k {
-            3 => &gpu.pipelines().conv_fwd3,
-            1 => &gpu.pipelines().conv_fwd1,
-            k => panic!("conv.wgsl has 3×3 and 1×1 convolutions, not {k}×{k}"),
-        };
+        let kernels = if self.is_3x3() { &gpu.pipelines().conv_fwd3 } else { &gpu.pipelines().conv_fwd1 };
         kernels[t].bind(gpu, un, bufs, wg)
+    }
+
+    /// 3×3 (else 1×1). An invariant, not an input: CONV.md's conditioners have only these,
+    /// and `model::conv` builds every `Conv2d` from that fixed shape, never from a flag or file.
+    fn is_3x3(&self) -> bool {
+        match self.conv.k {
+            3 => true,
+            1 => false,
+            k => panic!("conv.wgsl has 3×3 and 1×1 convolutions, not {k}×{k}"),
+        }
     }
 
     /// y = conv(x) + bias (`accumulate`: y +=), x read through the mask.
@@ -175,10 +181,10 @@ impl Conv {
         let c = &self.conv;
         // Tiles run from wide to narrow in output channels; of those the tuner allows, the
         // first whose block c_out fills more than half of, else the narrowest.
-        let (tiles, kernels, first): (&[(usize, usize)], &[crate::kernels::LazyKernel], usize) = match c.k {
-            3 => (&WGRAD3, &gpu.pipelines().conv_wgrad3, self.tiles.wgrad3_o4 as usize),
-            1 => (&WGRAD1, &gpu.pipelines().conv_wgrad1, if self.tiles.wgrad1_o4 { 1 } else { 0 }),
-            k => panic!("conv.wgsl has 3×3 and 1×1 convolutions, not {k}×{k}"),
+        let (tiles, kernels, first): (&[(usize, usize)], &[crate::kernels::LazyKernel], usize) = if self.is_3x3() {
+            (&WGRAD3, &gpu.pipelines().conv_wgrad3, self.tiles.wgrad3_o4 as usize)
+        } else {
+            (&WGRAD1, &gpu.pipelines().conv_wgrad1, self.tiles.wgrad1_o4 as usize)
         };
         let t = first + tiles[first..].iter().position(|&(ob, _)| 2 * c.c_out > ob).unwrap_or(tiles.len() - 1 - first);
         let (ob, cb) = tiles[t];
