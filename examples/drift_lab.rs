@@ -4,7 +4,8 @@
 //! parameters. Two runs from the same start part within a few hundred steps (Adam's first
 //! steps are lr·sign(g), so gradients that round to the other sign move a parameter by a
 //! full lr); a faithful GPU still agrees with the twin at every step it is handed.
-//! usage: cargo run --release --example drift_lab -- [STEPS PSI EVERY]
+//! usage: cargo run --release --example drift_lab -- [STEPS PSI EVERY]   (default: 8192 3 25,
+//! the cell's whole schedule: about 10 minutes on lavapipe)
 
 use mflow::data::synthetic::gauss;
 use mflow::data::Split;
@@ -17,7 +18,7 @@ use rand::SeedableRng;
 
 fn main() {
     let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().expect("STEPS PSI EVERY: integers")).collect();
-    let (steps, psi, every) = if a.len() == 3 { (a[0], a[1] as u32, a[2].max(2)) } else { (2000, 3, 25) };
+    let (steps, psi, every) = if a.len() == 3 { (a[0], a[1] as u32, a[2].max(2)) } else { (8192, 3, 25) };
     let (d, n, train_size) = (2, 256, 2048);
     let gpu = Gpu::new(&AdapterChoice::default()).unwrap();
     let kernels = mflow::gpu_flow::Kernels::defaults(&gpu);
