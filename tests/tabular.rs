@@ -293,6 +293,28 @@ fn the_truth_is_computed_over_the_points_evaluated() {
     let want = (0..30).map(|i| mflow::data::synthetic::moons_log_density(&test.row(i), 0.1)).sum::<f64>() / 30.0;
     assert_eq!(s["heldout_points"], 30);
     assert!((s["true_ll"].as_f64().unwrap() - want).abs() < 1e-9, "{} vs {want}", s["true_ll"]);
+
+    // `mflow eval` gives the same truth beside its figure, and each point's beside its log p.
+    let m = out.join("model.safetensors");
+    let m = m.to_str().unwrap();
+    let (csv, npy) = (d.join("pp.csv"), d.join("pp.npy"));
+    let json = ok(&["eval", "--model", m, "--limit", "30", "--per-point", npy.to_str().unwrap(), "--json"]);
+    let row: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert!((row["true_ll"].as_f64().unwrap() - want).abs() < 1e-9, "{} vs {want}", row["true_ll"]);
+    let text = ok(&["eval", "--model", m, "--limit", "30", "--per-point", csv.to_str().unwrap()]);
+    assert!(text.contains(&format!("truth: {want:.4} nats")), "{text}");
+    let written = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!((lines[0], lines.len()), ("index,log_p,true_log_p", 31));
+    let table = read_npy(&npy);
+    assert_eq!((table.rows(), table.dim), (30, 2), "log p and the truth, a column each");
+    for i in 0..30 {
+        let truth = mflow::data::synthetic::moons_log_density(&test.row(i), 0.1);
+        let from_csv: f64 = lines[i + 1].split(',').nth(2).unwrap().parse().unwrap();
+        assert!((from_csv - truth).abs() < 1e-9 * (1.0 + truth.abs()), "point {i}: {from_csv} vs {truth}");
+        let from_npy = table.row(i)[1] as f64;
+        assert!((from_npy - truth).abs() < 1e-5 * (1.0 + truth.abs()), "point {i}: {from_npy} vs {truth}");
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -32,7 +32,8 @@ pub struct EvalArgs {
     /// One JSON object per S instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write log p(x) of every point (and bits/dim for images) to this .npy or .csv.
+    /// Write log p(x) of every point (and bits/dim for images, the exact log-density for
+    /// synthetic data) to this .npy or .csv.
     #[arg(long)]
     pub per_point: Option<PathBuf>,
     /// Seed of the evaluation noise (ε, image dequantisation) [default: the fixed one
@@ -84,6 +85,13 @@ pub fn eval(ctx: &Context, args: EvalArgs) -> Result<()> {
                 r.data, r.split, r.ll, r.ll_se, r.points, r.seed, r.evals_per_s
             );
             println!("  units: {}", r.units);
+            if let Some(t) = r.true_ll {
+                println!(
+                    "  truth: {t:.4} nats, the exact density of the same {} points (the model is {:.4} below it)",
+                    r.points,
+                    t - r.ll
+                );
+            }
             if let Some(p) = &per_point {
                 println!("  per-point values: {}", p.display());
             }

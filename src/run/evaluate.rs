@@ -323,6 +323,12 @@ pub struct EvalRow {
     /// Bits per dimension of each point (dequantised images).
     #[serde(skip)]
     pub bits_per_dim_per_point: Option<Vec<f64>>,
+    /// Where the data's density is known (MODEL.md's synthetic sets): its mean exact
+    /// log-density over the same points, which no model beats in expectation.
+    pub true_ll: Option<f64>,
+    /// The exact log-density of each point, where it is known.
+    #[serde(skip)]
+    pub true_log_p: Option<Vec<f64>>,
 }
 
 /// What a dataset's log-likelihoods measure, said wherever a figure is printed or stored.
@@ -340,14 +346,19 @@ pub fn units(data: &Dataset) -> String {
 }
 
 impl EvalRow {
-    /// Writes the per-point values to `path` (.npy: a 1-D array of log p, or N×2 with
-    /// bits/dim; .csv: index, log_p[, bits_per_dim]), atomically.
+    /// Writes the per-point values to `path`, atomically. .npy: a 1-D array of log p, or one
+    /// column each of log p, bits/dim (images) and the true log-density (synthetic data);
+    /// .csv: index, log_p[, bits_per_dim][, true_log_p].
     pub fn write_per_point(&self, path: &Path) -> Result<()> {
         let mut cols = vec![self.log_p.clone()];
         let mut names = vec!["index", "log_p"];
         if let Some(b) = &self.bits_per_dim_per_point {
             cols.push(b.clone());
             names.push("bits_per_dim");
+        }
+        if let Some(t) = &self.true_log_p {
+            cols.push(t.clone());
+            names.push("true_log_p");
         }
         let bytes = match tabular::Format::of(path, "--per-point")? {
             tabular::Format::Npy => tabular::npy_columns(&cols),
@@ -374,9 +385,11 @@ pub fn evaluate(
     kernels: &Kernels,
 ) -> Result<Vec<EvalRow>> {
     let mut rows = Vec::new();
+    let n = data.split(split).rows().min(limit.unwrap_or(usize::MAX));
+    // The same points' exact log-density, where the data's is known (the same for every S).
+    let truth: Option<Vec<f64>> = data.truth.as_ref().map(|f| (0..n).map(|i| f(&data.split(split).row(i))).collect());
     for &s in samples {
         let mut ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows(), kernels)?;
-        let n = data.split(split).rows().min(limit.unwrap_or(usize::MAX));
         ev.set_progress(eval_bar(n as u64, ev.s));
         // The evaluation's own rate: building the evaluator (and tuning, on an adapter's
         // first use) is not part of it.
@@ -403,6 +416,8 @@ pub fn evaluate(
             evals_per_s: (e.n * ev.s) as f64 / secs,
             log_p: ll,
             bits_per_dim_per_point: bpd_each,
+            true_ll: truth.as_ref().map(|t| t.iter().sum::<f64>() / t.len().max(1) as f64),
+            true_log_p: truth.clone(),
         });
         if flow.config.exact() {
             break; // exact: every S gives the same number
