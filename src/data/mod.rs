@@ -130,6 +130,13 @@ impl Dataset {
             Split::Test => &self.test,
         }
     }
+
+    /// The exact log-density of the first `n` points of split `s`, where it is known.
+    pub fn true_log_p(&self, s: Split, n: usize) -> Option<Vec<f64>> {
+        let f = self.truth.as_ref()?;
+        let t = self.split(s);
+        Some((0..n.min(t.rows())).map(|i| f(&t.row(i))).collect())
+    }
 }
 
 /// Gaussian powers: u^ψ stays finite in f32 for the normal's range.

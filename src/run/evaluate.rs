@@ -387,7 +387,7 @@ pub fn evaluate(
     let mut rows = Vec::new();
     let n = data.split(split).rows().min(limit.unwrap_or(usize::MAX));
     // The same points' exact log-density, where the data's is known (the same for every S).
-    let truth: Option<Vec<f64>> = data.truth.as_ref().map(|f| (0..n).map(|i| f(&data.split(split).row(i))).collect());
+    let truth = data.true_log_p(split, n);
     for &s in samples {
         let mut ev = Evaluator::for_points(gpu, flow, s, data.split(split).rows(), kernels)?;
         ev.set_progress(eval_bar(n as u64, ev.s));

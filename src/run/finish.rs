@@ -313,7 +313,6 @@ fn density_map(
 /// Mean exact log-density of the first `n` held-out points (the ones evaluated), where the
 /// truth is known.
 pub(crate) fn true_ll(data: &Dataset, n: usize) -> Option<f64> {
-    let f = data.truth.as_ref()?;
-    let n = n.min(data.test.rows());
-    Some((0..n).map(|i| f(&data.test.row(i))).sum::<f64>() / n as f64)
+    let t = data.true_log_p(Split::Test, n)?;
+    Some(t.iter().sum::<f64>() / t.len() as f64)
 }
